@@ -1,0 +1,56 @@
+# driftline developer targets; `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+REPOSITORY ?= demo-models
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(VENV)/bin/python ## install driftline (ONNX only) into .venv
+	$(PIP) install -q -e .
+
+install-dev: $(VENV)/bin/python ## install driftline with the torch and dev extras into .venv
+	$(PIP) install -q -e '.[dev,torch]'
+
+serve: install ## start the server on the bundled demo repository at 127.0.0.1:8000
+	$(VENV)/bin/driftline serve $(REPOSITORY)
+
+build-dev: ## rebuild the Rust extension in place (release profile)
+	$(VENV)/bin/maturin develop --release --skip-install
+
+format: ## format Python and Rust
+	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/ruff check --fix python tests benchmarks
+	cargo fmt
+
+lint-python:
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+
+lint-rust:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+lint: lint-python lint-rust ## ruff + rustfmt + clippy
+
+typecheck: ## mypy --strict over the package
+	$(VENV)/bin/mypy
+
+test: install-dev ## install everything and run the whole suite (cargo test + pytest, slow and e2e included)
+	cargo test --quiet
+	$(VENV)/bin/python -m pytest
+
+bench: install-dev ## run the benchmarks for real (timings, not just once)
+	$(VENV)/bin/python -m pytest benchmarks --benchmark-enable --benchmark-columns=min,median,mean,ops,rounds
+
+all: lint typecheck test ## everything CI checks
+
+.PHONY: help install install-dev serve build-dev format lint-python lint-rust lint typecheck test bench all

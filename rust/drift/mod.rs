@@ -1,0 +1,2 @@
+//! drift: filled in by its own change.
+pub mod py;
