@@ -1,0 +1,143 @@
+"""The ``driftline`` command: ``serve``, ``models list``; user errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from driftline import __version__
+from driftline.config import load_settings
+from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from driftline.config import ServerSettings
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"http": {}}
+    if args.repository:
+        overrides["repository"] = args.repository
+    for key in ("host", "port", "workers", "server"):
+        if getattr(args, key) is not None:
+            overrides["http"][key] = getattr(args, key)
+    settings = load_settings(args.config, overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = Path(settings.repository)
+    if settings.create_demo and not root.exists():
+        from driftline.demo import build_demo_repository  # noqa: PLC0415 - only on a first run
+
+        build_demo_repository(root)
+    _export(settings)
+    run_server(settings)
+    return 0
+
+
+def _export(settings: ServerSettings) -> None:
+    """Pass the effective settings to worker processes, which rebuild them from ``DRIFTLINE_*``."""
+    os.environ["DRIFTLINE_REPOSITORY"] = settings.repository
+    os.environ["DRIFTLINE_DATABASE"] = settings.database
+    os.environ["DRIFTLINE_CREATE_DEMO"] = "false"
+    for key, value in msgspec.structs.asdict(settings.http).items():
+        os.environ[f"DRIFTLINE_HTTP__{key.upper()}"] = str(value)
+
+
+def run_server(settings: ServerSettings) -> None:
+    """Run the ASGI server chosen in the settings until it is stopped (SIGINT/SIGTERM drain the queues)."""
+    http = settings.http
+    target = "driftline.http.app:create_app_from_env"
+    if http.server == "granian":
+        from granian.constants import Interfaces  # noqa: PLC0415 - optional server
+        from granian.server import Server  # noqa: PLC0415
+
+        Server(
+            target, address=http.host, port=http.port, interface=Interfaces.ASGI, workers=http.workers, factory=True
+        ).serve()
+        return
+    import uvicorn  # noqa: PLC0415 - not needed by the other subcommands
+
+    uvicorn.run(
+        target,
+        factory=True,
+        host=http.host,
+        port=http.port,
+        workers=http.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from driftline.repository import Repository  # noqa: PLC0415 - keep `driftline --help` fast
+
+    settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
+    repo = Repository(settings.repository)
+    names = repo.model_names()
+    if not names:
+        print(f"no models in {repo.root}")
+        return 0
+    print(f"{'MODEL':<24} {'BACKEND':<8} {'VERSIONS':<16} {'LOADED':<12} BATCH")
+    for name in names:
+        try:
+            source = repo.model(name)
+        except DriftlineError as exc:
+            print(f"{name:<24} {'-':<8} {'-':<16} {'-':<12} error: {exc}")
+            continue
+        versions = ",".join(map(str, source.artifacts))
+        loaded = ",".join(map(str, source.versions_to_load()))
+        print(f"{name:<24} {source.backend:<8} {versions:<16} {loaded:<12} {source.config.max_batch_size}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="driftline", description="A production inference server.")
+    parser.add_argument("--version", action="version", version=f"driftline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve a model repository over the Open Inference Protocol")
+    serve.add_argument("repository", nargs="?", help="model repository directory (default: ./demo-models, built on first run)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve.add_argument("--server", choices=["uvicorn", "granian"], help="ASGI server (default uvicorn)")
+    serve.add_argument("--config", help="server TOML file (also $DRIFTLINE_CONFIG)")
+    serve.set_defaults(func=_serve)
+
+    models = sub.add_parser("models", help="inspect the model repository")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    listing = models_sub.add_parser("list", help="list models, versions and what the version policy loads")
+    listing.add_argument("--repository", help="model repository directory")
+    listing.add_argument("--config", help="server TOML file")
+    listing.set_defaults(func=_models_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``driftline`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DriftlineError as exc:
+        print(f"driftline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

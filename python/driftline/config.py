@@ -1,0 +1,121 @@
+"""Server settings: built once at start from an optional TOML file and ``DRIFTLINE_*`` variables.
+
+Precedence (lowest to highest): defaults, the TOML file, environment variables, explicit overrides (the CLI flags).
+Environment variables name a key as ``DRIFTLINE_KEY`` for top-level keys and ``DRIFTLINE_SECTION__KEY`` for nested ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from driftline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["HttpSettings", "ServerSettings", "load_settings"]
+
+ENV_PREFIX = "DRIFTLINE_"
+
+
+class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the HTTP front end listens and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    server: str = "uvicorn"
+    max_request_bytes: int = 64 * 1024 * 1024
+    # Seconds a request may wait for its result before 504; each model's queue timeout applies first.
+    request_timeout_s: float = 60.0
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the server reads at start; nothing reads the environment after this is built."""
+
+    repository: str = "demo-models"
+    database: str = "driftline.db"
+    # Build the bundled demo models when the repository directory does not exist yet.
+    create_demo: bool = True
+    log_level: str = "info"
+    http: HttpSettings = HttpSettings()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.http.port < 65536:
+            raise ValueError(f"http.port must be in 1..65535, got {self.http.port}")
+        if self.http.workers < 1:
+            raise ValueError(f"http.workers must be >= 1, got {self.http.workers}")
+        if self.http.server not in {"uvicorn", "granian"}:
+            raise ValueError(f"http.server must be 'uvicorn' or 'granian', got {self.http.server!r}")
+        if self.http.max_request_bytes < 1024:
+            raise ValueError("http.max_request_bytes must be at least 1024")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``DRIFTLINE_SECTION__KEY=value`` variables into a nested dict of raw strings."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "DRIFTLINE_CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Build the settings once, validating every key.
+
+    Args:
+        config_file: a TOML file; defaults to ``$DRIFTLINE_CONFIG`` when set.
+        overrides: values that win over everything else (CLI flags), nested like the TOML.
+        environ: the environment to read (``os.environ`` by default).
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        ConfigError: naming the file (or variable) and the key that is wrong.
+    """
+    env = os.environ if environ is None else environ
+    source = "defaults"
+    data: dict[str, Any] = {}
+    path = config_file or env.get("DRIFTLINE_CONFIG")
+    if path:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    env_tree = _env_overrides(env)
+    if env_tree:
+        source = f"{source} + DRIFTLINE_* environment"
+    data = _merge(_merge(data, env_tree), overrides or {})
+    try:
+        # strict=False lets "8001" from the environment become an int.
+        return msgspec.convert(data, ServerSettings, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None

@@ -1,0 +1,100 @@
+"""The Litestar application factory: lifespan (store, repository, model table), error mapping, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from driftline import __version__
+from driftline.config import ServerSettings, load_settings
+from driftline.errors import DriftlineError
+from driftline.http.metrics import build_registry, metrics
+from driftline.http.triton import TritonController
+from driftline.http.v2 import V2Controller
+from driftline.repository import Repository
+from driftline.serving import ModelTable
+from driftline.store import AuditLog, Database
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["create_app", "create_app_from_env"]
+
+_log = logging.getLogger("driftline.http")
+_error_encoder = msgspec.json.Encoder()
+
+
+def _error(status: int, message: str) -> Response[bytes]:
+    return Response(_error_encoder.encode({"error": message}), status_code=status, media_type=MediaType.JSON)
+
+
+def _driftline_error(_: Request[Any, Any, Any], exc: DriftlineError) -> Response[bytes]:
+    return _error(exc.http_status, str(exc))
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    detail = exc.detail
+    extra = getattr(exc, "extra", None)
+    if extra:
+        detail = f"{detail}: {extra}"
+    return _error(exc.status_code, detail)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, f"internal server error: {type(exc).__name__}")
+
+
+def create_app(settings: ServerSettings) -> Litestar:
+    """Build the ASGI app; models load in the lifespan, before the server reports ready."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        state = app.state
+        state.started = False
+        db = Database(settings.database)
+        root = Path(settings.repository)
+        if settings.create_demo and not root.exists():
+            from driftline.demo import build_demo_repository  # noqa: PLC0415 - only on a first run
+
+            await asyncio.to_thread(build_demo_repository, root)
+        table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db))
+        state.table = table
+        state.audit = AuditLog(db)
+        state.registry = build_registry(table)
+        state.max_request_bytes = settings.http.max_request_bytes
+        await table.load_all()
+        state.started = True
+        _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)
+        try:
+            yield
+        finally:
+            # Drain: every accepted request is answered before the instances are freed.
+            await table.close()
+            db.close()
+
+    return Litestar(
+        route_handlers=[V2Controller, TritonController, metrics],
+        lifespan=[lifespan],
+        exception_handlers={
+            DriftlineError: _driftline_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        request_max_body_size=settings.http.max_request_bytes,
+        openapi_config=OpenAPIConfig(title="driftline", version=__version__, path="/docs"),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
+    return create_app(load_settings())

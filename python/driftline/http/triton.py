@@ -1,0 +1,132 @@
+"""Triton's protocol extensions: model configuration, statistics and the model repository (index, load, unload)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from litestar import Controller, Request, get, post
+
+from driftline.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from driftline.backends.base import TensorSpec
+    from driftline.serving.table import LoadedModel, ModelTable
+
+__all__ = ["TritonController", "triton_config"]
+
+
+def _table(request: Request[Any, Any, Any]) -> ModelTable:
+    table: ModelTable = request.app.state.table
+    return table
+
+
+def _tensor(spec: TensorSpec, batching: bool) -> dict[str, Any]:
+    # Triton's dims leave out the batch dimension when the model batches.
+    dims = list(spec.shape[1:] if batching else spec.shape)
+    return {"name": spec.name, "data_type": f"TYPE_{'STRING' if spec.datatype == 'BYTES' else spec.datatype}", "dims": dims}
+
+
+def triton_config(model: LoadedModel) -> dict[str, Any]:
+    """The model's configuration in Triton's JSON form (what perf_analyzer reads before it starts)."""
+    config = model.source.config
+    batching = config.max_batch_size > 0
+    b = config.batching
+    backend = model.backends[0]
+    out: dict[str, Any] = {
+        "name": model.name,
+        "platform": backend.platform,
+        "backend": "onnxruntime" if backend.platform.startswith("onnx") else "pytorch",
+        "max_batch_size": config.max_batch_size,
+        "input": [_tensor(t, batching) for t in model.inputs],
+        "output": [_tensor(t, batching) for t in model.outputs],
+        "instance_group": [
+            {
+                "name": f"{model.name}_0",
+                "count": config.instances,
+                "kind": "KIND_GPU" if backend.device.startswith("cuda") else "KIND_CPU",
+                **({"gpus": [int(backend.device.partition(":")[2] or 0)]} if backend.device.startswith("cuda") else {}),
+            }
+        ],
+        "version_policy": {config.version_policy.policy: _policy_body(model)},
+        "parameters": {"device": {"string_value": backend.device}, "notes": {"string_value": "; ".join(backend.notes)}},
+    }
+    if batching:
+        out["dynamic_batching"] = {
+            "preferred_batch_size": list(b.preferred_batch_sizes),
+            "max_queue_delay_microseconds": b.max_queue_delay_us,
+            "preserve_ordering": b.preserve_ordering,
+            "priority_levels": b.priority_levels,
+            "default_priority_level": b.default_priority_level,
+            "default_queue_policy": {
+                "max_queue_size": b.max_queue_size,
+                "default_timeout_microseconds": b.default_timeout_us,
+                "timeout_action": "REJECT",
+            },
+        }
+    return out
+
+
+def _policy_body(model: LoadedModel) -> dict[str, Any]:
+    policy = model.source.config.version_policy
+    if policy.policy == "latest":
+        return {"num_versions": policy.latest}
+    if policy.policy == "specific":
+        return {"versions": list(policy.versions)}
+    return {}
+
+
+class TritonController(Controller):
+    """Routes Triton's clients and tools (tritonclient, perf_analyzer) expect beside the core protocol."""
+
+    path = "/v2"
+    tags = ["triton extensions"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(["/models/{name:str}/config", "/models/{name:str}/versions/{version:str}/config"], summary="Model config")
+    async def model_config(self, request: Request[Any, Any, Any], name: str, version: str | None = None) -> dict[str, Any]:
+        """The model's configuration in Triton's format."""
+        return triton_config(_table(request).get(name, version))
+
+    @get(
+        ["/models/stats", "/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
+        summary="Statistics",
+    )
+    async def stats(
+        self, request: Request[Any, Any, Any], name: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """Triton's statistics extension: per model version success/fail/queue/compute counters and batch stats."""
+        table = _table(request)
+        loaded = table.loaded()
+        if name is None:
+            models = [m for versions in loaded.values() for m in versions.values()]
+        elif version is None:
+            if name not in loaded:
+                table.get(name)  # raises the right 404/503
+            models = list(loaded[name].values())
+        else:
+            models = [table.get(name, version)]
+        return {"model_stats": [m.stats.as_triton(m.name, str(m.version)) for m in models]}
+
+    @post("/repository/index", summary="Repository index", status_code=200)
+    async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+        """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones."""
+        body = await request.body()
+        ready_only = False
+        if body.strip():
+            data = await request.json()
+            ready_only = bool(isinstance(data, dict) and data.get("ready"))
+        rows = _table(request).index()
+        return [r for r in rows if r["state"] == "READY"] if ready_only else rows
+
+    @post("/repository/models/{name:str}/load", summary="Load a model", status_code=200)
+    async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """(Re)load a model from the repository; the old versions serve until the new ones are ready."""
+        if name not in _table(request).repository.model_names():
+            raise ModelNotFound(f"model {name!r} is not in the repository")
+        versions = await _table(request).load(name)
+        return {"name": name, "versions": [str(v) for v in versions]}
+
+    @post("/repository/models/{name:str}/unload", summary="Unload a model", status_code=200)
+    async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Stop serving a model after answering every request already queued."""
+        await _table(request).unload(name)
+        return {"name": name}

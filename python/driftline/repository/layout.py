@@ -1,0 +1,77 @@
+"""The on-disk model repository: ``<repo>/<model>/config.toml`` plus numbered version folders."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from driftline.errors import ConfigError, ModelNotFound
+from driftline.repository.model_config import ModelConfig, load_model_config
+
+__all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository"]
+
+# Recognised artifact file names, in lookup order, and the backend each implies.
+ARTIFACT_NAMES: dict[str, str] = {"model.onnx": "onnx", "model.pt": "torch", "model.pt2": "torch"}
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """One model as found on disk: its folder, validated config and version artifacts."""
+
+    name: str
+    path: Path
+    config: ModelConfig
+    artifacts: dict[int, Path]
+
+    @property
+    def backend(self) -> str:
+        """The backend named in config.toml, else the one the artifact's file name implies."""
+        if self.config.backend:
+            return self.config.backend
+        first = next(iter(self.artifacts.values()), None)
+        return ARTIFACT_NAMES.get(first.name, "onnx") if first else "onnx"
+
+    def versions_to_load(self) -> list[int]:
+        """The versions the model's version policy selects, ascending."""
+        return self.config.version_policy.select(list(self.artifacts))
+
+
+class Repository:
+    """Reads a model repository directory; it holds no state beyond the path."""
+
+    def __init__(self, root: str | Path) -> None:
+        """Point at a repository root (which need not exist yet)."""
+        self.root = Path(root)
+
+    def model_names(self) -> list[str]:
+        """Names of the folders that look like models, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _MODEL_NAME.match(p.name))
+
+    def model(self, name: str) -> ModelSource:
+        """Read one model's folder.
+
+        Raises:
+            ModelNotFound: no such folder.
+            ConfigError: a bad config.toml, or no loadable version.
+        """
+        if not _MODEL_NAME.match(name):
+            raise ModelNotFound(f"model {name!r} is not a valid model name")
+        folder = self.root / name
+        if not folder.is_dir():
+            raise ModelNotFound(f"model {name!r} is not in the repository {self.root}")
+        config = load_model_config(folder / "config.toml")
+        artifacts: dict[int, Path] = {}
+        for child in folder.iterdir():
+            if child.is_dir() and child.name.isdigit():
+                artifact = next((child / n for n in ARTIFACT_NAMES if (child / n).is_file()), None)
+                if artifact is not None:
+                    artifacts[int(child.name)] = artifact
+        if not artifacts:
+            raise ConfigError(
+                f"{folder}: no version folder with {' or '.join(ARTIFACT_NAMES)} (expected {folder}/1/model.onnx)"
+            )
+        return ModelSource(name=name, path=folder, config=config, artifacts=dict(sorted(artifacts.items())))

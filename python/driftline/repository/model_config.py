@@ -1,0 +1,153 @@
+"""A model's ``config.toml``: backend, signature, batching, instances, device and backend options."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from driftline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "BatchingConfig",
+    "ModelConfig",
+    "OnnxOptions",
+    "TensorConfig",
+    "TorchOptions",
+    "VersionPolicy",
+    "load_model_config",
+]
+
+DATATYPES = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
+)
+_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+
+
+class TensorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One input or output: its name, OIP datatype and full shape (-1 for a dynamic dimension).
+
+    With batching on (``max_batch_size > 0``) the first dimension is the batch dimension.
+    """
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+    def __post_init__(self) -> None:
+        if self.datatype not in DATATYPES:
+            raise ValueError(f"tensor {self.name!r}: unknown datatype {self.datatype!r}; one of {sorted(DATATYPES)}")
+        if any(dim < -1 for dim in self.shape):
+            raise ValueError(f"tensor {self.name!r}: shape dimensions must be >= -1, got {self.shape}")
+
+
+class BatchingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Dynamic batching, Triton's fields: see ``_core.BatchQueue``."""
+
+    preferred_batch_sizes: list[int] = []
+    # Waited only while another instance of the model is busy: an idle model runs a request at once.
+    max_queue_delay_us: int = 1000
+    max_queue_size: int = 4096
+    priority_levels: int = 1
+    default_priority_level: int = 0
+    default_timeout_us: int = 0
+    preserve_ordering: bool = False
+
+
+class OnnxOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """onnxruntime session options."""
+
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+class TorchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """torch runtime options."""
+
+    threads: int = 1
+
+
+class VersionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which versions are loaded, as Triton's version_policy: the latest N, all, or specific ones."""
+
+    policy: Literal["latest", "all", "specific"] = "latest"
+    latest: int = 1
+    versions: list[int] = []
+
+    def select(self, available: list[int]) -> list[int]:
+        """Return the versions to load out of those on disk, ascending."""
+        ordered = sorted(available)
+        if self.policy == "all":
+            return ordered
+        if self.policy == "specific":
+            return [v for v in ordered if v in set(self.versions)]
+        return ordered[-self.latest :]
+
+
+class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything ``config.toml`` may say about a model; every key has a default."""
+
+    backend: Literal["onnx", "torch"] | None = None
+    max_batch_size: int = 32
+    device: str = "cpu"
+    instances: int = 1
+    warmup: bool = True
+    inputs: list[TensorConfig] | None = None
+    outputs: list[TensorConfig] | None = None
+    batching: BatchingConfig = BatchingConfig()
+    onnx: OnnxOptions = OnnxOptions()
+    torch: TorchOptions = TorchOptions()
+    version_policy: VersionPolicy = VersionPolicy()
+    # Free-form sections owned by other parts (drift settings); validated by their owners.
+    drift: dict[str, Any] = {}
+
+    def __post_init__(self) -> None:
+        b = self.batching
+        if self.max_batch_size < 0:
+            raise ValueError(f"max_batch_size must be >= 0 (0 turns batching off), got {self.max_batch_size}")
+        if not _DEVICE.match(self.device):
+            raise ValueError(f"device must be 'cpu', 'auto', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.instances < 1:
+            raise ValueError(f"instances must be >= 1, got {self.instances}")
+        bad = [s for s in b.preferred_batch_sizes if s < 1 or s > max(self.max_batch_size, 1)]
+        if bad:
+            raise ValueError(
+                f"batching.preferred_batch_sizes {bad} must be within 1..max_batch_size ({self.max_batch_size})"
+            )
+        for key in ("max_queue_delay_us", "max_queue_size", "default_timeout_us"):
+            if getattr(b, key) < 0:
+                raise ValueError(f"batching.{key} must be >= 0")
+        if b.priority_levels < 1 or not 0 <= b.default_priority_level <= b.priority_levels:
+            raise ValueError("batching.priority_levels must be >= 1 and default_priority_level within 0..priority_levels")
+        if self.version_policy.latest < 1:
+            raise ValueError("version_policy.latest must be >= 1")
+        for section, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
+            names = [t.name for t in tensors or ()]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{section}: duplicate tensor names {names}")
+            if tensors and self.max_batch_size > 0 and any(not t.shape for t in tensors):
+                raise ValueError(f"{section}: with batching on every tensor needs a batch dimension")
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """Read and validate one ``config.toml``; a missing file means all defaults.
+
+    Raises:
+        ConfigError: naming the file and the key that is wrong.
+    """
+    if not path.exists():
+        return ModelConfig()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, ModelConfig)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,58 @@
+"""The audit trail: every load, unload and failed load (and later every routing change) with who, what and why."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from driftline.store.db import Database
+
+__all__ = ["AuditEvent", "AuditLog"]
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    """One row of the audit log."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    model: str
+    version_before: str | None
+    version_after: str | None
+    sha256: str | None
+    reason: str | None
+
+
+class AuditLog:
+    """Writes and reads audit events in the store."""
+
+    def __init__(self, db: Database) -> None:
+        """Use the given database."""
+        self._db = db
+
+    def record(
+        self,
+        action: str,
+        model: str,
+        *,
+        actor: str = "system",
+        version_before: str | None = None,
+        version_after: str | None = None,
+        sha256: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Append one event; returns its id."""
+        return self._db.execute(
+            "INSERT INTO audit_log (actor, action, model, version_before, version_after, sha256, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (actor, action, model, version_before, version_after, sha256, reason),
+        )
+
+    def events(self, model: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        """The newest events first, optionally for one model."""
+        where, params = ("WHERE model = ?", (model,)) if model else ("", ())
+        rows = self._db.query(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
+        return [AuditEvent(**dict(row)) for row in rows]
