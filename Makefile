@@ -44,7 +44,11 @@ lint: lint-python lint-rust ## ruff + rustfmt + clippy
 typecheck: ## mypy --strict over the package
 	$(VENV)/bin/mypy
 
-test: install-dev ## install everything and run the whole suite (cargo test + pytest, slow and e2e included)
+tools: ## system tools the benchmarks drive (wrk), from Debian's packages when missing
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null; \
+		else echo "wrk is missing and this is not root: sudo apt-get install wrk"; fi; }
+
+test: install-dev tools ## install everything and run the whole suite (cargo test + pytest, slow and e2e included)
 	cargo test --quiet
 	$(VENV)/bin/python -m pytest
 
@@ -53,4 +57,4 @@ bench: install-dev ## run the benchmarks for real (timings, not just once)
 
 all: lint typecheck test ## everything CI checks
 
-.PHONY: help install install-dev serve build-dev format lint-python lint-rust lint typecheck test bench all
+.PHONY: tools help install install-dev serve build-dev format lint-python lint-rust lint typecheck test bench all

@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = Path(settings.repository)
     if settings.create_demo and not root.exists():
-        from driftline.demo import build_demo_repository  # noqa: PLC0415 - only on a first run
+        from driftline.demo import build_demo_repository
 
         build_demo_repository(root)
     _export(settings)
@@ -56,14 +56,19 @@ def run_server(settings: ServerSettings) -> None:
     http = settings.http
     target = "driftline.http.app:create_app_from_env"
     if http.server == "granian":
-        from granian.constants import Interfaces  # noqa: PLC0415 - optional server
-        from granian.server import Server  # noqa: PLC0415
+        from granian.constants import Interfaces
+        from granian.server import Server
 
         Server(
-            target, address=http.host, port=http.port, interface=Interfaces.ASGI, workers=http.workers, factory=True
+            target,
+            address=http.host,
+            port=http.port,
+            interface=Interfaces.ASGI,
+            workers=http.workers,
+            factory=True,
         ).serve()
         return
-    import uvicorn  # noqa: PLC0415 - not needed by the other subcommands
+    import uvicorn
 
     uvicorn.run(
         target,
@@ -80,7 +85,7 @@ def run_server(settings: ServerSettings) -> None:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from driftline.repository import Repository  # noqa: PLC0415 - keep `driftline --help` fast
+    from driftline.repository import Repository
 
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
     repo = Repository(settings.repository)
@@ -108,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve a model repository over the Open Inference Protocol")
-    serve.add_argument("repository", nargs="?", help="model repository directory (default: ./demo-models, built on first run)")
+    serve.add_argument(
+        "repository",
+        nargs="?",
+        help="model repository directory (default: ./demo-models, built on first run)",
+    )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="server processes (default 1)")

@@ -5,7 +5,9 @@ Every model here is made from seeded numpy arrays with onnx's helper API (and To
 
 from __future__ import annotations
 
+import itertools
 import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,7 +95,7 @@ def build_mlp_onnx(path: Path, inputs: int, hidden: int, layers: int, outputs: i
     sizes = [inputs, *([hidden] * layers), outputs]
     nodes, inits = [], []
     current = "x"
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
         b = (rng.standard_normal(fan_out) * 0.01).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
@@ -116,7 +118,7 @@ def build_mlp_onnx(path: Path, inputs: int, hidden: int, layers: int, outputs: i
 def build_classifier_torchscript(path: Path, weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> bool:
     """The same classifier as TorchScript; returns False (and builds nothing) when torch is not installed."""
     try:
-        import torch  # noqa: PLC0415 - torch is an optional extra
+        import torch
     except ImportError:
         return False
 
@@ -133,7 +135,10 @@ def build_classifier_torchscript(path: Path, weights: npt.NDArray[np.float32], b
             return torch.softmax(logits, dim=1), torch.argmax(logits, dim=1)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.script(Classifier().eval()).save(str(path))
+    with warnings.catch_warnings():
+        # torch >= 2.10 deprecates TorchScript, but it is still what most exported torch models are.
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
+        torch.jit.script(Classifier().eval()).save(str(path))
     return True
 
 
@@ -165,7 +170,7 @@ shape = [-1]
 
 
 def build_demo_repository(root: str | Path) -> list[str]:
-    """Create the demo repository at ``root``: ``iris`` (ONNX, versions 1 and 2) and ``iris_torch`` (when torch is there).
+    """Create the demo repository at ``root``: ``iris`` (ONNX, versions 1 and 2), ``iris_torch`` (with torch).
 
     Returns:
         The names of the models written.
@@ -189,6 +194,6 @@ def build_demo_repository(root: str | Path) -> list[str]:
 
 
 def _write_reference(path: Path, x: npt.NDArray[np.float32]) -> None:
-    import polars as pl  # noqa: PLC0415 - keeps polars off the server's import path
+    import polars as pl
 
     pl.DataFrame({name: x[:, i] for i, name in enumerate(IRIS_FEATURES)}).write_parquet(path)

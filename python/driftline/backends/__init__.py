@@ -17,9 +17,9 @@ __all__ = ["Backend", "TensorSpec", "check_declared_signature", "load_backend"]
 def load_backend(kind: str, path: Path, config: ModelConfig) -> Backend:
     """Load one instance of a model with the named backend (``onnx`` or ``torch``)."""
     if kind == "torch":
-        from driftline.backends.torch import TorchBackend  # noqa: PLC0415 - keeps torch out of ONNX-only processes
+        from driftline.backends.torch import TorchBackend
 
         return TorchBackend(path, config)
-    from driftline.backends.onnx import OnnxBackend  # noqa: PLC0415 - symmetric with torch
+    from driftline.backends.onnx import OnnxBackend
 
     return OnnxBackend(path, config)

@@ -73,7 +73,7 @@ class OnnxBackend:
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=plan.providers)
-        except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad file
             raise ConfigError(f"{where}: onnxruntime cannot load the model: {exc}") from None
         if plan.device.startswith("cuda") and CUDA_EP not in self._session.get_providers():
             raise ConfigError(f"{where}: {CUDA_EP} failed to initialise for {plan.device}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,9 +89,12 @@ class TorchBackend:
                 derived = _export_signature(program)
                 self._module = program.module().to(self.device)
             else:
-                self._module = torch.jit.load(str(path), map_location=self.device)
+                with warnings.catch_warnings():
+                    # TorchScript is deprecated upstream but remains the common export format; load it quietly.
+                    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
+                    self._module = torch.jit.load(str(path), map_location=self.device)
                 self._module.eval()
-        except Exception as exc:  # torch raises RuntimeError, pickle and zip errors for a bad archive
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, pickle and zip errors for a bad archive
             raise ConfigError(f"{where}: torch cannot load the model: {exc}") from None
         if config.inputs is not None and config.outputs is not None:
             self.inputs = tuple(TensorSpec(t.name, t.datatype, tuple(t.shape)) for t in config.inputs)
@@ -125,7 +129,9 @@ class TorchBackend:
             else:
                 values = [result]
             if len(values) != len(self._output_names):
-                raise RuntimeError(f"model returned {len(values)} outputs, the signature declares {len(self._output_names)}")
+                raise RuntimeError(
+                    f"model returned {len(values)} outputs, the signature declares {len(self._output_names)}"
+                )
             return {n: np.asarray(v.detach().cpu().numpy()) for n, v in zip(self._output_names, values, strict=True)}
 
     def close(self) -> None:

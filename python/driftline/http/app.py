@@ -63,7 +63,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         db = Database(settings.database)
         root = Path(settings.repository)
         if settings.create_demo and not root.exists():
-            from driftline.demo import build_demo_repository  # noqa: PLC0415 - only on a first run
+            from driftline.demo import build_demo_repository
 
             await asyncio.to_thread(build_demo_repository, root)
         table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db))

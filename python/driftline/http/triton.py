@@ -23,7 +23,11 @@ def _table(request: Request[Any, Any, Any]) -> ModelTable:
 def _tensor(spec: TensorSpec, batching: bool) -> dict[str, Any]:
     # Triton's dims leave out the batch dimension when the model batches.
     dims = list(spec.shape[1:] if batching else spec.shape)
-    return {"name": spec.name, "data_type": f"TYPE_{'STRING' if spec.datatype == 'BYTES' else spec.datatype}", "dims": dims}
+    return {
+        "name": spec.name,
+        "data_type": f"TYPE_{'STRING' if spec.datatype == 'BYTES' else spec.datatype}",
+        "dims": dims,
+    }
 
 
 def triton_config(model: LoadedModel) -> dict[str, Any]:
@@ -48,7 +52,10 @@ def triton_config(model: LoadedModel) -> dict[str, Any]:
             }
         ],
         "version_policy": {config.version_policy.policy: _policy_body(model)},
-        "parameters": {"device": {"string_value": backend.device}, "notes": {"string_value": "; ".join(backend.notes)}},
+        "parameters": {
+            "device": {"string_value": backend.device},
+            "notes": {"string_value": "; ".join(backend.notes)},
+        },
     }
     if batching:
         out["dynamic_batching"] = {
@@ -81,8 +88,13 @@ class TritonController(Controller):
     path = "/v2"
     tags = ["triton extensions"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @get(["/models/{name:str}/config", "/models/{name:str}/versions/{version:str}/config"], summary="Model config")
-    async def model_config(self, request: Request[Any, Any, Any], name: str, version: str | None = None) -> dict[str, Any]:
+    @get(
+        ["/models/{name:str}/config", "/models/{name:str}/versions/{version:str}/config"],
+        summary="Model config",
+    )
+    async def model_config(
+        self, request: Request[Any, Any, Any], name: str, version: str | None = None
+    ) -> dict[str, Any]:
         """The model's configuration in Triton's format."""
         return triton_config(_table(request).get(name, version))
 

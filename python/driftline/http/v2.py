@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["EXTENSIONS", "V2Controller", "infer_response"]
 
-EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration", "schedule_policy"]
+EXTENSIONS = [
+    "binary_tensor_data",
+    "model_repository",
+    "statistics",
+    "model_configuration",
+    "schedule_policy",
+]
 HEADER_LENGTH = "inference-header-content-length"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
@@ -126,7 +132,10 @@ class V2Controller(Controller):
         model = table.get(name, version)
         return _metadata(model, sorted(table.loaded().get(name, {})))
 
-    @get(["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"], summary="Model readiness")
+    @get(
+        ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
+        summary="Model readiness",
+    )
     async def model_ready(
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
     ) -> Response[dict[str, Any]]:

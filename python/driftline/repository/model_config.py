@@ -24,7 +24,21 @@ __all__ = [
 ]
 
 DATATYPES = frozenset(
-    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
+    {
+        "BOOL",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+        "BYTES",
+    }
 )
 _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 
@@ -124,7 +138,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if getattr(b, key) < 0:
                 raise ValueError(f"batching.{key} must be >= 0")
         if b.priority_levels < 1 or not 0 <= b.default_priority_level <= b.priority_levels:
-            raise ValueError("batching.priority_levels must be >= 1 and default_priority_level within 0..priority_levels")
+            raise ValueError(
+                "batching.priority_levels must be >= 1 and default_priority_level within 0..priority_levels"
+            )
         if self.version_policy.latest < 1:
             raise ValueError("version_policy.latest must be >= 1")
         for section, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):

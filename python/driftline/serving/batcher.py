@@ -157,7 +157,7 @@ class Batcher:
                 expired = [p for p in (self._pending.pop(t, None) for t in batch.expired) if p is not None]
             try:
                 outcome = self._run(backend, batch, entries, expired)
-            except BaseException as exc:  # never lose a batch's futures, whatever happened
+            except BaseException as exc:  # noqa: BLE001 - never lose a batch's futures, whatever happened
                 _log.exception("model %s: worker failed on a batch", self.label)
                 err = InferenceFailed(f"model {self.label}: internal error while running a batch: {exc!r}")
                 outcome = _Outcome(entries, err, [], expired, None)
@@ -176,7 +176,7 @@ class Batcher:
         t1 = time.perf_counter_ns()
         try:
             outputs = backend.infer(inputs)
-        except Exception as exc:  # a model error fails this batch only
+        except Exception as exc:  # noqa: BLE001 - a model error fails this batch only
             _log.warning("model %s: inference failed: %s", self.label, exc)
             return _Outcome(entries, InferenceFailed(f"model {self.label}: inference failed: {exc}"), [], expired, None)
         t2 = time.perf_counter_ns()
@@ -188,9 +188,7 @@ class Batcher:
             if bad:
                 err = InferenceFailed(f"model {self.label}: outputs {bad} do not have the batch's {batch.rows} rows")
                 return _Outcome(entries, err, [], expired, None)
-            results = [
-                {n: v[offsets[i] : offsets[i + 1]] for n, v in outputs.items()} for i in range(len(entries))
-            ]
+            results = [{n: v[offsets[i] : offsets[i + 1]] for n, v in outputs.items()} for i in range(len(entries))]
         t3 = time.perf_counter_ns()
         if self._on_batch is not None:
             self._on_batch(inputs, outputs)

@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["check_request"]
 
 
-def check_request(
-    model: LoadedModel, inputs: Mapping[str, npt.NDArray[np.generic]], outputs: list[str] | None
-) -> int:
+def check_request(model: LoadedModel, inputs: Mapping[str, npt.NDArray[np.generic]], outputs: list[str] | None) -> int:
     """Validate inputs (names, datatypes, shapes, batch size) and requested outputs.
 
     Returns:
@@ -35,7 +33,10 @@ def check_request(
         expected = [s.name for s in specs]
         missing = [n for n in expected if n not in inputs]
         unknown = [n for n in inputs if n not in expected]
-        parts = [f"missing input(s) {missing}" if missing else "", f"unknown input(s) {unknown}" if unknown else ""]
+        parts = [
+            f"missing input(s) {missing}" if missing else "",
+            f"unknown input(s) {unknown}" if unknown else "",
+        ]
         raise BadRequest(f"{label}: {' and '.join(p for p in parts if p)}; expected inputs {expected}")
     batching = model.max_batch_size > 0
     rows = -1

@@ -208,7 +208,7 @@ class ModelTable:
                 for b in backends:
                     b.close()
                 raise
-            except Exception as exc:  # warm-up failures and runtime errors of any kind
+            except Exception as exc:  # noqa: BLE001 - warm-up failures and runtime errors of any kind
                 for b in backends:
                     b.close()
                 raise ConfigError(f"{path}: warm-up inference failed: {exc}") from None
@@ -236,7 +236,4 @@ class ModelTable:
         reason: str | None = None,
     ) -> None:
         if self._audit is not None:
-            self._audit.record(
-                action, name, version_before=before, version_after=after, sha256=sha256, reason=reason
-            )
-
+            self._audit.record(action, name, version_before=before, version_after=after, sha256=sha256, reason=reason)

@@ -1,0 +1,99 @@
+"""Prometheus metrics, graceful drain on shutdown, and start-up with a broken model beside good ones."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from tests.e2e.conftest import start_server
+from tests.helpers import build_test_repository, write_config
+
+pytestmark = pytest.mark.e2e
+
+GOOD = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+
+
+def test_metrics_exposition(server):
+    for _ in range(3):
+        assert httpx.post(f"{server.url}/v2/models/iris/versions/1/infer", json=GOOD, timeout=10).status_code == 200
+    httpx.post(f"{server.url}/v2/models/iris/versions/1/infer", json={"inputs": []}, timeout=10)
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'driftline_requests_total{model="iris",outcome="success",version="1"}' in text
+    success = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith('driftline_requests_total{model="iris",outcome="success",version="1"}')
+    )
+    assert success >= 3
+    for family in (
+        "driftline_request_latency_seconds_bucket",
+        "driftline_queue_seconds_bucket",
+        "driftline_compute_seconds_bucket",
+        "driftline_batch_size_bucket",
+        "driftline_queue_depth",
+        "driftline_inferences_total",
+    ):
+        assert f"{family}{{" in text or f"{family}{{le=" in text, family
+
+
+def test_openapi_schema_lists_the_protocol(server):
+    schema = httpx.get(f"{server.url}/docs/openapi.json", timeout=10).json()
+    assert "/v2/models/{name}/infer" in schema["paths"]
+    assert "/v2/health/ready" in schema["paths"]
+
+
+@pytest.mark.slow
+def test_shutdown_answers_every_accepted_request(tmp_path, iris_weights):
+    root = build_test_repository(tmp_path / "models", iris_weights, slow=True)
+    write_config(root / "heavy", "max_batch_size = 64\n[batching]\nmax_queue_size = 64\nmax_queue_delay_us = 0\n")
+    srv = start_server(root, tmp_path)
+    try:
+        x = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
+        payload = json.dumps(
+            {"inputs": [{"name": "x", "shape": [64, 256], "datatype": "FP32", "data": x.ravel().tolist()}]}
+        ).encode()
+        with ThreadPoolExecutor(12) as pool:
+            futures = [
+                pool.submit(httpx.post, f"{srv.url}/v2/models/heavy/infer", content=payload, timeout=60)
+                for _ in range(12)
+            ]
+            # Wait until requests are queued behind the busy instance, then ask the server to stop.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                stats = httpx.get(f"{srv.url}/v2/models/heavy/stats", timeout=5).json()
+                if stats["model_stats"][0]["execution_count"] >= 1:
+                    break
+                time.sleep(0.005)
+            code = srv.stop()
+            responses = [f.result() for f in futures]
+        assert code == 0, srv.log.read_text()
+        assert [r.status_code for r in responses] == [200] * 12
+    finally:
+        srv.stop()
+
+
+def test_a_broken_model_does_not_stop_the_others(tmp_path, iris_weights):
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    (root / "broken" / "1").mkdir(parents=True)
+    (root / "broken" / "1" / "model.onnx").write_bytes(b"this is not onnx")
+    write_config(root / "badconfig", "max_batch_size = -3\n")
+    (root / "badconfig" / "1").mkdir()
+    (root / "badconfig" / "1" / "model.onnx").write_bytes((root / "mlp" / "1" / "model.onnx").read_bytes())
+    srv = start_server(root, tmp_path)
+    try:
+        assert httpx.post(f"{srv.url}/v2/models/iris/infer", json=GOOD, timeout=10).status_code == 200
+        r = httpx.get(f"{srv.url}/v2/models/broken/ready", timeout=10)
+        assert r.status_code == 503
+        r = httpx.post(f"{srv.url}/v2/models/badconfig/infer", json=GOOD, timeout=10)
+        assert r.status_code == 503
+        assert "max_batch_size" in r.json()["error"]
+        index = httpx.post(f"{srv.url}/v2/repository/index", timeout=10).json()
+        states = {m["name"]: m for m in index}
+        assert states["broken"]["state"] == "UNAVAILABLE"
+        assert "cannot load" in states["broken"]["reason"]
+    finally:
+        srv.stop()

@@ -1,0 +1,52 @@
+"""Test helpers: building repositories of toy models."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from driftline.demo import (
+    build_classifier_onnx,
+    build_classifier_torchscript,
+    build_mlp_onnx,
+)
+
+
+def write_config(folder: Path, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(textwrap.dedent(text))
+
+
+def build_test_repository(root: Path, weights, *, torch: bool = False, slow: bool = False) -> Path:
+    """`iris` (ONNX classifier, versions 1 and 2), `mlp` (32 -> 4), optionally `iris_torch` and a slow `heavy` model."""
+    w, b = weights
+    build_classifier_onnx(root / "iris" / "1" / "model.onnx", w, b)
+    build_classifier_onnx(root / "iris" / "2" / "model.onnx", w * 2, b)
+    write_config(root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\n')
+    build_mlp_onnx(root / "mlp" / "1" / "model.onnx", 32, 64, 2, 4, seed=1)
+    write_config(root / "mlp", "max_batch_size = 32\n[batching]\nmax_queue_delay_us = 200\n")
+    if torch:
+        build_classifier_torchscript(root / "iris_torch" / "1" / "model.pt", w, b)
+        write_config(root / "iris_torch", TORCH_CONFIG)
+    if slow:
+        # Big enough that one 64-row batch keeps the single instance busy for milliseconds.
+        build_mlp_onnx(root / "heavy" / "1" / "model.onnx", 256, 1024, 3, 16, seed=2)
+        write_config(root / "heavy", "max_batch_size = 64\n[batching]\nmax_queue_size = 2\nmax_queue_delay_us = 0\n")
+    return root
+
+
+TORCH_CONFIG = """
+max_batch_size = 16
+[[inputs]]
+name = "x"
+datatype = "FP32"
+shape = [-1, 4]
+[[outputs]]
+name = "probabilities"
+datatype = "FP32"
+shape = [-1, 3]
+[[outputs]]
+name = "label"
+datatype = "INT64"
+shape = [-1]
+"""

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from driftline.config import load_settings
+from driftline.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_ones():
+    s = load_settings(environ={})
+    assert (s.http.host, s.http.port, s.repository, s.database) == (
+        "127.0.0.1",
+        8000,
+        "demo-models",
+        "driftline.db",
+    )
+
+
+def test_precedence_file_env_overrides(tmp_path: Path):
+    cfg = tmp_path / "server.toml"
+    cfg.write_text('repository = "from-file"\n[http]\nport = 9000\nworkers = 2\n')
+    env = {"DRIFTLINE_HTTP__PORT": "9100", "DRIFTLINE_LOG_LEVEL": "debug"}
+    s = load_settings(cfg, {"http": {"workers": 3}}, environ=env)
+    assert s.repository == "from-file"
+    assert s.http.port == 9100  # env beats file
+    assert s.http.workers == 3  # override beats file
+    assert s.log_level == "debug"
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path):
+    cfg = tmp_path / "server.toml"
+    cfg.write_text("[http]\nprot = 1\n")
+    with pytest.raises(ConfigError, match=r"server\.toml.*prot"):
+        load_settings(cfg, environ={})
+
+
+def test_bad_env_value_is_reported():
+    with pytest.raises(ConfigError, match="port"):
+        load_settings(environ={"DRIFTLINE_HTTP__PORT": "eighty"})
+    with pytest.raises(ConfigError, match="port"):
+        load_settings(environ={"DRIFTLINE_HTTP__PORT": "70000"})
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
