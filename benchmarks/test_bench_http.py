@@ -134,7 +134,7 @@ def test_http_throughput(benchmark, http_server, mlp_models, tmp_path, size, bat
     direct = ort_direct_us(mlp_models[size], 1)
     benchmark.extra_info.update(result, ort_direct_batch1_us=direct)
     report(
-        f"| {size} | {batching} | {concurrency} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} "
-        f"| {result['server_cpu_ms_per_req']:.3f} | {direct:.1f} |"
+        f"| {size} | {batching} | {concurrency} | {result['rps']:.0f} | {result['p50_ms']:.2f} "
+        f"| {result['p99_ms']:.2f} | {result['server_cpu_ms_per_req']:.3f} | {direct:.1f} |"
     )
     assert result["requests"] > 0
