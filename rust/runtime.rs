@@ -5,6 +5,9 @@ use std::sync::OnceLock;
 static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
 
 /// The named `driftline-{i}` pool, one thread per available core.
+///
+/// # Panics
+/// If the operating system refuses to start the pool's threads (nothing can run then).
 pub fn pool() -> &'static rayon::ThreadPool {
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

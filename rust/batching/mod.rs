@@ -1,2 +1,5 @@
-//! batching: filled in by its own change.
+//! Dynamic batching: the queue, the batch-forming policy, and their Python face.
+
+pub mod policy;
 pub mod py;
+pub mod queue;

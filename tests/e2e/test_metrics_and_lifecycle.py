@@ -70,7 +70,9 @@ def test_shutdown_answers_every_accepted_request(tmp_path, iris_weights):
                 time.sleep(0.005)
             code = srv.stop()
             responses = [f.result() for f in futures]
-        assert code == 0, srv.log.read_text()
+        # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status is -SIGTERM.
+        assert code in (0, -15), srv.log.read_text()
+        assert "Application shutdown complete" in srv.log.read_text()
         assert [r.status_code for r in responses] == [200] * 12
     finally:
         srv.stop()

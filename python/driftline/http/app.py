@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from driftline import __version__
 from driftline.config import ServerSettings, load_settings
 from driftline.errors import DriftlineError
+from driftline.http.fastpath import InferFastPath
 from driftline.http.metrics import build_registry, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
@@ -26,7 +27,7 @@ from driftline.store import AuditLog, Database
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["create_app", "create_app_from_env", "create_server_app"]
 
 _log = logging.getLogger("driftline.http")
 _error_encoder = msgspec.json.Encoder()
@@ -95,6 +96,11 @@ def create_app(settings: ServerSettings) -> Litestar:
     )
 
 
-def create_app_from_env() -> Litestar:
+def create_server_app(settings: ServerSettings) -> InferFastPath:
+    """The app the server runs: Litestar behind the raw-ASGI inference fast path."""
+    return InferFastPath(create_app(settings))
+
+
+def create_app_from_env() -> InferFastPath:
     """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
-    return create_app(load_settings())
+    return create_server_app(load_settings())

@@ -21,9 +21,11 @@ from driftline.protocol import (
 from driftline.serving.signature import check_request
 
 if TYPE_CHECKING:
+    from litestar.datastructures import State
+
     from driftline.serving.table import LoadedModel, ModelTable
 
-__all__ = ["EXTENSIONS", "V2Controller", "infer_response"]
+__all__ = ["EXTENSIONS", "HEADER_LENGTH", "V2Controller", "run_inference"]
 
 EXTENSIONS = [
     "binary_tensor_data",
@@ -71,34 +73,34 @@ def _decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-async def infer_response(request: Request[Any, Any, Any], name: str, version: str | None) -> Response[bytes]:
-    """Decode, validate, queue, await and encode one inference request."""
-    model = _table(request).get(name, version)
-    headers = request.headers
-    body = await request.body()
-    body = _decode_body(body, headers.get("content-encoding"), request.app.state.max_request_bytes)
-    raw_length = headers.get(HEADER_LENGTH)
+async def run_inference(
+    state: State, name: str, version: str | None, body: bytes, encoding: str | None, header_length: str | None
+) -> tuple[bytes, int | None]:
+    """Decode, validate, queue, await and encode one inference request (shared by Litestar and the fast path).
+
+    Returns:
+        The response body and, for a binary response, the length of its JSON header.
+    """
+    model = state.table.get(name, version)
+    body = _decode_body(body, encoding, state.max_request_bytes)
     try:
-        header_length = int(raw_length) if raw_length is not None else None
+        json_length = int(header_length) if header_length is not None else None
     except ValueError:
-        raise BadRequest(f"header Inference-Header-Content-Length must be an integer, got {raw_length!r}") from None
-    decoded = decode_infer_request(body, header_length)
+        raise BadRequest(f"header Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
+    decoded = decode_infer_request(body, json_length)
     rows = check_request(model, decoded.inputs, decoded.outputs)
     params = decoded.parameters
-    try:
-        priority = int(params.get("priority", 0))
-        timeout_us = int(params.get("timeout", 0))
-    except (TypeError, ValueError):
-        raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
+    priority = timeout_us = 0
+    if params:
+        try:
+            priority = int(params.get("priority", 0))
+            timeout_us = int(params.get("timeout", 0))
+        except (TypeError, ValueError):
+            raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
     outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us)
     if decoded.outputs is not None:
         outputs = {n: outputs[n] for n in decoded.outputs}
-    payload, json_length = encode_infer_response(
-        model.name, str(model.version), decoded.id, outputs, decoded.binary_outputs
-    )
-    if json_length is None:
-        return Response(payload, media_type=JSON, status_code=HTTP_200_OK)
-    return Response(payload, media_type=OCTETS, status_code=HTTP_200_OK, headers={HEADER_LENGTH: str(json_length)})
+    return encode_infer_response(model.name, str(model.version), decoded.id, outputs, decoded.binary_outputs)
 
 
 class V2Controller(Controller):
@@ -150,5 +152,20 @@ class V2Controller(Controller):
 
     @post(["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"], summary="Inference")
     async def infer(self, request: Request[Any, Any, Any], name: str, version: str | None = None) -> Response[bytes]:
-        """Run inference: JSON tensors, or Triton's binary tensor extension."""
-        return await infer_response(request, name, version)
+        """Run inference: JSON tensors, or Triton's binary tensor extension.
+
+        The server answers this route from :class:`driftline.http.fastpath.InferFastPath`; this handler documents
+        it in the OpenAPI schema and serves it when the app runs without the fast path.
+        """
+        headers = request.headers
+        payload, json_length = await run_inference(
+            request.app.state,
+            name,
+            version,
+            await request.body(),
+            headers.get("content-encoding"),
+            headers.get(HEADER_LENGTH),
+        )
+        if json_length is None:
+            return Response(payload, media_type=JSON, status_code=HTTP_200_OK)
+        return Response(payload, media_type=OCTETS, status_code=HTTP_200_OK, headers={HEADER_LENGTH: str(json_length)})
