@@ -9,9 +9,9 @@ import pytest
 
 from driftline.demo import build_mlp_onnx
 
-# DRIFTLINE_BENCH_FULL=1 runs the full sizes and durations recorded in RESULTS.md; the default is a quick pass
+# BENCH_FULL=1 runs the full sizes and durations recorded in RESULTS.md; the default is a quick pass
 # that proves each benchmark runs (CI runs them this way, with --benchmark-disable).
-FULL = os.environ.get("DRIFTLINE_BENCH_FULL") == "1"
+FULL = os.environ.get("BENCH_FULL") == "1"
 
 MLPS = {"small": (32, 64, 2, 4), "large": (256, 1024, 3, 16)}
 

@@ -2,7 +2,7 @@
 
 Each case starts from a warm server, runs wrk for a bounded time at a fixed concurrency with batch-1 JSON requests,
 and records requests/s, p50/p99 latency and the server's CPU time per request (from /proc). Set
-DRIFTLINE_BENCH_REPORT=FILE to collect a markdown table of every case.
+BENCH_REPORT=FILE to collect a markdown table of every case.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def ort_direct_us(path: Path, rows: int) -> float:
 
 
 def report(row: str) -> None:
-    target = os.environ.get("DRIFTLINE_BENCH_REPORT")
+    target = os.environ.get("BENCH_REPORT")
     if target:
         with Path(target).open("a") as fh:
             fh.write(row + "\n")
