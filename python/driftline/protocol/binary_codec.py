@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +54,7 @@ def read_binary_tensor(
             f"input '{name}': binary_data_size {size} runs past the end of the body "
             f"({len(buffer) - offset} bytes left after the JSON header and earlier inputs)"
         )
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     chunk = buffer[offset:end]
     if dtype.kind == "O":
         return _read_bytes_elements(chunk, count, name).reshape(shape), end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -68,7 +69,7 @@ def _json_tensor(data: Any, name: str, datatype: str, dtype: np.dtype[Any], shap
             array = array.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadRequest(f"input '{name}': data does not fit datatype {datatype}: {exc}") from None
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if array.size != count:
         raise BadRequest(f"input '{name}': shape {shape} needs {count} elements, got {array.size}")
     return array.reshape(shape)
