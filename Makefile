@@ -41,8 +41,9 @@ lint-rust:
 
 lint: lint-python lint-rust ## ruff + rustfmt + clippy
 
-typecheck: ## mypy --strict over the package
+typecheck: ## mypy --strict over the package, and stubtest of the Rust extension's hand-written stub
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m mypy.stubtest driftline._core
 
 tools: ## system tools the benchmarks drive (wrk), from Debian's packages when missing
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null; \

@@ -1,5 +1,8 @@
 """Hand-written stub of the Rust extension `driftline._core`."""
 
+from typing import Self, final
+
+__all__: list[str]
 __version__: str
 build_profile: str
 
@@ -10,6 +13,7 @@ class DriftInputError(CoreError): ...
 
 # -- batching (rust/batching) ---------------------------------------------------------------------------------------
 
+@final
 class Batch:
     @property
     def tickets(self) -> list[int]: ...
@@ -27,9 +31,10 @@ class Batch:
     def shape_key(self) -> int: ...
     def __len__(self) -> int: ...
 
+@final
 class BatchQueue:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         max_batch_size: int,
         *,
         preferred_batch_sizes: list[int] = ...,
@@ -39,7 +44,7 @@ class BatchQueue:
         default_priority_level: int = 0,
         default_timeout_us: int = 0,
         instances: int = 1,
-    ) -> None: ...
+    ) -> Self: ...
     def submit(self, rows: int, priority: int = 0, timeout_us: int = 0, shape_key: int = 0) -> int: ...
     def next_batch(self, timeout_ms: int | None = None) -> Batch | None: ...
     def task_done(self) -> None: ...

@@ -9,7 +9,7 @@ import itertools
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -138,7 +138,8 @@ def build_classifier_torchscript(path: Path, weights: npt.NDArray[np.float32], b
     with warnings.catch_warnings():
         # torch >= 2.10 deprecates TorchScript, but it is still what most exported torch models are.
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
-        torch.jit.script(Classifier().eval()).save(str(path))
+        scripted: Any = torch.jit.script(Classifier().eval())
+        scripted.save(str(path))
     return True
 
 

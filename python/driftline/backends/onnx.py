@@ -78,7 +78,7 @@ class OnnxBackend:
         if plan.device.startswith("cuda") and CUDA_EP not in self._session.get_providers():
             raise ConfigError(f"{where}: {CUDA_EP} failed to initialise for {plan.device}")
         self.device = plan.device
-        self.notes = (plan.note,) if plan.note else ()
+        self.notes: tuple[str, ...] = (plan.note,) if plan.note else ()
         try:
             self.inputs = check_declared_signature(
                 where, "inputs", config.inputs, tuple(_spec(a, where) for a in self._session.get_inputs())

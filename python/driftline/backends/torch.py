@@ -81,7 +81,7 @@ class TorchBackend:
         torch.set_num_threads(config.torch.threads)
         plan = torch_plan(config.device, torch.cuda.is_available(), torch.cuda.device_count())
         self.device = plan.device
-        self.notes = (plan.note,) if plan.note else ()
+        self.notes: tuple[str, ...] = (plan.note,) if plan.note else ()
         derived: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]] | None = None
         try:
             if path.suffix == ".pt2":

@@ -17,8 +17,14 @@ from driftline.errors import DriftlineError, PayloadTooLarge
 from driftline.http.v2 import HEADER_LENGTH, run_inference
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
     from litestar import Litestar
-    from litestar.types import Receive, Scope, Send
+
+    # Plain ASGI shapes: the fast path speaks the raw protocol, not Litestar's typed events.
+    Scope = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+    Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 __all__ = ["InferFastPath"]
 
@@ -56,7 +62,7 @@ class InferFastPath:
             if target is not None:
                 await self._infer(scope, receive, send, *target)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:
         state = self._state
