@@ -2,7 +2,16 @@
 
 from typing import Self, final
 
-__all__: list[str]
+__all__ = [
+    "Batch",
+    "BatchQueue",
+    "CoreError",
+    "DriftInputError",
+    "QueueClosed",
+    "QueueFull",
+    "__version__",
+    "build_profile",
+]
 __version__: str
 build_profile: str
 
