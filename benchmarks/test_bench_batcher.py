@@ -70,12 +70,25 @@ def test_direct_noop_call(benchmark):
 
 @pytest.mark.benchmark(group="batcher-overhead")
 def test_batcher_sequential(benchmark, loop):
-    """One request at a time: the idle fast path, what a concurrency-1 client pays."""
+    """One request at a time through a worker thread: the hand-off a concurrency-1 client pays without inline."""
     batcher = make_batcher(loop)
 
     async def run() -> None:
         for _ in range(REQUESTS):
             await batcher.infer({"x": X}, 1)
+
+    benchmark(lambda: loop.run_until_complete(run()))
+    shutdown(loop, batcher)
+
+
+@pytest.mark.benchmark(group="batcher-overhead")
+def test_batcher_sequential_inline(benchmark, loop):
+    """One request at a time, each alone in the process: an idle cheap model runs inline on the loop."""
+    batcher = make_batcher(loop)
+
+    async def run() -> None:
+        for _ in range(REQUESTS):
+            await batcher.infer({"x": X}, 1, alone=True)
 
     benchmark(lambda: loop.run_until_complete(run()))
     shutdown(loop, batcher)

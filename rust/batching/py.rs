@@ -171,6 +171,11 @@ impl PyBatchQueue {
         Ok(d)
     }
 
+    /// True when open, empty and no instance is busy (the caller may run a request inline).
+    fn idle(&self) -> bool {
+        self.queue.is_idle()
+    }
+
     fn __len__(&self) -> usize {
         self.queue.len()
     }

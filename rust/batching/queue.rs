@@ -281,6 +281,12 @@ impl Queue {
         self.len() == 0
     }
 
+    /// True when the queue is open, empty and no instance is running a batch: a request can run right now.
+    pub fn is_idle(&self) -> bool {
+        let state = self.state.lock();
+        !state.closed && state.busy == 0 && state.levels.is_empty()
+    }
+
     /// (queued requests, queued rows, busy instances, counters).
     pub fn snapshot(&self) -> (usize, usize, usize, Counters) {
         let state = self.state.lock();
@@ -369,6 +375,20 @@ mod tests {
         assert_eq!(b.expired, vec![t]);
         q.task_done();
         assert!(q.next_batch(Some(Duration::from_millis(1))).is_none());
+    }
+
+    #[test]
+    fn idle_means_open_empty_and_nothing_running() {
+        let q = queue(8, 0, 0);
+        assert!(q.is_idle());
+        q.submit(1, 0, 0, 0).expect("ok");
+        assert!(!q.is_idle());
+        let _batch = q.next_batch(None).expect("batch");
+        assert!(!q.is_idle());
+        q.task_done();
+        assert!(q.is_idle());
+        q.close();
+        assert!(!q.is_idle());
     }
 
     #[test]

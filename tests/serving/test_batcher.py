@@ -166,3 +166,36 @@ async def test_instances_run_in_parallel_threads():
     assert all(b.batches for b in backends)
     assert len(set().union(*(b.threads for b in backends))) == 2
     await stop(batcher)
+
+
+async def test_idle_fast_model_runs_inline_on_the_loop_and_busy_models_do_not():
+    fast = FailingBackend()
+    batcher, stats = make([fast])
+    x = np.ones((1, 2), np.float32)
+    for _ in range(5):
+        np.testing.assert_array_equal((await batcher.infer({"x": x}, 1, alone=True))["y"], x * 2)
+    # The first request measured the model on its worker; the rest ran on the loop thread itself.
+    assert fast.threads == {"driftline-test:1-0", threading.current_thread().name}
+    assert stats.success.count == 5
+    await stop(batcher)
+
+    slow = FailingBackend(delay=0.01)  # 10 ms per batch: far over inline_max_us, never blocks the loop
+    batcher, _ = make([slow])
+    for _ in range(3):
+        await batcher.infer({"x": x}, 1, alone=True)
+    assert slow.threads == {"driftline-test:1-0"}
+    await stop(batcher)
+
+    off = FailingBackend()
+    batcher, _ = make([off], inline_max_us=0)
+    for _ in range(3):
+        await batcher.infer({"x": x}, 1, alone=True)
+    assert off.threads == {"driftline-test:1-0"}
+    await stop(batcher)
+
+    crowded = FailingBackend()  # another request in flight: always the queue
+    batcher, _ = make([crowded])
+    for _ in range(3):
+        await batcher.infer({"x": x}, 1, alone=False)
+    assert crowded.threads == {"driftline-test:1-0"}
+    await stop(batcher)

@@ -72,6 +72,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.audit = AuditLog(db)
         state.registry = build_registry(table)
         state.max_request_bytes = settings.http.max_request_bytes
+        state.in_flight = 0  # inference requests being handled by the fast path right now
         await table.load_all()
         state.started = True
         _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)

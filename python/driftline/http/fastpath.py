@@ -68,6 +68,7 @@ class InferFastPath:
         state = self._state
         status = 200
         headers: list[tuple[bytes, bytes]]
+        state.in_flight += 1
         try:
             body = await self._read_body(receive, state.max_request_bytes)
             encoding: str | None = None
@@ -94,6 +95,8 @@ class InferFastPath:
             status = 500
             payload = _error_encoder.encode({"error": f"internal server error: {type(exc).__name__}"})
             headers = [(b"content-type", b"application/json")]
+        finally:
+            state.in_flight -= 1
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -97,7 +97,9 @@ async def run_inference(
             timeout_us = int(params.get("timeout", 0))
         except (TypeError, ValueError):
             raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
-    outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us)
+    # `in_flight` is counted by the fast path; 1 means this request is the only one the process is handling.
+    alone = state.in_flight == 1
+    outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
     if decoded.outputs is not None:
         outputs = {n: outputs[n] for n in decoded.outputs}
     return encode_infer_response(model.name, str(model.version), decoded.id, outputs, decoded.binary_outputs)
