@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,70 @@ def _models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
+    from driftline.errors import BadRequest
+
+    columns: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, cols = value.partition("=")
+        if not sep or not name or not cols:
+            raise BadRequest(f"--columns {value!r} must look like INPUT=col1,col2,...")
+        columns[name] = [c.strip() for c in cols.split(",") if c.strip()]
+    return columns or None
+
+
+def _score(args: argparse.Namespace) -> int:
+    from driftline.jobs import JobSpec, parse_model_ref, run_local
+
+    name, version = parse_model_ref(args.model)
+    settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
+    try:
+        spec = JobSpec(
+            model=name,
+            version=version,
+            inputs=list(args.inputs),
+            output=args.output,
+            repository=settings.repository,
+            batch_size=args.batch_size,
+            chunk_rows=args.chunk_rows,
+            columns=_parse_columns(args.columns),
+            passthrough=[c for c in (args.passthrough or "").split(",") if c],
+            on_null=args.on_null,
+            instances=args.instances,
+        )
+    except ValueError as exc:
+        from driftline.errors import BadRequest
+
+        raise BadRequest(str(exc)) from None
+    if args.quiet:
+        summary = run_local(spec, resume=args.resume)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task(f"scoring {args.model}", total=None, rate="")
+            started = time.perf_counter()
+            first: list[int] = []
+
+            def report(done: int, total: int) -> None:
+                if not first:
+                    first.append(done)
+                elapsed = time.perf_counter() - started
+                rate = (done - first[0]) / elapsed if elapsed > 0 else 0.0
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} rows/s")
+
+            summary = run_local(spec, resume=args.resume, progress=report)
+    print(msgspec.json.encode(summary).decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="driftline", description="A production inference server.")
@@ -131,6 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--repository", help="model repository directory")
     listing.add_argument("--config", help="server TOML file")
     listing.set_defaults(func=_models_list)
+
+    score = sub.add_parser("score", help="score Parquet/CSV files in bulk (resumable)")
+    score.add_argument("model", help="MODEL or MODEL:VERSION")
+    score.add_argument("inputs", nargs="+", help="Parquet/CSV files, directories or globs")
+    score.add_argument("--output", required=True, help="output directory (Parquet parts + _manifest.json)")
+    score.add_argument("--repository", help="model repository directory")
+    score.add_argument("--config", help="server TOML file")
+    score.add_argument("--batch-size", type=int, default=1024, help="rows per model call (default 1024)")
+    score.add_argument("--chunk-rows", type=int, default=65_536, help="rows per read chunk and output part")
+    score.add_argument("--columns", action="append", default=[], help="INPUT=col1,col2,... (repeatable)")
+    score.add_argument("--passthrough", help="comma-separated columns copied to the output (ids)")
+    score.add_argument("--on-null", choices=["reject", "file", "fail"], default="reject", help="rows with nulls")
+    score.add_argument("--instances", type=int, default=1, help="model instances scoring in parallel")
+    score.add_argument("--resume", action="store_true", help="finish a job that was interrupted")
+    score.add_argument("--quiet", action="store_true", help="no progress bar; only the JSON summary")
+    score.set_defaults(func=_score)
     return parser
 
 

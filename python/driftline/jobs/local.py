@@ -1,0 +1,215 @@
+"""The local engine: a reader thread, a scoring thread per model instance and a writer, overlapping I/O and compute."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from driftline.backends import load_backend
+from driftline.errors import BadRequest
+from driftline.jobs.checkpoint import JobDir
+from driftline.jobs.sources import expand_inputs, iter_chunks, plan_columns, to_arrays
+from driftline.repository import Repository
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+
+    from driftline.backends.base import Backend, TensorSpec
+    from driftline.jobs.sources import ColumnPlan, InputFile
+    from driftline.jobs.spec import JobSpec
+
+__all__ = ["JobCancelled", "JobSummary", "run_local"]
+
+_DONE = None
+
+
+class JobCancelled(Exception):
+    """The job was cancelled; what was written stays durable and ``--resume`` finishes it."""
+
+
+class JobSummary(msgspec.Struct, frozen=True):
+    """What a finished job reports (also the manifest's body)."""
+
+    model: str
+    version: int
+    rows: int
+    rejected: int
+    seconds: float
+    rows_per_s: float
+    output: str
+    parts: list[str]
+
+
+def _check_nulls(files: list[InputFile], plan: ColumnPlan) -> None:
+    counts = []
+    for f in files:
+        scan = pl.scan_parquet(f.path) if f.format == "parquet" else pl.scan_csv(f.path)
+        n = scan.select(pl.any_horizontal(pl.col(c).is_null() for c in plan.model_columns).sum()).collect().item()
+        if n:
+            counts.append(f"{f.path}: {n} row(s)")
+    if counts:
+        raise BadRequest("rows with nulls in model columns (on_null = 'fail'):\n  " + "\n  ".join(counts))
+
+
+def _empty_output(spec: TensorSpec) -> npt.NDArray[Any]:
+    from driftline.protocol.datatypes import to_numpy_dtype  # tiny, keeps imports local to the rare path
+
+    return np.zeros((0, *(d if d > 0 else 1 for d in spec.shape[1:])), dtype=to_numpy_dtype(spec.datatype))
+
+
+def _score(
+    backend: Backend, frame: pl.DataFrame, plan: ColumnPlan, spec: JobSpec
+) -> tuple[pl.DataFrame, int, pl.DataFrame | None]:
+    arrays, mask = to_arrays(frame, plan)
+    rejected, rejected_rows = 0, None
+    if mask is not None:
+        if spec.on_null == "fail":
+            raise BadRequest(f"{int(mask.sum())} row(s) with nulls in model columns (on_null = 'fail')")
+        keep = ~mask
+        rejected = int(mask.sum())
+        if spec.on_null == "file":
+            rejected_rows = frame.filter(pl.Series(mask))
+        frame = frame.filter(pl.Series(keep))
+        arrays = {k: v[keep] for k, v in arrays.items()}
+    rows = len(frame)
+    if rows == 0:
+        outputs = {t.name: _empty_output(t) for t in backend.outputs}
+    else:
+        pieces: list[dict[str, npt.NDArray[Any]]] = []
+        for start in range(0, rows, spec.batch_size):
+            pieces.append(backend.infer({k: v[start : start + spec.batch_size] for k, v in arrays.items()}))
+        outputs = pieces[0] if len(pieces) == 1 else {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    out = frame.select(plan.passthrough).with_columns(pl.Series(name, value) for name, value in outputs.items())
+    return out, rejected, rejected_rows
+
+
+def run_local(
+    spec: JobSpec,
+    *,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> JobSummary:
+    """Run (or resume) a scoring job on this machine.
+
+    Every problem with the inputs (missing files, missing or mistyped columns in any file, nulls when
+    ``on_null = "fail"``) is reported before any row is scored.
+
+    Args:
+        spec: the job.
+        resume: finish a job whose output directory already exists.
+        progress: called from this thread with (rows done, rows in all) after each durable part.
+        cancel: set it to stop at the next part; the job can be resumed later.
+
+    Raises:
+        BadRequest: bad inputs, model reference or output directory.
+        JobCancelled: ``cancel`` was set.
+    """
+    started = time.perf_counter()
+    files = expand_inputs(spec.inputs)
+    source = Repository(spec.repository).model(spec.model)
+    version = int(spec.version) if spec.version else max(source.versions_to_load())
+    if version not in source.artifacts:
+        raise BadRequest(f"model {spec.model!r} has no version {version} (versions: {sorted(source.artifacts)})")
+    backends = [load_backend(source.backend, source.artifacts[version], source.config) for _ in range(spec.instances)]
+    plan = plan_columns(backends[0].inputs, files, spec.columns, spec.passthrough)
+    clash = sorted({t.name for t in backends[0].outputs} & set(spec.passthrough))
+    if clash:
+        raise BadRequest(f"pass-through columns {clash} have the names of model outputs")
+    if spec.on_null == "fail":
+        _check_nulls(files, plan)
+    job = JobDir(spec.output)
+    done = job.start(spec, files, resume)
+    total = sum(f.rows for f in files)
+    finished = sum(r.rows + r.rejected for r in job.records())
+
+    work: queue.Queue[tuple[int, int, pl.DataFrame] | None] = queue.Queue(maxsize=2 * len(backends))
+    results: queue.Queue[tuple[int, int, pl.DataFrame, int, pl.DataFrame | None] | BaseException | None] = queue.Queue(
+        maxsize=2 * len(backends)
+    )
+    stop = threading.Event()
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def read() -> None:
+        try:
+            for index, file in enumerate(files):
+                skip = {chunk for f, chunk in done if f == index}
+                for chunk, frame in iter_chunks(file, spec.chunk_rows, skip):
+                    if not put(work, (index, chunk, frame)):
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
+            put(results, exc)
+        finally:
+            for _ in backends:
+                put(work, _DONE)
+
+    def score(backend: Backend) -> None:
+        try:
+            while (item := work.get()) is not _DONE:
+                file, chunk, frame = item
+                put(results, (file, chunk, *_score(backend, frame, plan, spec)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
+            put(results, exc)
+        finally:
+            put(results, _DONE)
+
+    threads = [threading.Thread(target=read, name="driftline-job-reader", daemon=True)]
+    threads += [
+        threading.Thread(target=score, args=(b,), name=f"driftline-job-{i}", daemon=True)
+        for i, b in enumerate(backends)
+    ]
+    for thread in threads:
+        thread.start()
+    remaining = len(backends)
+    try:
+        while remaining:
+            item = results.get()
+            if item is _DONE:
+                remaining -= 1
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            file, chunk, frame, rejected, rejected_rows = item
+            job.write_part(file, chunk, frame, rejected, rejected_rows)
+            finished += len(frame) + rejected
+            if progress is not None:
+                progress(finished, total)
+            if cancel is not None and cancel.is_set():
+                raise JobCancelled(f"job writing to {spec.output} was cancelled; --resume finishes it")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        for backend in backends:
+            backend.close()
+    records = job.records()
+    seconds = time.perf_counter() - started
+    rows = sum(r.rows for r in records)
+    summary = JobSummary(
+        model=spec.model,
+        version=version,
+        rows=rows,
+        rejected=sum(r.rejected for r in records),
+        seconds=round(seconds, 3),
+        rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
+        output=str(job.root),
+        parts=[r.path for r in records],
+    )
+    job.write_manifest(msgspec.structs.asdict(summary))
+    return summary

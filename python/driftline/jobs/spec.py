@@ -1,0 +1,55 @@
+"""What a bulk scoring job is: model reference, inputs, output, and how columns map to tensors."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+from driftline.errors import BadRequest
+
+__all__ = ["JobSpec", "parse_model_ref"]
+
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>\d+))?$")
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None]:
+    """``iris`` -> ``("iris", None)``; ``iris:2`` -> ``("iris", "2")``.
+
+    Raises:
+        BadRequest: the reference is not ``NAME`` or ``NAME:VERSION``.
+    """
+    match = _REF.match(ref)
+    if match is None:
+        raise BadRequest(f"model reference {ref!r} must be NAME or NAME:VERSION (e.g. iris:2)")
+    return match["name"], match["version"]
+
+
+class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A scoring job; written to ``<output>/_job.json`` so that ``--resume`` can check it is the same job."""
+
+    model: str
+    inputs: list[str]
+    output: str
+    repository: str = "demo-models"
+    version: str | None = None
+    batch_size: int = 1024
+    chunk_rows: int = 65_536
+    # Input tensor name -> the columns that make its feature dimension, in order; None = derive (see sources.py).
+    columns: dict[str, list[str]] | None = None
+    passthrough: list[str] = []
+    # Rows with nulls in model columns: "reject" drops and counts them, "file" also writes them to rejects/,
+    # "fail" stops the job before it scores anything.
+    on_null: Literal["reject", "file", "fail"] = "reject"
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        if self.instances < 1:
+            raise ValueError(f"instances must be >= 1, got {self.instances}")
+        if not self.inputs:
+            raise ValueError("a job needs at least one input")
