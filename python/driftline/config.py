@@ -18,7 +18,7 @@ from driftline.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["HttpSettings", "ServerSettings", "load_settings"]
+__all__ = ["HttpSettings", "JobSettings", "ServerSettings", "load_settings"]
 
 ENV_PREFIX = "DRIFTLINE_"
 
@@ -35,6 +35,13 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout_s: float = 60.0
 
 
+class JobSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Bulk scoring jobs submitted over HTTP."""
+
+    # Jobs may read and write only below these directories (relative ones are taken from the working directory).
+    roots: list[str] = msgspec.field(default_factory=lambda: ["."])
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the server reads at start; nothing reads the environment after this is built."""
 
@@ -44,6 +51,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     create_demo: bool = True
     log_level: str = "info"
     http: HttpSettings = HttpSettings()
+    jobs: JobSettings = JobSettings()
 
     def __post_init__(self) -> None:
         if not 0 < self.http.port < 65536:

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from driftline.store import AuditLog, Database
+from driftline.store.db import MIGRATIONS
 
 
 def test_audit_round_trip_and_survives_reopen(tmp_path: Path):
@@ -18,5 +19,5 @@ def test_audit_round_trip_and_survives_reopen(tmp_path: Path):
     assert events[0].actor == "alice"
     assert events[1].sha256 == "ab" * 32
     assert len(AuditLog(db).events()) == 3
-    assert db.query("PRAGMA user_version")[0][0] == 1
+    assert db.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
     db.close()

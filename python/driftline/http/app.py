@@ -17,12 +17,14 @@ from driftline import __version__
 from driftline.config import ServerSettings, load_settings
 from driftline.errors import DriftlineError
 from driftline.http.fastpath import InferFastPath
+from driftline.http.jobs import JobsController
 from driftline.http.metrics import build_registry, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
+from driftline.jobs.runner import JobRunner
 from driftline.repository import Repository
 from driftline.serving import ModelTable
-from driftline.store import AuditLog, Database
+from driftline.store import AuditLog, Database, JobStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -73,6 +75,10 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.registry = build_registry(table)
         state.max_request_bytes = settings.http.max_request_bytes
         state.in_flight = 0  # inference requests being handled by the fast path right now
+        state.settings = settings
+        state.job_store = JobStore(db)
+        state.job_runner = JobRunner(state.job_store)
+        state.job_runner.start()
         await table.load_all()
         state.started = True
         _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)
@@ -80,11 +86,12 @@ def create_app(settings: ServerSettings) -> Litestar:
             yield
         finally:
             # Drain: every accepted request is answered before the instances are freed.
+            await asyncio.to_thread(state.job_runner.stop)
             await table.close()
             db.close()
 
     return Litestar(
-        route_handlers=[V2Controller, TritonController, metrics],
+        route_handlers=[V2Controller, TritonController, JobsController, metrics],
         lifespan=[lifespan],
         exception_handlers={
             DriftlineError: _driftline_error,

@@ -1,7 +1,9 @@
-"""The Open Inference Protocol: message types, JSON and binary tensor codecs, and the datatype map."""
+"""Open Inference Protocol (KServe v2 REST, Triton binary tensor extension): messages, codecs, datatypes."""
 
+from __future__ import annotations
+
+from driftline.protocol.codec import DecodedRequest, decode_infer_request, encode_infer_response
 from driftline.protocol.datatypes import DATATYPES, to_datatype, to_numpy_dtype
-from driftline.protocol.json_codec import DecodedRequest, decode_infer_request, encode_infer_response
 from driftline.protocol.types import (
     ErrorResponse,
     InferenceRequest,

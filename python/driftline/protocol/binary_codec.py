@@ -1,78 +1,113 @@
-"""Triton's binary tensor data extension: raw little-endian tensor bytes after the JSON header."""
+"""Triton's binary tensor extension: raw little-endian tensors after the JSON header, BYTES with lengths."""
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+import struct
+from typing import Any, Final
 
 import numpy as np
 
 from driftline.errors import BadRequest
 
-if TYPE_CHECKING:
-    import numpy.typing as npt
+__all__ = ["decode_binary", "encode_binary"]
 
-__all__ = ["read_binary_tensor", "tensor_bytes"]
-
-_LENGTH_PREFIX = 4
+_LENGTH: Final = struct.Struct("<I")
+_U8: Final = np.dtype(np.uint8)
 
 
-def _read_bytes_elements(chunk: memoryview, count: int, name: str) -> npt.NDArray[np.object_]:
-    """BYTES in binary form: each element is a 4-byte little-endian length, then that many bytes."""
-    out = np.empty(count, dtype=object)
-    pos, end = 0, len(chunk)
-    for i in range(count):
-        if pos + _LENGTH_PREFIX > end:
-            raise BadRequest(f"input '{name}': binary BYTES data ends after {i} of {count} elements")
-        size = int.from_bytes(chunk[pos : pos + _LENGTH_PREFIX], "little")
-        pos += _LENGTH_PREFIX
-        if pos + size > end:
-            raise BadRequest(f"input '{name}': binary BYTES element {i} has length {size}, past the end of its data")
-        out[i] = bytes(chunk[pos : pos + size])
-        pos += size
-    if pos != end:
-        raise BadRequest(f"input '{name}': binary BYTES data has {end - pos} bytes after its {count} elements")
-    return out
+def decode_binary(
+    name: str,
+    section: memoryview,
+    offset: int,
+    size: int,
+    datatype: str,
+    dtype: np.dtype[Any],
+    shape: list[int],
+    count: int,
+) -> np.ndarray[Any, Any]:
+    """Read one input tensor out of the binary section of a request.
 
+    Numeric tensors are zero-copy, read-only views of the request body (copied only when the slice is
+    misaligned for the dtype, because native code such as ORT or rust-numpy may assume alignment).
 
-def read_binary_tensor(
-    buffer: memoryview, offset: int, size: Any, name: str, datatype: str, dtype: np.dtype[Any], shape: list[int]
-) -> tuple[npt.NDArray[Any], int]:
-    """Take one input's bytes from the binary section, without copying numeric data.
+    Args:
+        name: The input's name, for error messages.
+        section: The whole request body.
+        offset: Where this tensor's bytes start in ``section``.
+        size: Its ``binary_data_size`` (the caller has checked that ``offset + size`` fits).
+        datatype: The protocol datatype.
+        dtype: Its numpy dtype.
+        shape: The declared shape.
+        count: ``prod(shape)``.
 
     Returns:
-        The array (read-only, a view of the request body) and the offset where the next input's bytes begin.
+        An array with ``shape`` and ``dtype``; ``BYTES`` elements are ``bytes``.
 
     Raises:
-        BadRequest: the size is not a non-negative integer, runs past the body, or does not match the shape.
+        BadRequest: ``size`` does not match ``count`` times the item size, or a ``BYTES`` element length
+            runs past the tensor's bytes or the element count is wrong; the message names the input.
     """
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise BadRequest(f"input '{name}': parameters.binary_data_size must be a non-negative integer, got {size!r}")
-    end = offset + size
-    if end > len(buffer):
-        raise BadRequest(
-            f"input '{name}': binary_data_size {size} runs past the end of the body "
-            f"({len(buffer) - offset} bytes left after the JSON header and earlier inputs)"
-        )
-    count = math.prod(shape)
-    chunk = buffer[offset:end]
-    if dtype.kind == "O":
-        return _read_bytes_elements(chunk, count, name).reshape(shape), end
+    if datatype == "BYTES":
+        return _decode_bytes(name, section[offset : offset + size], shape, count)
     expected = count * dtype.itemsize
     if size != expected:
         raise BadRequest(
-            f"input '{name}': binary_data_size is {size} bytes but shape {shape} of {datatype} needs {expected}"
+            f"input {name!r}: binary_data_size is {size} but shape {shape} of {datatype} needs {expected} bytes"
         )
-    return np.frombuffer(chunk, dtype=dtype.newbyteorder("<")).reshape(shape), end
+    arr = np.frombuffer(section, dtype=dtype, count=count, offset=offset)
+    if not arr.flags.aligned:
+        arr = arr.copy()
+    if datatype == "BOOL" and count and arr.view(_U8).max() > 1:
+        # Bytes other than 0/1 are not valid numpy bools; read them as C does (nonzero is true).
+        arr = arr.view(_U8) != 0
+    return arr.reshape(shape)
 
 
-def tensor_bytes(array: npt.NDArray[Any], datatype: str) -> bytes:
-    """An output's raw bytes for the binary section (row-major, little-endian; BYTES length-prefixed)."""
+def _decode_bytes(name: str, buf: memoryview, shape: list[int], count: int) -> np.ndarray[Any, Any]:
+    # A Python loop is unavoidable here: every element becomes its own bytes object.
+    out = np.empty(count, dtype=object)
+    pos, end = 0, len(buf)
+    unpack = _LENGTH.unpack_from
+    for i in range(count):
+        if pos + 4 > end:
+            raise BadRequest(f"input {name!r}: BYTES binary data ends after {i} of {count} elements (shape {shape})")
+        (length,) = unpack(buf, pos)
+        pos += 4
+        if pos + length > end:
+            raise BadRequest(
+                f"input {name!r}: BYTES element {i} has length {length}, running past the "
+                f"{end} bytes of binary_data_size"
+            )
+        out[i] = bytes(buf[pos : pos + length])
+        pos += length
+    if pos != end:
+        raise BadRequest(
+            f"input {name!r}: BYTES binary data has {end - pos} bytes left after the {count} elements of shape {shape}"
+        )
+    return out.reshape(shape)
+
+
+def encode_binary(arr: np.ndarray[Any, Any], datatype: str) -> bytes | memoryview:
+    """Return the bytes of one output tensor for the binary section of a response.
+
+    Args:
+        arr: The output array.
+        datatype: Its protocol datatype.
+
+    Returns:
+        The tensor's little-endian row-major bytes (a view when the array is already laid out so), or for
+        ``BYTES`` each element as a 4-byte little-endian length followed by its bytes (``str`` as UTF-8).
+    """
     if datatype == "BYTES":
-        parts = []
-        for item in array.ravel():
-            raw = item if isinstance(item, bytes) else str(item).encode()
-            parts.append(len(raw).to_bytes(_LENGTH_PREFIX, "little"))
-            parts.append(raw)
+        parts: list[bytes] = []
+        append = parts.append
+        pack = _LENGTH.pack
+        for v in arr.reshape(-1).tolist():
+            b = v if isinstance(v, bytes) else str(v).encode()
+            append(pack(len(b)))
+            append(b)
         return b"".join(parts)
-    return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    # uint8 view: memoryview cannot export every dtype (bfloat16), and bytes.join only needs the bytes.
+    return np.ascontiguousarray(arr).reshape(-1).view(_U8).data

@@ -1,10 +1,10 @@
-"""Open Inference Protocol messages as msgspec Structs (bodies and the OpenAPI schema)."""
+"""Open Inference Protocol (KServe v2) messages as msgspec Structs, for bodies and the OpenAPI schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+from msgspec import Struct
 
 __all__ = [
     "ErrorResponse",
@@ -19,24 +19,24 @@ __all__ = [
 ]
 
 
-class MetadataTensor(msgspec.Struct, frozen=True):
-    """A tensor of a model's signature."""
+class MetadataTensor(Struct, omit_defaults=True):
+    """One input or output of a model's signature; ``-1`` in ``shape`` is a variable dimension."""
 
     name: str
     datatype: str
     shape: list[int]
 
 
-class ServerMetadataResponse(msgspec.Struct, frozen=True):
-    """``GET /v2``."""
+class ServerMetadataResponse(Struct, omit_defaults=True):
+    """Body of ``GET /v2``."""
 
     name: str
     version: str
     extensions: list[str]
 
 
-class ModelMetadataResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    """``GET /v2/models/{name}``."""
+class ModelMetadataResponse(Struct, omit_defaults=True):
+    """Body of ``GET /v2/models/{name}[/versions/{version}]``."""
 
     name: str
     versions: list[str]
@@ -46,25 +46,29 @@ class ModelMetadataResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     parameters: dict[str, Any] | None = None
 
 
-class RequestInput(msgspec.Struct, omit_defaults=True):
-    """One input tensor of a request; ``data`` is absent when its bytes follow the JSON header (binary extension)."""
+class RequestInput(Struct, omit_defaults=True):
+    """One input tensor of an inference request.
+
+    ``data`` is row-major (flat, or nested like ``shape``); it is absent when the tensor travels in the
+    binary section, in which case ``parameters["binary_data_size"]`` gives its byte length.
+    """
 
     name: str
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: Any = None
+    data: list[Any] | None = None
 
 
-class RequestOutput(msgspec.Struct, omit_defaults=True):
-    """An output the client asks for; ``parameters.binary_data`` asks for it in binary."""
+class RequestOutput(Struct, omit_defaults=True):
+    """One requested output; ``parameters["binary_data"]`` asks for it in the binary section."""
 
     name: str
     parameters: dict[str, Any] | None = None
 
 
-class InferenceRequest(msgspec.Struct, omit_defaults=True):
-    """``POST /v2/models/{name}/infer`` body (or its JSON header, with the binary extension)."""
+class InferenceRequest(Struct, omit_defaults=True):
+    """Body (or JSON header) of ``POST /v2/models/{name}[/versions/{version}]/infer``."""
 
     inputs: list[RequestInput]
     id: str | None = None
@@ -72,27 +76,27 @@ class InferenceRequest(msgspec.Struct, omit_defaults=True):
     outputs: list[RequestOutput] | None = None
 
 
-class ResponseOutput(msgspec.Struct, omit_defaults=True):
-    """One output tensor of a response; binary outputs carry ``parameters.binary_data_size`` and no data."""
+class ResponseOutput(Struct, omit_defaults=True):
+    """One output tensor of a response; a binary output has ``binary_data_size`` in place of ``data``."""
 
     name: str
-    datatype: str
     shape: list[int]
+    datatype: str
     parameters: dict[str, Any] | None = None
     data: list[Any] | None = None
 
 
-class InferenceResponse(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """The inference response body (or its JSON header)."""
+class InferenceResponse(Struct, omit_defaults=True):
+    """Body (or JSON header) of an inference response."""
 
     model_name: str
+    outputs: list[ResponseOutput]
     model_version: str | None = None
     id: str | None = None
     parameters: dict[str, Any] | None = None
-    outputs: list[ResponseOutput]
 
 
-class ErrorResponse(msgspec.Struct, frozen=True):
-    """Every error answer: ``{"error": "..."}``."""
+class ErrorResponse(Struct):
+    """Body of every error response."""
 
     error: str

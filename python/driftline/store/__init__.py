@@ -2,5 +2,6 @@
 
 from driftline.store.audit import AuditEvent, AuditLog
 from driftline.store.db import Database
+from driftline.store.jobs import JobRecord, JobStore
 
-__all__ = ["AuditEvent", "AuditLog", "Database"]
+__all__ = ["AuditEvent", "AuditLog", "Database", "JobRecord", "JobStore"]

@@ -24,6 +24,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_log_model ON audit_log(model, id);
     """,
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        rows_done INTEGER NOT NULL DEFAULT 0,
+        rows_total INTEGER,
+        rows_per_s REAL,
+        error TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    """,
 )
 
 

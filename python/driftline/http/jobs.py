@@ -1,0 +1,99 @@
+"""``/v1/jobs``: submit, watch and cancel bulk scoring jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+
+from driftline.errors import BadRequest, ModelNotFound
+from driftline.jobs.runner import confine
+from driftline.jobs.spec import JobSpec, parse_model_ref
+from driftline.store.jobs import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
+
+if TYPE_CHECKING:
+    from driftline.jobs.runner import JobRunner
+    from driftline.store.jobs import JobStore
+
+__all__ = ["JobRequest", "JobsController"]
+
+
+class JobRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /v1/jobs`` body; paths must lie inside the server's job roots."""
+
+    model: str
+    inputs: list[str]
+    output: str
+    batch_size: int = 1024
+    chunk_rows: int = 65_536
+    columns: dict[str, list[str]] | None = None
+    passthrough: list[str] = []
+    on_null: Literal["reject", "file", "fail"] = "reject"
+
+
+def _state(request: Request[Any, Any, Any]) -> tuple[JobRunner, JobStore]:
+    state = request.app.state
+    return state.job_runner, state.job_store
+
+
+class JobsController(Controller):
+    """Bulk scoring over HTTP; jobs run one at a time in the server and survive restarts."""
+
+    path = "/v1/jobs"
+    tags = ["jobs"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("", status_code=202, summary="Submit a scoring job")
+    async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
+        """Validate paths and model, queue the job, and return it (state ``queued``)."""
+        runner, store = _state(request)
+        name, version = parse_model_ref(data.model)
+        settings = request.app.state.settings
+        if name not in request.app.state.table.repository.model_names():
+            raise ModelNotFound(f"model {name!r} is not in the repository")
+        try:
+            spec = JobSpec(
+                model=name,
+                version=version,
+                inputs=data.inputs,
+                output=data.output,
+                repository=settings.repository,
+                batch_size=data.batch_size,
+                chunk_rows=data.chunk_rows,
+                columns=data.columns,
+                passthrough=data.passthrough,
+                on_null=data.on_null,
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        confine(spec, [Path(r) for r in settings.jobs.roots])
+        record = store.get(runner.submit(spec))
+        assert record is not None  # just written
+        return record
+
+    @get("", summary="List jobs")
+    async def list_jobs(self, request: Request[Any, Any, Any]) -> list[JobRecord]:
+        """The newest jobs first."""
+        return _state(request)[1].recent()
+
+    @get("/{job_id:str}", summary="One job")
+    async def get_job(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
+        """State, rows done, rows/s and error of a job."""
+        record = _state(request)[1].get(job_id)
+        if record is None:
+            raise ModelNotFound(f"job {job_id!r} not found")
+        return record
+
+    @delete("/{job_id:str}", status_code=200, summary="Cancel a job")
+    async def cancel(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
+        """Cancel a queued or running job (a running one stops after its current part)."""
+        runner, store = _state(request)
+        record = store.get(job_id)
+        if record is None:
+            raise ModelNotFound(f"job {job_id!r} not found")
+        if not runner.cancel(job_id):
+            raise BadRequest(f"job {job_id!r} is already {record.state}")
+        updated = store.get(job_id)
+        assert updated is not None
+        return updated
