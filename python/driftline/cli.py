@@ -120,6 +120,7 @@ def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from driftline.errors import BadRequest
     from driftline.jobs import JobSpec, parse_model_ref, run_local
 
     name, version = parse_model_ref(args.model)
@@ -139,10 +140,14 @@ def _score(args: argparse.Namespace) -> int:
             instances=args.instances,
         )
     except ValueError as exc:
-        from driftline.errors import BadRequest
-
         raise BadRequest(str(exc)) from None
-    if args.quiet:
+    if args.engine == "ray":
+        from driftline.jobs.ray import run_ray
+
+        if args.resume:
+            raise BadRequest("--resume applies to the local engine; a ray job's output appears whole or not at all")
+        summary = run_ray(spec, address=args.ray_address)
+    elif args.quiet:
         summary = run_local(spec, resume=args.resume)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -209,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--passthrough", help="comma-separated columns copied to the output (ids)")
     score.add_argument("--on-null", choices=["reject", "file", "fail"], default="reject", help="rows with nulls")
     score.add_argument("--instances", type=int, default=1, help="model instances scoring in parallel")
+    score.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default local)")
+    score.add_argument("--ray-address", help="Ray cluster address for --engine ray (default: a local Ray instance)")
     score.add_argument("--resume", action="store_true", help="finish a job that was interrupted")
     score.add_argument("--quiet", action="store_true", help="no progress bar; only the JSON summary")
     score.set_defaults(func=_score)

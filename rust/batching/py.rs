@@ -53,10 +53,10 @@ impl PyBatch {
         self.inner.seq
     }
 
-    /// Shape key of the batch's requests.
+    /// Shape key of the batch's requests (as the signed integer Python passed in).
     #[getter]
-    fn shape_key(&self) -> u64 {
-        self.inner.shape_key
+    fn shape_key(&self) -> i64 {
+        self.inner.shape_key as i64
     }
 
     fn __len__(&self) -> usize {
@@ -74,6 +74,15 @@ impl PyBatch {
     }
 }
 
+/// A non-negative integer argument, or a ValueError naming it (Python callers pass plain ints).
+fn non_negative(name: &str, value: i64) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::InvalidArgument(format!("{name} must be >= 0, got {value}")))
+}
+
+fn count(name: &str, value: i64) -> Result<usize, Error> {
+    non_negative(name, value).map(|v| v as usize)
+}
+
 /// A dynamic batching queue (Triton's rule, plus an idle fast path); see `rust/batching/policy.rs`.
 #[pyclass(name = "BatchQueue", module = "driftline._core", frozen)]
 pub struct PyBatchQueue {
@@ -89,18 +98,31 @@ impl PyBatchQueue {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        max_batch_size: usize,
-        preferred_batch_sizes: Vec<usize>,
-        max_queue_delay_us: u64,
-        max_queue_size: usize,
-        priority_levels: usize,
-        default_priority_level: usize,
-        default_timeout_us: u64,
-        instances: usize,
+        max_batch_size: i64,
+        preferred_batch_sizes: Vec<i64>,
+        max_queue_delay_us: i64,
+        max_queue_size: i64,
+        priority_levels: i64,
+        default_priority_level: i64,
+        default_timeout_us: i64,
+        instances: i64,
     ) -> PyResult<Self> {
-        if instances == 0 {
-            return Err(Error::InvalidArgument("instances must be at least 1".into()).into());
+        if instances < 1 {
+            return Err(Error::InvalidArgument(format!("instances must be >= 1, got {instances}")).into());
         }
+        let priority_levels = count("priority_levels", priority_levels)?;
+        let default_priority_level = count("default_priority_level", default_priority_level)?;
+        let max_batch_size = count("max_batch_size", max_batch_size)?;
+        let preferred_batch_sizes = preferred_batch_sizes
+            .into_iter()
+            .map(|size| {
+                usize::try_from(size).map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "preferred_batch_sizes must be in 1..=max_batch_size ({max_batch_size}), got {size}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let default_level = if default_priority_level == 0 {
             priority_levels
         } else {
@@ -110,28 +132,38 @@ impl PyBatchQueue {
             policy: Policy {
                 max_batch_size,
                 preferred_batch_sizes,
-                max_queue_delay_us,
+                max_queue_delay_us: non_negative("max_queue_delay_us", max_queue_delay_us)?,
             },
-            max_queue_size,
+            max_queue_size: count("max_queue_size", max_queue_size)?,
             priority_levels,
             default_priority_level: default_level,
-            default_timeout_us,
+            default_timeout_us: non_negative("default_timeout_us", default_timeout_us)?,
         })?;
         Ok(Self { queue })
     }
 
     /// Queue one request of `rows` rows; returns its ticket. Never blocks.
     #[pyo3(signature = (rows, priority = 0, timeout_us = 0, shape_key = 0))]
-    fn submit(&self, rows: usize, priority: usize, timeout_us: u64, shape_key: u64) -> PyResult<u64> {
-        Ok(self.queue.submit(rows, priority, timeout_us, shape_key)?)
+    fn submit(&self, rows: i64, priority: i64, timeout_us: i64, shape_key: i64) -> PyResult<u64> {
+        if rows < 1 {
+            return Err(Error::InvalidArgument(format!("rows must be >= 1, got {rows}")).into());
+        }
+        let priority = count("priority", priority)?;
+        let timeout_us = non_negative("timeout_us", timeout_us)?;
+        // Python's hash() is signed: keep the bits, the key is only compared for equality.
+        Ok(self
+            .queue
+            .submit(rows as usize, priority, timeout_us, shape_key as u64)?)
     }
 
     /// Wait (GIL released) for the next batch; None once closed and drained, or when `timeout_ms` passes.
     #[pyo3(signature = (timeout_ms = None))]
-    fn next_batch(&self, py: Python<'_>, timeout_ms: Option<u64>) -> Option<PyBatch> {
+    fn next_batch(&self, py: Python<'_>, timeout_ms: Option<i64>) -> PyResult<Option<PyBatch>> {
+        let timeout = timeout_ms.map(|ms| non_negative("timeout_ms", ms)).transpose()?;
         let queue = &self.queue;
-        py.detach(|| queue.next_batch(timeout_ms.map(Duration::from_millis)))
-            .map(|inner| PyBatch { inner })
+        Ok(py
+            .detach(|| queue.next_batch(timeout.map(Duration::from_millis)))
+            .map(|inner| PyBatch { inner }))
     }
 
     /// The worker finished its batch; its instance is free.

@@ -82,17 +82,18 @@ impl Queue {
     /// `InvalidArgument` when the settings are inconsistent.
     pub fn new(config: QueueConfig) -> Result<Self> {
         let p = &config.policy;
-        if p.preferred_batch_sizes
+        if let Some(bad) = p
+            .preferred_batch_sizes
             .iter()
-            .any(|&s| s == 0 || s > p.max_batch_size.max(1))
+            .find(|&&s| s == 0 || s > p.max_batch_size.max(1))
         {
             return Err(Error::InvalidArgument(format!(
-                "preferred_batch_sizes {:?} must be within 1..=max_batch_size ({})",
-                p.preferred_batch_sizes, p.max_batch_size
+                "preferred_batch_sizes must be in 1..=max_batch_size ({}), got {bad}",
+                p.max_batch_size
             )));
         }
         if config.priority_levels == 0 {
-            return Err(Error::InvalidArgument("priority_levels must be at least 1".into()));
+            return Err(Error::InvalidArgument("priority_levels must be >= 1".into()));
         }
         if config.default_priority_level == 0 || config.default_priority_level > config.priority_levels {
             return Err(Error::InvalidArgument(format!(
@@ -130,16 +131,16 @@ impl Queue {
     pub fn submit(&self, rows: usize, priority: usize, timeout_us: u64, shape_key: u64) -> Result<u64> {
         let max = self.config.policy.max_batch_size;
         if rows == 0 {
-            return Err(Error::InvalidArgument("a request needs at least one row".into()));
+            return Err(Error::InvalidArgument("rows must be >= 1, got 0".into()));
         }
         if max > 0 && rows > max {
             return Err(Error::InvalidArgument(format!(
-                "{rows} rows is more than max_batch_size {max}"
+                "rows ({rows}) exceeds max_batch_size ({max})"
             )));
         }
         if priority > self.config.priority_levels {
             return Err(Error::InvalidArgument(format!(
-                "priority {priority} is outside 1..={} (0 = default)",
+                "priority must be in 0..={} (0 = the default level), got {priority}",
                 self.config.priority_levels
             )));
         }
@@ -203,12 +204,13 @@ impl Queue {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // The caller's own timeout is over: give the thread back, whatever is still waiting in the queue.
+            if give_up.is_some_and(|g| Instant::now() >= g) {
+                return None;
+            }
             match deadline {
                 Some(at) => {
-                    let timed_out = self.ready.wait_until(&mut state, at).timed_out();
-                    if timed_out && give_up.is_some_and(|g| Instant::now() >= g) && state.levels.is_empty() {
-                        return None;
-                    }
+                    self.ready.wait_until(&mut state, at);
                 }
                 None => self.ready.wait(&mut state),
             }

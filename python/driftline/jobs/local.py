@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from driftline.jobs.sources import ColumnPlan, InputFile
     from driftline.jobs.spec import JobSpec
 
-__all__ = ["JobCancelled", "JobSummary", "run_local"]
+__all__ = ["JobCancelled", "JobSummary", "run_local", "score_frame"]
 
 _DONE = None
 
@@ -65,9 +65,10 @@ def _empty_output(spec: TensorSpec) -> npt.NDArray[Any]:
     return np.zeros((0, *(d if d > 0 else 1 for d in spec.shape[1:])), dtype=to_numpy_dtype(spec.datatype))
 
 
-def _score(
+def score_frame(
     backend: Backend, frame: pl.DataFrame, plan: ColumnPlan, spec: JobSpec
 ) -> tuple[pl.DataFrame, int, pl.DataFrame | None]:
+    """Score one chunk (both engines use this): the output frame, the rejected count, the rejected rows if kept."""
     arrays, mask = to_arrays(frame, plan)
     rejected, rejected_rows = 0, None
     if mask is not None:
@@ -163,7 +164,7 @@ def run_local(
         try:
             while (item := work.get()) is not _DONE:
                 file, chunk, frame = item
-                put(results, (file, chunk, *_score(backend, frame, plan, spec)))
+                put(results, (file, chunk, *score_frame(backend, frame, plan, spec)))
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
             put(results, exc)
         finally:
