@@ -1,7 +1,7 @@
 """Bulk scoring throughput and memory: the local job engine against in-process onnxruntime and a pandas loop.
 
 Each variant runs in its own process (so its peak RSS is its own) over the same Parquet file through the large MLP
-(256 inputs, 1024 x 3 hidden, 16 outputs) at batch size 1024. BENCH_FULL=1 uses 500,000 rows (512 MB of features),
+(256 inputs, 1024 x 3 hidden, 16 outputs) at batch size 1024. BENCH_FULL=1 uses 200,000 rows (205 MB of features),
 else 20,000. BENCH_REPORT=FILE collects a markdown row per variant.
 """
 
@@ -22,7 +22,7 @@ from benchmarks.conftest import FULL
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
-ROWS = 500_000 if FULL else 20_000
+ROWS = 200_000 if FULL else 20_000
 SCRIPT = Path(__file__).with_name("scoring_runs.py")
 
 

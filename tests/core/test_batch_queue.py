@@ -318,9 +318,7 @@ def test_close_drains_then_every_waiter_gets_none() -> None:
 @pytest.mark.timeout(60)
 def test_stress_every_ticket_dispatched_expired_or_cancelled_exactly_once() -> None:
     submitters, per_submitter, max_rows = 4, 2000, 16
-    q = BatchQueue(
-        max_rows, preferred_batch_sizes=[8], max_queue_delay_us=200, priority_levels=2, instances=2
-    )
+    q = BatchQueue(max_rows, preferred_batch_sizes=[8], max_queue_delay_us=200, priority_levels=2, instances=2)
     submitted: list[tuple[int, int]] = []
     cancelled: list[int] = []
     dispatched: list[int] = []

@@ -47,14 +47,20 @@ def test_ray_equals_local(repo: Path, tmp_path: Path, fmt: str):
     b = pl.read_parquet(tmp_path / "ray" / "*.parquet").sort("id")
     assert a["id"].to_list() == b["id"].to_list()
     assert a["label"].to_list() == b["label"].to_list()
-    np.testing.assert_allclose(np.stack(a["probabilities"].to_numpy()), np.stack(b["probabilities"].to_numpy()), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(a["probabilities"].to_numpy()), np.stack(b["probabilities"].to_numpy()), rtol=1e-6
+    )
     assert json.loads((tmp_path / "ray" / "_manifest.json").read_text())["rows"] == 3000
 
 
 def test_ray_refuses_what_it_cannot_do(repo: Path, tmp_path: Path):
     source = make_input(tmp_path, "parquet", 10)
     with pytest.raises(BadRequest, match="local engine only"):
-        run_ray(JobSpec(model="iris", inputs=[str(source)], output=str(tmp_path / "o"), repository=str(repo), on_null="file"))
+        run_ray(
+            JobSpec(
+                model="iris", inputs=[str(source)], output=str(tmp_path / "o"), repository=str(repo), on_null="file"
+            )
+        )
     with pytest.raises(BadRequest, match="needs 4 columns"):
         run_ray(JobSpec(model="iris", inputs=[str(source)], output=str(tmp_path / "o"), repository=str(repo)))
 

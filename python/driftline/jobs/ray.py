@@ -83,23 +83,26 @@ def run_ray(spec: JobSpec, *, address: str | None = None) -> JobSummary:
     datasets = []
     parquet = [str(f.path) for f in files if f.format == "parquet"]
     csv = [str(f.path) for f in files if f.format == "csv"]
+    # Reads and writes are I/O: a quarter CPU each, so the scoring actors can have the rest of the cluster.
+    io_args = {"num_cpus": 0.25}  # write_parquet takes it as remote args
     if parquet:
-        datasets.append(data.read_parquet(parquet))
+        datasets.append(data.read_parquet(parquet, num_cpus=0.25))
     if csv:
-        datasets.append(data.read_csv(csv))
+        datasets.append(data.read_csv(csv, num_cpus=0.25))
     dataset = datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
-    # Leave CPU for the read and write tasks: actors that reserve every CPU starve them and the pipeline stalls.
+    # Leave a CPU for Ray Data's own tasks (file listing, reads, writes): actors that reserve every CPU starve
+    # them and the pipeline stalls (seen with 2 actors on a 2-CPU machine).
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    per_actor = min(1.0, cpus / (spec.instances + 1))
+    per_actor = max(0.1, min(1.0, (cpus - 1.0) / spec.instances))
     scored = dataset.map_batches(
         _ScoringActor,
         num_cpus=per_actor,
         fn_constructor_args=(str(Path(spec.repository).resolve()), spec.model, version, plan, spec),
         batch_size=spec.batch_size,
         batch_format="pyarrow",
-        concurrency=spec.instances,
+        compute=data.ActorPoolStrategy(size=spec.instances),
     )
-    scored.write_parquet(str(staging))
+    scored.write_parquet(str(staging), ray_remote_args=io_args)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.exists():
         output.rmdir()
