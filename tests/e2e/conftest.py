@@ -49,13 +49,19 @@ class Server:
         return self.proc.returncode
 
 
-def start_server(repository: Path, workdir: Path, env: dict[str, str] | None = None, timeout: float = 90) -> Server:
+def start_server(
+    repository: Path,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 90,
+    extra_args: list[str] | None = None,
+) -> Server:
     port = free_port()
     log = workdir / f"server-{port}.log"
     full_env = {**os.environ, "DRIFTLINE_DATABASE": str(workdir / "driftline.db"), **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "serve", str(repository), "--port", str(port)],
+            [sys.executable, "-m", "driftline.cli", "serve", str(repository), "--port", str(port), *(extra_args or [])],
             cwd=workdir,
             env=full_env,
             stdout=out,
