@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from driftline.demo import (
+    CLASSIFIER_TORCH_SIGNATURE,
     build_classifier_onnx,
     build_classifier_torchscript,
     build_mlp_onnx,
@@ -35,18 +36,4 @@ def build_test_repository(root: Path, weights, *, torch: bool = False, slow: boo
     return root
 
 
-TORCH_CONFIG = """
-max_batch_size = 16
-[[inputs]]
-name = "x"
-datatype = "FP32"
-shape = [-1, 4]
-[[outputs]]
-name = "probabilities"
-datatype = "FP32"
-shape = [-1, 3]
-[[outputs]]
-name = "label"
-datatype = "INT64"
-shape = [-1]
-"""
+TORCH_CONFIG = "max_batch_size = 16\n" + CLASSIFIER_TORCH_SIGNATURE

@@ -18,7 +18,14 @@ from onnx import TensorProto, helper, numpy_helper
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["IRIS_FEATURES", "build_demo_repository", "build_mlp_onnx", "iris_like_data", "train_softmax"]
+__all__ = [
+    "CLASSIFIER_TORCH_SIGNATURE",
+    "IRIS_FEATURES",
+    "build_demo_repository",
+    "build_mlp_onnx",
+    "iris_like_data",
+    "train_softmax",
+]
 
 _log = logging.getLogger("driftline.demo")
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -152,7 +159,8 @@ version_policy = {{ policy = "all" }}
 [batching]
 max_queue_delay_us = 500
 """
-_TORCH_SIGNATURE = """
+# TorchScript carries no signature: config.toml declares it (tests reuse this one).
+CLASSIFIER_TORCH_SIGNATURE = """
 [[inputs]]
 name = "x"
 datatype = "FP32"
@@ -187,7 +195,7 @@ def build_demo_repository(root: str | Path) -> list[str]:
     _write_reference(iris / "reference.parquet", x)
     w, b = train_softmax(x, y, classes=3, epochs=400)
     if build_classifier_torchscript(root / "iris_torch" / "1" / "model.pt", w, b):
-        (root / "iris_torch" / "config.toml").write_text(_IRIS_CONFIG.format(signature=_TORCH_SIGNATURE))
+        (root / "iris_torch" / "config.toml").write_text(_IRIS_CONFIG.format(signature=CLASSIFIER_TORCH_SIGNATURE))
         _write_reference(root / "iris_torch" / "reference.parquet", x)
         names.append("iris_torch")
     _log.info("built demo repository at %s: %s", root, ", ".join(names))
