@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from tests.e2e.conftest import start_server
 from tests.helpers import build_test_repository
 
