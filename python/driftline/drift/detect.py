@@ -39,7 +39,8 @@ def _histogram(
         labels.append(profile.encoder.label(j, code))
         ref.append(0)
         cur.append(int(count))
-    return Histogram(labels, [int(x) for x in ref], [int(x) for x in cur])
+    edges = profile.core.edges(j).tolist() if profile.schema.columns[j].kind == "numeric" else None
+    return Histogram(labels, [int(x) for x in ref], [int(x) for x in cur], edges)
 
 
 def _pick(rule: Rule, result: Mapping[str, NDArray[np.float64]], j: int) -> tuple[str, float, float]:

@@ -79,7 +79,7 @@ def _limit(h: Histogram) -> tuple[list[str], list[int], list[int], int]:
 
 def _svg(h: Histogram) -> str:
     labels, ref, cur, hidden = _limit(h)
-    width, height, left, bottom, top = 340, 170, 34, 40, 8
+    width, height, left, bottom, top = 340, 176, 36, 46, 8
     plot_w, plot_h = width - left - 6, height - bottom - top
     ref_total, cur_total = max(sum(h.reference), 1), max(sum(h.current), 1)
     p_ref = [r / ref_total for r in ref]
@@ -89,13 +89,23 @@ def _svg(h: Histogram) -> str:
     slot = plot_w / n
     bar = max(slot * 0.38, 1.0)
     parts = [
-        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="reference vs current">'
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
+        'aria-label="reference vs current" style="overflow:visible">'
     ]
     for k in range(5):
         y = top + plot_h - plot_h * k / 4
         parts.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef0f3"/>')
         parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{peak * k / 4:.0%}</text>')
     step = max(1, math.ceil(n / 10))
+    if h.edges is not None and len(h.edges) == n - 1:
+        # Numeric bins: label the edges between bars, like a histogram axis.
+        tick = max(1, math.ceil(len(h.edges) / 6))
+        for k, edge in enumerate(h.edges):
+            if k % tick == 0:
+                x = left + (k + 1) * slot
+                parts.append(
+                    f'<text x="{x:.1f}" y="{top + plot_h + 13}" text-anchor="middle">{edge:.3g}</text>'
+                )
     for i, label in enumerate(labels):
         x = left + i * slot + slot / 2
         for value, colour, dx in ((p_ref[i], _REF, -bar), (p_cur[i], _CUR, 0.0)):
@@ -104,7 +114,7 @@ def _svg(h: Histogram) -> str:
                 f'<rect x="{x + dx:.1f}" y="{top + plot_h - bh:.1f}" width="{bar:.1f}" height="{bh:.1f}" '
                 f'rx="1.5" fill="{colour}"><title>{escape(label)}: {value:.1%}</title></rect>'
             )
-        if i % step == 0:
+        if h.edges is None and i % step == 0:
             short = label if len(label) <= 14 else label[:13] + "…"
             parts.append(
                 f'<text x="{x:.1f}" y="{top + plot_h + 12}" text-anchor="end" '

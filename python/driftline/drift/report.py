@@ -16,11 +16,13 @@ class Histogram(msgspec.Struct, frozen=True):
         labels: One label per bin or category; categories the reference never saw come last.
         reference: Reference counts per label.
         current: Current counts per label.
+        edges: Numeric features: the bins' inner edges (len(labels) - 1 of them); None for categories.
     """
 
     labels: list[str]
     reference: list[int]
     current: list[int]
+    edges: list[float] | None = None
 
 
 class FeatureDrift(msgspec.Struct, frozen=True):
