@@ -2,6 +2,7 @@
 
 from driftline.drift.alerts import AlertManager, DriftEvent, WebhookSender
 from driftline.drift.detect import compute_drift, evaluate
+from driftline.drift.monitor import DriftMonitor
 from driftline.drift.policy import DriftPolicy
 from driftline.drift.profile import ReferenceProfile
 from driftline.drift.report import DriftReport, FeatureDrift, Histogram
@@ -10,6 +11,7 @@ from driftline.drift.window import LiveWindow
 __all__ = [
     "AlertManager",
     "DriftEvent",
+    "DriftMonitor",
     "DriftPolicy",
     "DriftReport",
     "FeatureDrift",
