@@ -33,7 +33,8 @@ class Column(msgspec.Struct, frozen=True):
         kind: "numeric" or "categorical" (the kind the statistics use).
         declared: The kind the data declared: "numeric", "categorical", "string" or "bool".
         vocabulary: For string columns, the reference's sorted distinct strings; code i is vocabulary[i].
-        distinct: Number of distinct non-missing values in the reference.
+        distinct: Distinct non-missing reference values; exact for categorical columns, for numeric
+            ones capped at LOW_CARDINALITY + 1 (meaning "more").
     """
 
     name: str
@@ -236,6 +237,18 @@ def _strings(values: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[Any]]:
     return present, values[present].astype(str)
 
 
+def _distinct_upto(values: NDArray[np.float64], limit: int = LOW_CARDINALITY) -> int:
+    """Distinct values, exact up to `limit`; `limit + 1` means "more". O(n) instead of a full sort."""
+    seen = np.unique(values[:4096])
+    rest = values
+    while seen.size <= limit:
+        rest = rest[~np.isin(rest, seen)]
+        if rest.size == 0:
+            return int(seen.size)
+        seen = np.union1d(seen, np.unique(rest[:4096]))
+    return limit + 1
+
+
 def infer_schema(table: Table, categorical: Sequence[str] | None = None) -> Schema:
     """Decide every column's kind and build string vocabularies from reference data.
 
@@ -261,10 +274,10 @@ def infer_schema(table: Table, categorical: Sequence[str] | None = None) -> Sche
             columns.append(Column(name, "categorical", "string", vocab, len(vocab)))
             continue
         finite = values[~np.isnan(values)]
-        distinct = int(np.unique(finite).size)
         declared = "bool" if name in table.bool_columns else "numeric"
         if name in forced:
             declared = "categorical"
+        distinct = int(np.unique(finite).size) if declared != "numeric" else _distinct_upto(finite)
         kind: FeatureKind = "numeric"
         if declared != "numeric" or distinct <= LOW_CARDINALITY:
             kind = "categorical"
