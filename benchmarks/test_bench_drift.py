@@ -1,4 +1,4 @@
-"""Drift core benchmarks: Rust statistics vs scipy/numpy per feature, whole reports vs Evidently, window updates.
+"""Drift core benchmarks: Rust statistics vs scipy/numpy, whole reports vs Evidently, window updates.
 
 N rows x 20 numeric (+5 categorical) features on each side; N = 1,000,000 with DRIFTLINE_BENCH_FULL=1, else
 20,000 so the normal suite (which runs each benchmark once under --benchmark-disable) stays quick.
@@ -50,7 +50,10 @@ def _pedantic(benchmark, fn, rounds=3):
 
 @pytest.mark.benchmark(group="drift-profile-build")
 def test_profile_build(benchmark, data):
-    profile = _pedantic(benchmark, lambda: ReferenceProfile.build(data["ref"], categorical=data["categorical"]))
+    def build():
+        return ReferenceProfile.build(data["ref"], categorical=data["categorical"])
+
+    profile = _pedantic(benchmark, build)
     assert profile.n_rows == N
 
 
