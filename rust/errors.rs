@@ -4,10 +4,30 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(driftline._core, CoreError, PyException, "Base class of every error raised by driftline._core.");
-create_exception!(driftline._core, QueueFull, CoreError, "The batch queue is at max_queue_size.");
-create_exception!(driftline._core, QueueClosed, CoreError, "The batch queue is closed and accepts no new requests.");
-create_exception!(driftline._core, DriftInputError, CoreError, "Drift input is malformed (shape, dtype, feature names).");
+create_exception!(
+    driftline._core,
+    CoreError,
+    PyException,
+    "Base class of every error raised by driftline._core."
+);
+create_exception!(
+    driftline._core,
+    QueueFull,
+    CoreError,
+    "The batch queue is at max_queue_size."
+);
+create_exception!(
+    driftline._core,
+    QueueClosed,
+    CoreError,
+    "The batch queue is closed and accepts no new requests."
+);
+create_exception!(
+    driftline._core,
+    DriftInputError,
+    CoreError,
+    "Drift input is malformed (shape, dtype, feature names)."
+);
 
 /// Every failure the Rust core can report; only this module turns it into a Python exception.
 #[derive(Debug, thiserror::Error)]
