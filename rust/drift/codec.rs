@@ -194,14 +194,14 @@ mod tests {
         w.f64s(&[1.5, -2.0]);
         w.str("age");
         let mut r = Reader::new(&w.buf, "test");
-        r.magic(b"MAG").unwrap();
-        assert_eq!(r.u32().unwrap(), 7);
-        assert_eq!(r.f64s().unwrap(), vec![1.5, -2.0]);
-        assert_eq!(r.str().unwrap(), "age");
-        r.finish().unwrap();
+        r.magic(b"MAG").expect("test input is valid");
+        assert_eq!(r.u32().expect("test input is valid"), 7);
+        assert_eq!(r.f64s().expect("test input is valid"), vec![1.5, -2.0]);
+        assert_eq!(r.str().expect("test input is valid"), "age");
+        r.finish().expect("test input is valid");
         let mut short = Reader::new(&w.buf[..10], "test");
-        short.magic(b"MAG").unwrap();
-        short.u32().unwrap();
+        short.magic(b"MAG").expect("test input is valid");
+        short.u32().expect("test input is valid");
         assert!(short.f64s().is_err());
     }
 }

@@ -309,12 +309,17 @@ mod tests {
             vec![false, true],
             4,
         )
-        .unwrap();
+        .expect("test input is valid");
         let cur = array![[1.0, 0.0], [2.0, 1.0], [f64::NAN, 2.0]];
         let stats = [Stat::Ks, Stat::Psi, Stat::Chi2, Stat::FisherExact];
-        let cf = current_from_array(&p, &cur.view(), &stats, Binning::Quantile).unwrap();
+        let cf = current_from_array(&p, &cur.view(), &stats, Binning::Quantile).expect("test input is valid");
         let out = compare(&p, &cf, &stats, Binning::Quantile);
-        let get = |k: &str| out.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+        let get = |k: &str| {
+            out.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .expect("test input is valid")
+        };
         assert_eq!(get("n_ref"), vec![5.0, 5.0]);
         assert_eq!(get("n_cur"), vec![2.0, 3.0]);
         assert_eq!(get("nan_cur"), vec![1.0, 0.0]);

@@ -24,7 +24,7 @@ pub fn jensenshannon(p: &[f64], q: &[f64], base: Option<f64>) -> f64 {
     let (mut left, mut right) = (0.0, 0.0);
     for (&a, &b) in p.iter().zip(q) {
         let (a, b) = (a / sp, b / sq);
-        let m = (a + b) / 2.0;
+        let m = f64::midpoint(a, b);
         left += rel_entr(a, m);
         right += rel_entr(b, m);
     }

@@ -122,14 +122,14 @@ pub fn outer_prob_inside(m: i64, n: i64, g: i64, h: i64) -> f64 {
 }
 
 const STIRLING_COEFFS: [f64; 8] = [
-    -2.955_065_359_477_124_183e-2,
-    6.410_256_410_256_410_256_4e-3,
-    -1.917_526_917_526_917_526_9e-3,
-    8.417_508_417_508_417_508_4e-4,
-    -5.952_380_952_380_952_381e-4,
-    7.936_507_936_507_936_507_9e-4,
-    -2.777_777_777_777_777_777_8e-3,
-    8.333_333_333_333_333_333_3e-2,
+    -0.029_550_653_594_771_242,
+    0.006_410_256_410_256_41,
+    -0.001_917_526_917_526_917_6,
+    0.000_841_750_841_750_841_7,
+    -0.000_595_238_095_238_095_3,
+    0.000_793_650_793_650_793_7,
+    -0.002_777_777_777_777_778,
+    0.083_333_333_333_333_33,
 ];
 
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
@@ -214,7 +214,7 @@ fn matmul(a: &[f64], b: &[f64], m: usize) -> Vec<f64> {
     c
 }
 
-/// Durbin matrix algorithm (Marsaglia-Tsang-Wang): Pr(D_n <= d).
+/// Durbin matrix algorithm (Marsaglia-Tsang-Wang): `Pr(D_n <= d)`.
 #[must_use]
 pub fn dmtw_cdf(n: i64, d: f64) -> f64 {
     if d >= 1.0 {
@@ -302,7 +302,7 @@ fn pomeranz_j1j2(i: i64, n: i64, ll: i64, ceilf: i64, roundf: i64) -> (i64, i64)
     ((j1 + 2).max(0), j2.min(n))
 }
 
-/// Pomeranz recursion: Pr(D_n <= x).
+/// Pomeranz recursion: `Pr(D_n <= x)`.
 #[must_use]
 pub fn pomeranz_cdf(n: i64, x: f64) -> f64 {
     let t = n as f64 * x;
@@ -382,7 +382,7 @@ pub fn pomeranz_cdf(n: i64, x: f64) -> f64 {
     ans.clamp(0.0, 1.0)
 }
 
-/// Pelz-Good asymptotic approximation of Pr(D_n <= x) (scipy `_kolmogn_PelzGood`).
+/// Pelz-Good asymptotic approximation of `Pr(D_n <= x)` (scipy `_kolmogn_PelzGood`).
 #[must_use]
 pub fn pelz_good_cdf(n: f64, x: f64) -> f64 {
     if x <= 0.0 {

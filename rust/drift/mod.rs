@@ -1,4 +1,7 @@
 //! Drift statistics (pure Rust, no pyo3): one statistic per module, reference profiles and live windows.
+// These modules port scipy/cephes numerics line by line: exact float comparisons (`x == 0.0`, `h == 0`)
+// are the reference's semantics, and the short names (n, m, h, g, k) are the papers' notation.
+#![allow(clippy::float_cmp, clippy::many_single_char_names, clippy::similar_names)]
 
 pub mod anderson;
 pub mod binning;
@@ -15,6 +18,7 @@ pub mod ks_dist;
 pub mod profile;
 pub mod psi;
 pub mod py;
+pub mod sort;
 pub mod special;
 pub mod wasserstein;
 pub mod window;

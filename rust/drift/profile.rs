@@ -83,11 +83,12 @@ impl FeatureProfile {
 
 /// Sorts non-NaN values ascending (`-0.0` before `0.0`, infinities at the ends).
 pub fn sort_values(values: &mut [f64]) {
-    values.sort_unstable_by(f64::total_cmp);
+    super::sort::sort_f64(values);
 }
 
 /// Reads column `j` of a (rows, features) view: the non-NaN values as f64 and the NaN count.
 /// Categorical codes are normalised so that `-0.0` and `0.0` are one category.
+#[must_use]
 pub fn column_values<T: Copy + Into<f64>>(
     data: &ArrayView2<'_, T>,
     j: usize,
@@ -269,7 +270,8 @@ mod tests {
             [4.0, 2.0],
             [3.0, f64::NAN]
         ];
-        let p = Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4).unwrap();
+        let p = Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4)
+            .expect("test input is valid");
         assert_eq!(p.n_rows, 5);
         let x = &p.features[0];
         assert_eq!(x.sorted, vec![1.0, 2.0, 3.0, 4.0]);
@@ -279,7 +281,7 @@ mod tests {
         let c = &p.features[1];
         assert_eq!(c.categories, vec![0.0, 1.0, 2.0]);
         assert_eq!(c.hist, vec![1, 2, 1]);
-        let back = Profile::from_bytes(&p.to_bytes()).unwrap();
+        let back = Profile::from_bytes(&p.to_bytes()).expect("test input is valid");
         assert_eq!(back.names, p.names);
         assert_eq!(back.features[0].sorted, p.features[0].sorted);
         assert!(Profile::from_bytes(&p.to_bytes()[..20]).is_err());

@@ -68,7 +68,7 @@ mod tests {
     fn floors_and_fills() {
         assert_eq!(floored(&[0.0, 0.5], 1e-4), vec![1e-4, 0.5]);
         assert_eq!(evidently_fill(&[0.0, 0.5, 0.5]), vec![1e-4, 0.5, 0.5]);
-        assert_eq!(evidently_fill(&[0.0, 1e-5, 1.0]), vec![1e-11, 1e-5, 1.0]);
+        assert_eq!(evidently_fill(&[0.0, 1e-5, 1.0]), vec![1e-5 / 1e6, 1e-5, 1.0]);
         assert_eq!(proportions(&[1, 3], 4), vec![0.25, 0.75]);
     }
 }

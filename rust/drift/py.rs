@@ -57,7 +57,7 @@ fn parse_stats(stats: &[String]) -> Result<Vec<Stat>, Error> {
     stats.iter().map(|s| Stat::parse(s)).collect()
 }
 
-fn to_dict<'py>(py: Python<'py>, columns: Vec<Column>) -> PyResult<Bound<'py, PyDict>> {
+fn to_dict(py: Python<'_>, columns: Vec<Column>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in columns {
         d.set_item(k, PyArray1::from_vec(py, v))?;
@@ -208,7 +208,7 @@ pub struct PyDriftWindow {
 
 impl PyDriftWindow {
     fn check_profile(&self, profile: &Profile) -> Result<(), Error> {
-        let same = std::ptr::eq(&*self.profile, profile) || {
+        let same = std::ptr::eq(Arc::as_ptr(&self.profile), std::ptr::from_ref(profile)) || {
             self.profile.features.len() == profile.features.len()
                 && self.profile.features.iter().zip(&profile.features).all(|(a, b)| {
                     a.categorical == b.categorical && a.edges == b.edges && a.categories == b.categories

@@ -179,15 +179,15 @@ mod tests {
         assert!(close(chi2_sf(3.84, 1.0), 0.050_043_521_248_705_19, 1e-12));
         // scipy.stats.chi2.sf(10.0, 4) = 0.04042768199451279
         assert!(close(chi2_sf(10.0, 4.0), 0.040_427_681_994_512_79, 1e-12));
-        assert!(close(chi2_sf(0.5, 3.0), 0.918_891_411_654_676_1, 1e-12));
+        assert!(close(chi2_sf(0.5, 3.0), 0.918_891_411_654_675_8, 1e-12));
         assert_eq!(chi2_sf(f64::INFINITY, 2.0), 0.0);
         assert!(chi2_sf(1.0, 0.0).is_nan());
     }
 
     #[test]
     fn kve_known_values() {
-        // scipy.special.kve(0.25, 1.0) = 1.2171787064808138 ; kve(0.25, 0.01) = 6.6836357985...
-        assert!(close(kve(0.25, 1.0), 1.217_178_706_480_813_8, 1e-12));
+        // scipy.special.kve(0.25, 1.0) = 1.1708721016781265
+        assert!(close(kve(0.25, 1.0), 1.170_872_101_678_126_5, 1e-12));
         // K_{1/2}(z) = sqrt(pi / (2 z)) exp(-z)
         for z in [0.001, 0.3, 2.0, 50.0] {
             assert!(close(kve(0.5, z), (PI / (2.0 * z)).sqrt(), 1e-12), "z={z}");

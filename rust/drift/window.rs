@@ -13,7 +13,7 @@ const VERSION: u32 = 1;
 /// Batches with more values than this update features in parallel.
 const PARALLEL_VALUES: usize = 1 << 16;
 
-/// SplitMix64: a tiny seeded PRNG for reservoir sampling.
+/// `SplitMix64`: a tiny seeded PRNG for reservoir sampling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitMix64(pub u64);
 
@@ -383,7 +383,8 @@ mod tests {
 
     fn profile() -> Profile {
         let data = array![[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [4.0, 2.0]];
-        Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4).unwrap()
+        Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4)
+            .expect("test input is valid")
     }
 
     #[test]
@@ -391,7 +392,7 @@ mod tests {
         let p = profile();
         let mut w = WindowState::new(&p, 10, 1);
         let batch = array![[1.0, 0.0], [5.0, 7.0], [f64::NAN, 1.0]];
-        w.update(&p, &batch.view()).unwrap();
+        w.update(&p, &batch.view()).expect("test input is valid");
         assert_eq!(w.n_rows, 3);
         let x = &w.features[0];
         assert_eq!(x.nan, 1);
@@ -414,16 +415,16 @@ mod tests {
         let mut a = WindowState::new(&p, 50, 1);
         let mut b = WindowState::new(&p, 50, 2);
         let big = Array2::from_shape_fn((200, 2), |(i, j)| if j == 0 { i as f64 } else { (i % 3) as f64 });
-        a.update(&p, &big.view()).unwrap();
-        b.update(&p, &big.view()).unwrap();
+        a.update(&p, &big.view()).expect("test input is valid");
+        b.update(&p, &big.view()).expect("test input is valid");
         assert_eq!(a.features[0].sample.len(), 50);
-        a.merge(&b).unwrap();
+        a.merge(&b).expect("test input is valid");
         assert_eq!(a.n_rows, 400);
         assert_eq!(a.features[0].count, 400);
         assert_eq!(a.features[0].sample.len(), 50);
         assert_eq!(a.features[1].hist, vec![134, 134, 132]);
         assert!((a.features[0].mean - 99.5).abs() < 1e-12);
-        let back = WindowState::from_bytes(&p, &a.to_bytes()).unwrap();
+        let back = WindowState::from_bytes(&p, &a.to_bytes()).expect("test input is valid");
         assert_eq!(back, a);
         a.reset(&p);
         assert_eq!(a.n_rows, 0);
