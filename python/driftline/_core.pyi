@@ -1,5 +1,8 @@
 """Hand-written stub of the Rust extension `driftline._core`."""
 
+import numpy as np
+from numpy.typing import NDArray
+
 __version__: str
 build_profile: str
 
@@ -11,9 +14,6 @@ class DriftInputError(CoreError): ...
 # ---------------------------------------------------------------------------------------------------
 # drift (rust/drift/): reference profiles, live windows, statistics (definitions: shared/DRIFT.md)
 # ---------------------------------------------------------------------------------------------------
-import numpy as np
-from numpy.typing import NDArray
-
 _FloatArray2 = NDArray[np.float64] | NDArray[np.float32]
 
 class ReferenceProfile:

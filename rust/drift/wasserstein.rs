@@ -90,6 +90,10 @@ pub fn std_ddof0(x: &[f64]) -> f64 {
 /// Evidently's normed Wasserstein: `W1 / max(std(ref), 0.001)`.
 #[must_use]
 pub fn wasserstein_norm(w1: f64, ref_std: f64) -> f64 {
+    // Python's max(nan, 0.001) is nan (an infinite reference value makes np.std nan); f64::max would drop it.
+    if ref_std.is_nan() {
+        return f64::NAN;
+    }
     w1 / ref_std.max(0.001)
 }
 
