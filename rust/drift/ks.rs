@@ -10,25 +10,25 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return f64::NAN;
     }
-    let (n, m) = (a.len() as f64, b.len() as f64);
+    let (n, m) = (a.len(), b.len());
+    let (nf, mf) = (n as f64, m as f64);
     let (mut i, mut j) = (0, 0);
     let (mut max_d, mut min_d) = (f64::NEG_INFINITY, f64::INFINITY);
-    while i < a.len() || j < b.len() {
-        let v = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => break,
-        };
-        while i < a.len() && a[i] <= v {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= v {
-            j += 1;
-        }
-        let d = i as f64 / n - j as f64 / m;
-        max_d = max_d.max(d);
-        min_d = min_d.min(d);
+    // One pooled element per step (few unpredictable branches); the CDF difference is only taken after
+    // the last of a run of equal values, which is what searchsorted(side="right") sees.
+    while i < n || j < m {
+        let x = a.get(i).copied().unwrap_or(f64::INFINITY);
+        let y = b.get(j).copied().unwrap_or(f64::INFINITY);
+        let take_a = i < n && (j >= m || x <= y);
+        let v = if take_a { x } else { y };
+        i += usize::from(take_a);
+        j += usize::from(!take_a);
+        let nx = a.get(i).copied().unwrap_or(f64::INFINITY);
+        let ny = b.get(j).copied().unwrap_or(f64::INFINITY);
+        let run_ends = (i == n && j == m) || nx.min(ny) != v;
+        let d = i as f64 / nf - j as f64 / mf;
+        max_d = if run_ends { max_d.max(d) } else { max_d };
+        min_d = if run_ends { min_d.min(d) } else { min_d };
     }
     let min_s = (-min_d).clamp(0.0, 1.0);
     if min_s > max_d {

@@ -527,10 +527,13 @@ pub fn smirnov_sf(n: i64, x: f64) -> f64 {
     let n_terms = n1mxfl + 1;
     let vmid = n / 2;
     let mut sum = (1.0 - x).powf(nf) / x;
+    // ln C(n, v), updated by ln((n - v + 1) / v) per term: one log instead of three log-gammas.
+    let mut ln_c = 0.0;
     for v in 1..n_terms {
+        ln_c += ((n - v + 1) as f64 / v as f64).ln();
         let t2x = (n - v) as f64 / nf - x;
         let t1x = v as f64 / nf + x;
-        let ln_a = ln_binom(nf, v as f64) + (n - v) as f64 * t2x.ln() + (v - 1) as f64 * t1x.ln();
+        let ln_a = ln_c + (n - v) as f64 * t2x.ln() + (v - 1) as f64 * t1x.ln();
         let a = ln_a.exp();
         if a.is_finite() && a != 0.0 {
             sum += a;

@@ -9,37 +9,72 @@ pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
     if u.is_empty() || v.is_empty() {
         return f64::NAN;
     }
-    let (n, m) = (u.len() as f64, v.len() as f64);
+    let (n, m) = (u.len(), v.len());
+    let (nf, mf) = (n as f64, m as f64);
     let (mut i, mut j) = (0, 0);
-    let mut terms: Vec<f64> = Vec::with_capacity(u.len() + v.len());
-    // Walk the pooled sorted values one element at a time; equal neighbours contribute a zero delta.
-    let mut prev: Option<f64> = None;
-    let (mut ci, mut cj) = (0_usize, 0_usize);
-    while i < u.len() || j < v.len() {
-        let take_u = match (u.get(i), v.get(j)) {
-            (Some(x), Some(y)) => x <= y,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        let z = if take_u { u[i] } else { v[j] };
-        if let Some(p) = prev {
-            // CDFs at the previous pooled value p.
-            while ci < u.len() && u[ci] <= p {
-                ci += 1;
-            }
-            while cj < v.len() && v[cj] <= p {
-                cj += 1;
-            }
-            terms.push((ci as f64 / n - cj as f64 / m).abs() * (z - p));
+    let mut sum = Neumaier::default();
+    let mut prev = f64::NAN;
+    // Term k is |F_u(z_k) - F_v(z_k)| (z_{k+1} - z_k). After consuming z_k the counts equal the
+    // side="right" CDF whenever z_{k+1} > z_k; when z_{k+1} == z_k the delta is 0 (NaN for +-inf runs,
+    // as in scipy) and the counts do not matter. So one streaming pass over the pooled values suffices.
+    while i < n || j < m {
+        let x = u.get(i).copied().unwrap_or(f64::INFINITY);
+        let y = v.get(j).copied().unwrap_or(f64::INFINITY);
+        let take_u = i < n && (j >= m || x <= y);
+        let z = if take_u { x } else { y };
+        if i + j > 0 {
+            sum.add((i as f64 / nf - j as f64 / mf).abs() * (z - prev));
         }
-        prev = Some(z);
-        if take_u {
-            i += 1;
-        } else {
-            j += 1;
+        i += usize::from(take_u);
+        j += usize::from(!take_u);
+        prev = z;
+    }
+    sum.value()
+}
+
+/// Blocked summation: plain sums of up to 1024 terms, blocks combined with Neumaier's compensation.
+/// The bound is ~1e-13 relative for nonnegative terms, far inside 1e-9, with no branch in the hot loop.
+#[derive(Default)]
+struct Neumaier {
+    block: f64,
+    len: u32,
+    sum: f64,
+    comp: f64,
+}
+
+impl Neumaier {
+    #[inline]
+    fn add(&mut self, x: f64) {
+        self.block += x;
+        self.len += 1;
+        if self.len == 1024 {
+            self.flush();
         }
     }
-    pairwise_sum(&terms)
+
+    fn flush(&mut self) {
+        let x = std::mem::take(&mut self.block);
+        self.len = 0;
+        let t = self.sum + x;
+        // Infinite or NaN terms: the plain sum already has the IEEE answer; compensation would turn it NaN.
+        if t.is_finite() {
+            if self.sum.abs() >= x.abs() {
+                self.comp += (self.sum - t) + x;
+            } else {
+                self.comp += (x - t) + self.sum;
+            }
+        }
+        self.sum = t;
+    }
+
+    fn value(&mut self) -> f64 {
+        self.flush();
+        if self.sum.is_finite() {
+            self.sum + self.comp
+        } else {
+            self.sum
+        }
+    }
 }
 
 /// numpy's pairwise summation (blocks of 128 with 8 accumulators), so long sums round as `np.sum` does.

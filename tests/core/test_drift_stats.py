@@ -143,6 +143,24 @@ def test_numeric_statistics_match_scipy(case: str) -> None:
     check_numeric(ref, cur)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.08, 0.2, 0.35, 0.6])
+def test_ks_asymptotic_small_effective_n(shift: float) -> None:
+    """max(n, m) > 10000 with round(n m / (n + m)) <= 140: DMTW, Pomeranz and Smirnov branches."""
+    r = _rng()
+    check_numeric(r.normal(size=10500), r.normal(shift, size=130))
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.004, 0.012])
+def test_ks_asymptotic_large_effective_n(shift: float) -> None:
+    """round(n m / (n + m)) = 60000: Pelz-Good, Durbin matrix and the Smirnov sum."""
+    r = _rng()
+    ref, cur = r.normal(size=120_000), r.normal(shift, size=120_000)
+    got = _core.drift_stats(ref[:, None], cur[:, None], [False], ["ks"])
+    want = _quiet(stats.ks_2samp, ref, cur)
+    assert_close(float(got["ks"][0]), float(want.statistic), "ks")
+    assert_close(float(got["ks_pvalue"][0]), float(want.pvalue), "ks_pvalue")
+
+
 @pytest.mark.parametrize("bins", [2, 5, 20])
 def test_psi_bin_count_is_a_parameter(bins: int) -> None:
     r = _rng()
