@@ -9,6 +9,8 @@ use rayon::prelude::*;
 
 const MAGIC: &[u8] = b"DLPROF\0";
 const VERSION: u32 = 1;
+/// Upper bound on the numeric bin count (a histogram per feature per window is kept in memory).
+pub const MAX_BINS: usize = 100_000;
 
 /// One feature of the reference.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,8 +142,10 @@ impl Profile {
                 categorical.len()
             )));
         }
-        if bins < 2 {
-            return Err(Error::DriftInput(format!("bins must be at least 2, got {bins}")));
+        if !(2..=MAX_BINS).contains(&bins) {
+            return Err(Error::DriftInput(format!(
+                "bins must be between 2 and {MAX_BINS}, got {bins}"
+            )));
         }
         let features = crate::runtime::pool().install(|| {
             (0..n_features)

@@ -211,7 +211,10 @@ impl PyDriftWindow {
         let same = std::ptr::eq(Arc::as_ptr(&self.profile), std::ptr::from_ref(profile)) || {
             self.profile.features.len() == profile.features.len()
                 && self.profile.features.iter().zip(&profile.features).all(|(a, b)| {
-                    a.categorical == b.categorical && a.edges == b.edges && a.categories == b.categories
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+                    a.categorical == b.categorical
+                        && bits(&a.edges) == bits(&b.edges)
+                        && bits(&a.categories) == bits(&b.categories)
                 })
         };
         if same {
