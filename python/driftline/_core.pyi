@@ -1,5 +1,7 @@
 """Hand-written stub of the Rust extension `driftline._core`."""
 
+from typing import final
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -16,6 +18,7 @@ class DriftInputError(CoreError): ...
 # ---------------------------------------------------------------------------------------------------
 _FloatArray2 = NDArray[np.float64] | NDArray[np.float32]
 
+@final
 class ReferenceProfile:
     """The reference side: sorted and binned once; immutable and thread-safe."""
 
@@ -43,10 +46,11 @@ class ReferenceProfile:
         self, current: _FloatArray2 | DriftWindow, stats: list[str], binning: str = "quantile"
     ) -> dict[str, NDArray[np.float64]]: ...
 
+@final
 class DriftWindow:
     """A live, mergeable window of current traffic on one profile (internal mutex)."""
 
-    def __init__(self, profile: ReferenceProfile, sample_cap: int = 100_000, seed: int = 0) -> None: ...
+    def __new__(cls, profile: ReferenceProfile, sample_cap: int = 100_000, seed: int = 0) -> DriftWindow: ...
     def update(self, batch: _FloatArray2) -> None: ...
     def merge(self, other: DriftWindow) -> None: ...
     def reset(self) -> None: ...
