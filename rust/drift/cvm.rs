@@ -2,7 +2,6 @@
 
 use super::special::{kve, ln_gamma, pi_pow_1_5};
 use super::wasserstein::pairwise_sum;
-use std::collections::BTreeMap;
 
 /// (statistic T, p-value) for two sorted, NaN-free samples; NaN when either has fewer than 2 values.
 ///
@@ -116,27 +115,53 @@ fn pval_exact(s: f64, m: u64, n: u64) -> f64 {
     let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * s - (mn * (4 * mn - 1)) as f64) / (6 * mn * mn) as f64)
         .floor();
     let combinations = comb(m + n, m);
-    let mut gs: Vec<BTreeMap<u64, u64>> = vec![BTreeMap::new(); m as usize + 1];
-    gs[0].insert(0, 1);
+    // gs[v]: sorted (value, frequency) table of g_{u,v}; merging sorted runs keeps every step linear.
+    let mut gs: Vec<Vec<(u64, u64)>> = vec![Vec::new(); m as usize + 1];
+    gs[0].push((0, 1));
     for u in 0..=n {
-        let mut next = Vec::with_capacity(gs.len());
-        let mut tmp: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next: Vec<Vec<(u64, u64)>> = Vec::with_capacity(gs.len());
         for (v, g) in gs.iter().enumerate() {
-            for (&val, &f) in g {
-                *tmp.entry(val).or_insert(0) += f;
-            }
             let res = (a as i64 * v as i64 - b as i64 * u as i64).pow(2) as u64;
-            tmp = tmp.into_iter().map(|(val, f)| (val + res, f)).collect();
-            next.push(tmp.clone());
+            let mut merged = merge_tables(next.last().map_or(&[][..], Vec::as_slice), g);
+            for entry in &mut merged {
+                entry.0 += res;
+            }
+            next.push(merged);
         }
         gs = next;
     }
     let total: u64 = gs[m as usize]
         .iter()
-        .filter(|(&val, _)| val as f64 >= zeta)
-        .map(|(_, &f)| f)
+        .filter(|&&(val, _)| val as f64 >= zeta)
+        .map(|&(_, f)| f)
         .sum();
     total as f64 / combinations
+}
+
+/// Merges two value-sorted frequency tables, adding frequencies of equal values.
+fn merge_tables(x: &[(u64, u64)], y: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(x.len() + y.len());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].0.cmp(&y[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(x[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(y[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((x[i].0, x[i].1 + y[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&x[i..]);
+    out.extend_from_slice(&y[j..]);
+    out
 }
 
 #[cfg(test)]
