@@ -1,0 +1,399 @@
+"""Feature columns for drift: kinds, string vocabularies, and normalisation to C-contiguous float64."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+import numpy as np
+
+from driftline.errors import DriftInputError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["Column", "FeatureKind", "Schema", "Table", "encode", "load_table", "to_table"]
+
+FeatureKind = Literal["numeric", "categorical"]
+
+# A numeric column with at most this many distinct reference values is tested like a category,
+# as Evidently does (its chi-square / z-test branch for low-cardinality numerics).
+LOW_CARDINALITY = 5
+
+# Live data may bring unbounded new strings; past this many per column they share one code.
+MAX_NEW_STRINGS = 10_000
+
+
+class Column(msgspec.Struct, frozen=True):
+    """One feature as the profile knows it.
+
+    Attributes:
+        name: Column name.
+        kind: "numeric" or "categorical" (the kind the statistics use).
+        declared: The kind the data declared: "numeric", "categorical", "string" or "bool".
+        vocabulary: For string columns, the reference's sorted distinct strings; code i is vocabulary[i].
+        distinct: Distinct non-missing reference values; exact for categorical columns, for numeric
+            ones capped at LOW_CARDINALITY + 1 (meaning "more").
+    """
+
+    name: str
+    kind: FeatureKind
+    declared: str
+    vocabulary: list[str] | None = None
+    distinct: int = 0
+
+
+class Schema(msgspec.Struct, frozen=True):
+    """The ordered columns of a profile."""
+
+    columns: list[Column]
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in order."""
+        return [c.name for c in self.columns]
+
+    def index(self, name: str) -> int:
+        """Position of a column.
+
+        Args:
+            name: Column name.
+
+        Returns:
+            The column's index.
+
+        Raises:
+            DriftInputError: No such column.
+        """
+        for i, c in enumerate(self.columns):
+            if c.name == name:
+                return i
+        raise DriftInputError(f"unknown feature {name!r}; the profile has {self.names}")
+
+
+class Table:
+    """Named 1-D columns taken from a frame or an array, before encoding.
+
+    Attributes:
+        columns: Name -> column values (numpy arrays; strings as object arrays).
+        string_columns: Names whose values are strings (or categorical/enum dtypes).
+        bool_columns: Names whose values are booleans.
+    """
+
+    def __init__(self, columns: dict[str, NDArray[Any]], string_columns: set[str], bool_columns: set[str]) -> None:
+        self.columns = columns
+        self.string_columns = string_columns
+        self.bool_columns = bool_columns
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
+        self.n_rows = lengths.pop() if lengths else 0
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in order."""
+        return list(self.columns)
+
+    def select(self, names: Sequence[str]) -> Table:
+        """Keep only `names`, in that order.
+
+        Args:
+            names: Columns to keep.
+
+        Returns:
+            A new table.
+
+        Raises:
+            DriftInputError: A name is not a column.
+        """
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise DriftInputError(f"unknown feature(s) {missing}; the data has {self.names}")
+        return Table(
+            {n: self.columns[n] for n in names},
+            {n for n in names if n in self.string_columns},
+            {n for n in names if n in self.bool_columns},
+        )
+
+
+def _from_polars(frame: Any) -> Table:
+    import polars as pl
+
+    cols: dict[str, NDArray[Any]] = {}
+    strings: set[str] = set()
+    bools: set[str] = set()
+    for name in frame.columns:
+        s = frame.get_column(name)
+        dt = s.dtype
+        if dt in (pl.Utf8, pl.Categorical) or isinstance(dt, pl.Enum):
+            cols[name] = s.cast(pl.Utf8).to_numpy().astype(object)
+            strings.add(name)
+        elif dt == pl.Boolean:
+            cols[name] = s.cast(pl.Float64).to_numpy()
+            bools.add(name)
+        elif dt.is_numeric():
+            cols[name] = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        else:
+            raise DriftInputError(f"feature {name!r} has unsupported dtype {dt}")
+    return Table(cols, strings, bools)
+
+
+def _from_pandas(frame: Any) -> Table:
+    cols: dict[str, NDArray[Any]] = {}
+    strings: set[str] = set()
+    bools: set[str] = set()
+    for name in frame.columns:
+        s = frame[name]
+        kind = s.dtype.kind if hasattr(s.dtype, "kind") else "O"
+        key = str(name)
+        if kind == "b":
+            cols[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            bools.add(key)
+        elif kind in "iuf" and str(s.dtype) != "category":
+            cols[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            cols[key] = np.asarray(s.astype(object).where(s.notna(), None).to_numpy(), dtype=object)
+            strings.add(key)
+    return Table(cols, strings, bools)
+
+
+def to_table(data: Any, names: Sequence[str] | None = None) -> Table:
+    """Take columns from a polars or pandas DataFrame, a mapping of arrays, or a 2-D numpy array.
+
+    Args:
+        data: The data. pandas is optional and only recognised, never imported, when absent.
+        names: Column names for a numpy array (default f0, f1, ...); ignored for frames.
+
+    Returns:
+        The columns as a Table.
+
+    Raises:
+        DriftInputError: Unsupported input type, dtype or shape.
+    """
+    if isinstance(data, Table):
+        return data
+    module = type(data).__module__
+    if module.startswith("polars"):
+        return _from_polars(data)
+    if module.startswith("pandas"):
+        return _from_pandas(data)
+    if isinstance(data, Mapping):
+        import polars as pl
+
+        arrays = {str(k): np.asarray(v) for k, v in data.items()}
+        lengths = sorted({len(v) for v in arrays.values()})
+        if len(lengths) > 1:
+            raise DriftInputError(f"columns have different lengths: {lengths}")
+        return _from_polars(pl.DataFrame(arrays))
+    arr = np.asarray(data)
+    if arr.ndim != 2:
+        raise DriftInputError(f"expected a 2-D array (rows, features), got shape {arr.shape}")
+    if names is None:
+        names = [f"f{i}" for i in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise DriftInputError(f"{len(names)} names given for {arr.shape[1]} columns")
+    if arr.dtype.kind in "iufb":
+        kinds_bool = arr.dtype.kind == "b"
+        fl = arr.astype(np.float64, copy=False)
+        cols = {str(n): fl[:, i] for i, n in enumerate(names)}
+        return Table(cols, set(), set(cols) if kinds_bool else set())
+    cols = {str(n): arr[:, i].astype(object) for i, n in enumerate(names)}
+    return Table(cols, set(cols), set())
+
+
+def load_table(path: str) -> Table:
+    """Read a Parquet or CSV file with polars.
+
+    Args:
+        path: A `.parquet`/`.pq` or `.csv` file.
+
+    Returns:
+        The file's columns.
+
+    Raises:
+        DriftInputError: Missing file or unknown extension.
+    """
+    import polars as pl
+
+    lower = path.lower()
+    try:
+        if lower.endswith((".parquet", ".pq")):
+            return _from_polars(pl.read_parquet(path))
+        if lower.endswith(".csv"):
+            return _from_polars(pl.read_csv(path))
+    except FileNotFoundError as exc:
+        raise DriftInputError(f"no such file: {path}") from exc
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DriftInputError(f"cannot read {path}: {exc}") from exc
+    raise DriftInputError(f"unknown file type {path!r}: expected .parquet or .csv")
+
+
+def _strings(values: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[Any]]:
+    """Mask of present values and the present values as str."""
+    present = np.array([v is not None and v == v for v in values], dtype=bool)
+    return present, values[present].astype(str)
+
+
+def _distinct_upto(values: NDArray[np.float64], limit: int = LOW_CARDINALITY) -> int:
+    """Distinct values, exact up to `limit`; `limit + 1` means "more". O(n) instead of a full sort."""
+    seen = np.unique(values[:4096])
+    rest = values
+    while seen.size <= limit:
+        rest = rest[~np.isin(rest, seen)]
+        if rest.size == 0:
+            return int(seen.size)
+        seen = np.union1d(seen, np.unique(rest[:4096]))
+    return limit + 1
+
+
+def infer_schema(table: Table, categorical: Sequence[str] | None = None) -> Schema:
+    """Decide every column's kind and build string vocabularies from reference data.
+
+    Args:
+        table: The reference columns.
+        categorical: Names to treat as categorical regardless of dtype.
+
+    Returns:
+        The schema (kind, vocabulary, distinct count per column).
+
+    Raises:
+        DriftInputError: A name in `categorical` is not a column.
+    """
+    forced = set(categorical or ())
+    unknown = sorted(forced - set(table.names))
+    if unknown:
+        raise DriftInputError(f"unknown categorical feature(s) {unknown}; the data has {table.names}")
+    columns: list[Column] = []
+    for name, values in table.columns.items():
+        if name in table.string_columns:
+            _, present = _strings(values)
+            vocab = sorted(set(present.tolist()))
+            columns.append(Column(name, "categorical", "string", vocab, len(vocab)))
+            continue
+        finite = values[~np.isnan(values)]
+        declared = "bool" if name in table.bool_columns else "numeric"
+        if name in forced:
+            declared = "categorical"
+        distinct = int(np.unique(finite).size) if declared != "numeric" else _distinct_upto(finite)
+        kind: FeatureKind = "numeric"
+        if declared != "numeric" or distinct <= LOW_CARDINALITY:
+            kind = "categorical"
+        columns.append(Column(name, kind, declared, None, distinct))
+    return Schema(columns)
+
+
+class Encoder:
+    """Maps tables onto a schema's column order as one C-contiguous float64 array.
+
+    Strings become vocabulary codes; strings the reference never saw get codes after the vocabulary
+    (stable for the encoder's lifetime, at most MAX_NEW_STRINGS per column, then one shared code).
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self._codes = [
+            {s: float(i) for i, s in enumerate(c.vocabulary)} if c.vocabulary is not None else None
+            for c in schema.columns
+        ]
+
+    def new_strings(self, feature: int) -> dict[float, str]:
+        """Codes this encoder gave to strings outside the vocabulary.
+
+        Args:
+            feature: Column index.
+
+        Returns:
+            Code -> string for the new strings seen so far.
+        """
+        col = self.schema.columns[feature]
+        codes = self._codes[feature]
+        if codes is None or col.vocabulary is None:
+            return {}
+        base = len(col.vocabulary)
+        return {c: s for s, c in codes.items() if c >= base}
+
+    def label(self, feature: int, code: float) -> str:
+        """The display label of a categorical code.
+
+        Args:
+            feature: Column index.
+            code: The code.
+
+        Returns:
+            The string it stands for, or the number itself.
+        """
+        col = self.schema.columns[feature]
+        if col.vocabulary is not None:
+            i = int(code)
+            if 0 <= i < len(col.vocabulary) and i == code:
+                return col.vocabulary[i]
+            return self.new_strings(feature).get(code, "(other)")
+        return f"{code:g}"
+
+    def _encode_strings(self, feature: int, values: NDArray[Any]) -> NDArray[np.float64]:
+        codes = self._codes[feature]
+        assert codes is not None
+        vocab_size = len(self.schema.columns[feature].vocabulary or ())
+        out = np.full(len(values), np.nan)
+        present, strs = _strings(values)
+        if strs.size == 0:
+            return out
+        uniq, inverse = np.unique(strs, return_inverse=True)
+        mapped = np.empty(len(uniq))
+        for i, s in enumerate(uniq.tolist()):
+            code = codes.get(s)
+            if code is None:
+                n_new = len(codes) - vocab_size
+                code = float(len(codes)) if n_new < MAX_NEW_STRINGS else float(vocab_size + MAX_NEW_STRINGS)
+                if n_new < MAX_NEW_STRINGS:
+                    codes[s] = code
+            mapped[i] = code
+        out[present] = mapped[inverse]
+        return out
+
+    def encode(self, data: Any) -> NDArray[np.float64]:
+        """Encode data with the schema's columns, in the schema's order.
+
+        Args:
+            data: A frame, mapping, Table, or 2-D numpy array already in the schema's column order.
+
+        Returns:
+            A (rows, features) C-contiguous float64 array; NaN marks missing values.
+
+        Raises:
+            DriftInputError: Columns missing, or a numpy array with the wrong number of columns.
+        """
+        names = self.schema.names
+        if isinstance(data, np.ndarray) and data.dtype.kind in "fiub":
+            if data.ndim != 2 or data.shape[1] != len(names):
+                raise DriftInputError(
+                    f"expected an array of shape (rows, {len(names)}) for features {names}, got {data.shape}"
+                )
+            return np.ascontiguousarray(data, dtype=np.float64)
+        table = to_table(data, names).select(names)
+        out = np.empty((table.n_rows, len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            values = table.columns[name]
+            if self._codes[j] is not None:
+                if name not in table.string_columns:
+                    raise DriftInputError(f"feature {name!r} was strings in the reference but is numeric now")
+                out[:, j] = self._encode_strings(j, values)
+            elif name in table.string_columns:
+                raise DriftInputError(f"feature {name!r} was numeric in the reference but is strings now")
+            else:
+                out[:, j] = values
+        return out
+
+
+def encode(schema: Schema, data: Any) -> NDArray[np.float64]:
+    """Encode data onto a schema with a fresh Encoder (see Encoder.encode).
+
+    Args:
+        schema: The columns.
+        data: The data.
+
+    Returns:
+        The (rows, features) float64 array.
+    """
+    return Encoder(schema).encode(data)

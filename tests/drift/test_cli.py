@@ -1,0 +1,101 @@
+"""`driftline drift REFERENCE CURRENT`: exit codes 0/1/2, JSON and HTML output, one-line errors."""
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from driftline.drift import ReferenceProfile
+from driftline.drift.cli import add_drift_parser, main, run_drift
+
+
+@pytest.fixture
+def files(frames, tmp_path):
+    ref, cur = frames
+    paths = {
+        "ref": tmp_path / "ref.parquet",
+        "same": tmp_path / "same.csv",
+        "cur": tmp_path / "cur.parquet",
+    }
+    ref.write_parquet(paths["ref"])
+    ref.write_csv(paths["same"])
+    cur.write_parquet(paths["cur"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def test_no_drift_exits_0_with_json(files, capsys):
+    assert main([files["ref"], files["same"]]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "ok"
+    assert len(out["features"]) == 5
+
+
+def test_drift_exits_1(files, capsys):
+    assert main([files["ref"], files["cur"], "--features", "age,city"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in out["features"]] == ["age", "city"]
+
+
+def test_options(files, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main([files["ref"], files["cur"], "--stat", "psi", "--threshold", "5", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert {f["stat"] for f in report["features"]} == {"psi"}
+    assert main([files["ref"], files["cur"], "--preset", "significance", "--categorical", "rooms"]) == 1
+    html = tmp_path / "r.html"
+    assert main([files["ref"], files["cur"], "--format", "html", "--out", str(html)]) == 1
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    assert json.loads(capsys.readouterr().out)["preset"] == "significance"  # the only run that printed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--features", "age,zip"], "zip"),
+        (["--stat", "t-test"], "unknown statistic"),
+        (["--stat", "wasserstein"], "no default threshold"),
+        (["--categorical", "nope"], "nope"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(files, capsys, extra, message):
+    assert main([files["ref"], files["cur"], *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_missing_file_exits_2(files, capsys):
+    assert main([files["ref"], "/nonexistent/cur.parquet"]) == 2
+    assert "no such file: /nonexistent/cur.parquet" in capsys.readouterr().err
+
+
+def test_profile_as_reference(files, frames, tmp_path, capsys):
+    profile_path = tmp_path / "ref.profile"
+    ReferenceProfile.build(frames[0]).save(profile_path)
+    assert main([str(profile_path), files["cur"]]) == 1
+    assert json.loads(capsys.readouterr().out)["n_ref_rows"] == 600
+
+
+def test_subparser_for_the_main_cli(files, capsys):
+    parser = argparse.ArgumentParser(prog="driftline")
+    add_drift_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["drift", files["ref"], files["same"], "--format", "json"])
+    assert args.handler is run_drift
+    assert run_drift(args) == 0
+    capsys.readouterr()
+
+
+def test_module_entry_point(files):
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.drift.cli", files["ref"], "missing.csv"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "driftline drift: error: no such file: missing.csv"
