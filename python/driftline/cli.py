@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--config", help="server TOML file")
     listing.set_defaults(func=_models_list)
 
+    from driftline.drift.cli import add_drift_parser, run_drift
+
+    add_drift_parser(sub).set_defaults(func=run_drift)
+
     score = sub.add_parser("score", help="score Parquet/CSV files in bulk (resumable)")
     score.add_argument("model", help="MODEL or MODEL:VERSION")
     score.add_argument("inputs", nargs="+", help="Parquet/CSV files, directories or globs")

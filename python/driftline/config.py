@@ -18,7 +18,7 @@ from driftline.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["HttpSettings", "JobSettings", "ServerSettings", "load_settings"]
+__all__ = ["DriftSettings", "HttpSettings", "JobSettings", "ServerSettings", "load_settings"]
 
 ENV_PREFIX = "DRIFTLINE_"
 
@@ -42,6 +42,20 @@ class JobSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     roots: list[str] = msgspec.field(default_factory=lambda: ["."])
 
 
+class DriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Live drift windows and alerts (per-model statistics and thresholds live in each config.toml's [drift])."""
+
+    window_rows: int | None = 10_000
+    window_seconds: float | None = None
+    # Closed windows kept for the sliding view.
+    keep: int = 6
+    # Rows sampled per feature for KS / Wasserstein when a window holds more.
+    sample_cap: int = 100_000
+    # Seconds between evaluations of every watched version (state changes become alerts); 0 = only on request.
+    check_interval_s: float = 10.0
+    webhooks: list[str] = msgspec.field(default_factory=list)
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the server reads at start; nothing reads the environment after this is built."""
 
@@ -52,6 +66,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "info"
     http: HttpSettings = HttpSettings()
     jobs: JobSettings = JobSettings()
+    drift: DriftSettings = DriftSettings()
 
     def __post_init__(self) -> None:
         if not 0 < self.http.port < 65536:

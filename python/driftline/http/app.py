@@ -12,13 +12,16 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from prometheus_client import CollectorRegistry
 
 from driftline import __version__
 from driftline.config import ServerSettings, load_settings
+from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
 from driftline.http.jobs import JobsController
-from driftline.http.metrics import build_registry, metrics
+from driftline.http.metrics import ServingCollector, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.runner import JobRunner
@@ -56,6 +59,18 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return _error(500, f"internal server error: {type(exc).__name__}")
 
 
+async def _check_drift_forever(table: ModelTable, monitor: DriftMonitor, interval: float) -> None:
+    """Evaluate watched versions periodically so drift state changes raise alerts without anyone asking."""
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await check_all(table, monitor)
+        except Exception:  # noqa: BLE001 - a failed check must not stop the next ones
+            _log.exception("periodic drift check failed")
+
+
 def create_app(settings: ServerSettings) -> Litestar:
     """Build the ASGI app; models load in the lifespan, before the server reports ready."""
 
@@ -69,10 +84,19 @@ def create_app(settings: ServerSettings) -> Litestar:
             from driftline.demo import build_demo_repository
 
             await asyncio.to_thread(build_demo_repository, root)
-        table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db))
+        drift = settings.drift
+        state.registry = CollectorRegistry()
+        state.drift = DriftMonitor(
+            AlertManager(registry=state.registry, webhooks=drift.webhooks),
+            window_rows=drift.window_rows,
+            window_seconds=drift.window_seconds,
+            keep=drift.keep,
+            sample_cap=drift.sample_cap,
+        )
+        table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db), state.drift)
         state.table = table
         state.audit = AuditLog(db)
-        state.registry = build_registry(table)
+        state.registry.register(ServingCollector(table))
         state.max_request_bytes = settings.http.max_request_bytes
         state.in_flight = 0  # inference requests being handled by the fast path right now
         state.settings = settings
@@ -80,18 +104,21 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.job_runner = JobRunner(state.job_store)
         state.job_runner.start()
         await table.load_all()
+        checker = asyncio.create_task(_check_drift_forever(table, state.drift, drift.check_interval_s))
         state.started = True
         _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)
         try:
             yield
         finally:
             # Drain: every accepted request is answered before the instances are freed.
+            checker.cancel()
             await asyncio.to_thread(state.job_runner.stop)
             await table.close()
+            await asyncio.to_thread(state.drift.close)
             db.close()
 
     return Litestar(
-        route_handlers=[V2Controller, TritonController, JobsController, metrics],
+        route_handlers=[V2Controller, TritonController, JobsController, DriftController, metrics],
         lifespan=[lifespan],
         exception_handlers={
             DriftlineError: _driftline_error,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from driftline.serving.stats import Histogram
     from driftline.serving.table import ModelTable
 
-__all__ = ["ServingCollector", "build_registry", "metrics"]
+__all__ = ["ServingCollector", "metrics"]
 
 LABELS = ["model", "version"]
 
@@ -64,13 +64,6 @@ class ServingCollector(Collector):
                 depth.add_metric(labels, q.get("queued_requests", 0))
                 busy.add_metric(labels, q.get("busy_instances", 0))
         yield from (requests, inferences, executions, latency, queue, compute, batch, depth, busy)
-
-
-def build_registry(table: ModelTable) -> CollectorRegistry:
-    """A registry with the serving collector (other parts add theirs, e.g. drift gauges)."""
-    registry = CollectorRegistry()
-    registry.register(ServingCollector(table))
-    return registry
 
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=True, tags=["operations"])

@@ -14,6 +14,7 @@ from driftline.backends import load_backend
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
 from driftline.serving.batcher import Batcher
 from driftline.serving.stats import ModelStats
+from driftline.serving.watch import unwatch_version, watch_version
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.backends.base import Backend, TensorSpec
+    from driftline.drift import DriftMonitor
     from driftline.repository.layout import ModelSource, Repository
     from driftline.store.audit import AuditLog
 
@@ -81,9 +83,16 @@ def _warmup(backend: Backend, batching: bool) -> None:
 class ModelTable:
     """Owns every loaded model version; loads run in threads so the event loop never blocks."""
 
-    def __init__(self, repository: Repository, loop: asyncio.AbstractEventLoop, audit: AuditLog | None = None) -> None:
-        """Create an empty table over a repository."""
+    def __init__(
+        self,
+        repository: Repository,
+        loop: asyncio.AbstractEventLoop,
+        audit: AuditLog | None = None,
+        drift: DriftMonitor | None = None,
+    ) -> None:
+        """Create an empty table over a repository; with a drift monitor, versions with reference data are watched."""
         self.repository = repository
+        self.drift = drift
         self._loop = loop
         self._audit = audit
         self._models: dict[str, dict[int, LoadedModel]] = {}
@@ -168,6 +177,7 @@ class ModelTable:
             for model in old.values():
                 await self._retire(model)
                 if model.version not in fresh:
+                    self._unwatch(model)
                     self._record("unload", name, before=str(model.version), reason="not selected by version policy")
             return sorted(fresh)
 
@@ -183,6 +193,7 @@ class ModelTable:
                 raise ModelNotFound(f"model {name!r} is not loaded")
             for model in versions.values():
                 await self._retire(model)
+                self._unwatch(model)
                 self._record("unload", name, before=str(model.version), reason="unload requested")
 
     async def close(self) -> None:
@@ -215,9 +226,21 @@ class ModelTable:
             return backends, digest
 
         backends, digest = await asyncio.to_thread(build)
+        on_batch = None
+        if self.drift is not None:
+            try:
+                on_batch = await asyncio.to_thread(watch_version, self.drift, source, version, backends[0].inputs)
+            except ConfigError:
+                for b in backends:
+                    b.close()
+                raise
         stats = ModelStats()
-        batcher = Batcher(f"{source.name}:{version}", backends, config, stats, self._loop)
+        batcher = Batcher(f"{source.name}:{version}", backends, config, stats, self._loop, on_batch)
         return LoadedModel(source.name, version, source, backends, batcher, digest, stats)
+
+    def _unwatch(self, model: LoadedModel) -> None:
+        if self.drift is not None:
+            unwatch_version(self.drift, model.name, model.version)
 
     async def _retire(self, model: LoadedModel) -> None:
         model.batcher.close()
