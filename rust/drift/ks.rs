@@ -11,10 +11,12 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n, m) = (a.len(), b.len());
-    let (nf, mf) = (n as f64, m as f64);
     let (mut i, mut j) = (0, 0);
-    let (mut max_d, mut min_d) = (f64::NEG_INFINITY, f64::INFINITY);
-    // One pooled element per step (few unpredictable branches); the CDF difference is only taken after
+    // F_a - F_b = (i m - j n) / (n m): track the integer numerator (no division in the loop) and divide
+    // once; the result is the correctly rounded quotient, within an ulp of scipy's i/n - j/m.
+    let (mi, ni) = (m as i128, n as i128);
+    let (mut diff, mut max_d, mut min_d) = (0_i128, 0_i128, 0_i128);
+    // One pooled element per step (few unpredictable branches); the CDF difference only counts after
     // the last of a run of equal values, which is what searchsorted(side="right") sees.
     while i < n || j < m {
         let x = a.get(i).copied().unwrap_or(f64::INFINITY);
@@ -23,18 +25,19 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
         let v = if take_a { x } else { y };
         i += usize::from(take_a);
         j += usize::from(!take_a);
+        diff += if take_a { mi } else { -ni };
         let nx = a.get(i).copied().unwrap_or(f64::INFINITY);
         let ny = b.get(j).copied().unwrap_or(f64::INFINITY);
         let run_ends = (i == n && j == m) || nx.min(ny) != v;
-        let d = i as f64 / nf - j as f64 / mf;
-        max_d = if run_ends { max_d.max(d) } else { max_d };
-        min_d = if run_ends { min_d.min(d) } else { min_d };
+        max_d = if run_ends { max_d.max(diff) } else { max_d };
+        min_d = if run_ends { min_d.min(diff) } else { min_d };
     }
-    let min_s = (-min_d).clamp(0.0, 1.0);
-    if min_s > max_d {
+    let scale = (n as f64) * (m as f64);
+    let (max_s, min_s) = (max_d as f64 / scale, ((-min_d) as f64 / scale).clamp(0.0, 1.0));
+    if min_s > max_s {
         min_s
     } else {
-        max_d
+        max_s
     }
 }
 
