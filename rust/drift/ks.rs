@@ -2,6 +2,9 @@
 
 use super::ks_dist::ks_2samp_pvalue;
 
+/// Sides of 2^31 values or more would overflow the i64 CDF numerator (n m); such a side is 16 GiB.
+pub const MAX_SIDE: usize = 1 << 31;
+
 /// `D = max |F_ref - F_cur|` over the pooled values (ties counted with `searchsorted(side="right")`).
 ///
 /// Both slices must be sorted ascending and NaN-free. Returns NaN when either is empty.
@@ -11,11 +14,14 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n, m) = (a.len(), b.len());
+    if n.max(m) >= MAX_SIDE {
+        return f64::NAN;
+    }
     let (mut i, mut j) = (0, 0);
     // F_a - F_b = (i m - j n) / (n m): track the integer numerator (no division in the loop) and divide
     // once; the result is the correctly rounded quotient, within an ulp of scipy's i/n - j/m.
-    let (mi, ni) = (m as i128, n as i128);
-    let (mut diff, mut max_d, mut min_d) = (0_i128, 0_i128, 0_i128);
+    let (mi, ni) = (m as i64, n as i64);
+    let (mut diff, mut max_d, mut min_d) = (0_i64, 0_i64, 0_i64);
     // One pooled element per step (few unpredictable branches); the CDF difference only counts after
     // the last of a run of equal values, which is what searchsorted(side="right") sees.
     while i < n || j < m {

@@ -10,15 +10,18 @@ pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n, m) = (u.len(), v.len());
-    let (mi, ni) = (m as i128, n as i128);
+    if n.max(m) >= super::ks::MAX_SIDE {
+        return f64::NAN;
+    }
+    let (mi, ni) = (m as i64, n as i64);
     let (mut i, mut j) = (0, 0);
     let mut sum = Neumaier::default();
     let mut prev = f64::NAN;
-    let mut diff = 0_i128; // (F_u - F_v) * n * m, exact
-                           // Term k is |F_u(z_k) - F_v(z_k)| (z_{k+1} - z_k). After consuming z_k the counts equal the
-                           // side="right" CDF whenever z_{k+1} > z_k; when z_{k+1} == z_k the delta is 0 (NaN for +-inf runs,
-                           // as in scipy) and the counts do not matter. So one streaming pass over the pooled values suffices,
-                           // with the 1 / (n m) scale applied once at the end.
+    let mut diff = 0_i64; // (F_u - F_v) * n * m, exact
+                          // Term k is |F_u(z_k) - F_v(z_k)| (z_{k+1} - z_k). After consuming z_k the counts equal the
+                          // side="right" CDF whenever z_{k+1} > z_k; when z_{k+1} == z_k the delta is 0 (NaN for +-inf runs,
+                          // as in scipy) and the counts do not matter. So one streaming pass over the pooled values suffices,
+                          // with the 1 / (n m) scale applied once at the end.
     while i < n || j < m {
         let x = u.get(i).copied().unwrap_or(f64::INFINITY);
         let y = v.get(j).copied().unwrap_or(f64::INFINITY);
