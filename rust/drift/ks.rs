@@ -2,6 +2,9 @@
 
 use super::ks_dist::ks_2samp_pvalue;
 
+/// Sides of 2^31 values or more would overflow the i64 CDF numerator (n m); such a side is 16 GiB.
+pub const MAX_SIDE: usize = 1 << 31;
+
 /// `D = max |F_ref - F_cur|` over the pooled values (ties counted with `searchsorted(side="right")`).
 ///
 /// Both slices must be sorted ascending and NaN-free. Returns NaN when either is empty.
@@ -11,10 +14,15 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n, m) = (a.len(), b.len());
-    let (nf, mf) = (n as f64, m as f64);
+    if n.max(m) >= MAX_SIDE {
+        return f64::NAN;
+    }
     let (mut i, mut j) = (0, 0);
-    let (mut max_d, mut min_d) = (f64::NEG_INFINITY, f64::INFINITY);
-    // One pooled element per step (few unpredictable branches); the CDF difference is only taken after
+    // F_a - F_b = (i m - j n) / (n m): track the integer numerator (no division in the loop) and divide
+    // once; the result is the correctly rounded quotient, within an ulp of scipy's i/n - j/m.
+    let (mi, ni) = (m as i64, n as i64);
+    let (mut diff, mut max_d, mut min_d) = (0_i64, 0_i64, 0_i64);
+    // One pooled element per step (few unpredictable branches); the CDF difference only counts after
     // the last of a run of equal values, which is what searchsorted(side="right") sees.
     while i < n || j < m {
         let x = a.get(i).copied().unwrap_or(f64::INFINITY);
@@ -23,18 +31,19 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
         let v = if take_a { x } else { y };
         i += usize::from(take_a);
         j += usize::from(!take_a);
+        diff += if take_a { mi } else { -ni };
         let nx = a.get(i).copied().unwrap_or(f64::INFINITY);
         let ny = b.get(j).copied().unwrap_or(f64::INFINITY);
         let run_ends = (i == n && j == m) || nx.min(ny) != v;
-        let d = i as f64 / nf - j as f64 / mf;
-        max_d = if run_ends { max_d.max(d) } else { max_d };
-        min_d = if run_ends { min_d.min(d) } else { min_d };
+        max_d = if run_ends { max_d.max(diff) } else { max_d };
+        min_d = if run_ends { min_d.min(diff) } else { min_d };
     }
-    let min_s = (-min_d).clamp(0.0, 1.0);
-    if min_s > max_d {
+    let scale = (n as f64) * (m as f64);
+    let (max_s, min_s) = (max_d as f64 / scale, ((-min_d) as f64 / scale).clamp(0.0, 1.0));
+    if min_s > max_s {
         min_s
     } else {
-        max_d
+        max_s
     }
 }
 

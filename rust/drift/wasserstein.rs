@@ -10,26 +10,32 @@ pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n, m) = (u.len(), v.len());
-    let (nf, mf) = (n as f64, m as f64);
+    if n.max(m) >= super::ks::MAX_SIDE {
+        return f64::NAN;
+    }
+    let (mi, ni) = (m as i64, n as i64);
     let (mut i, mut j) = (0, 0);
     let mut sum = Neumaier::default();
     let mut prev = f64::NAN;
-    // Term k is |F_u(z_k) - F_v(z_k)| (z_{k+1} - z_k). After consuming z_k the counts equal the
-    // side="right" CDF whenever z_{k+1} > z_k; when z_{k+1} == z_k the delta is 0 (NaN for +-inf runs,
-    // as in scipy) and the counts do not matter. So one streaming pass over the pooled values suffices.
+    let mut diff = 0_i64; // (F_u - F_v) * n * m, exact
+                          // Term k is |F_u(z_k) - F_v(z_k)| (z_{k+1} - z_k). After consuming z_k the counts equal the
+                          // side="right" CDF whenever z_{k+1} > z_k; when z_{k+1} == z_k the delta is 0 (NaN for +-inf runs,
+                          // as in scipy) and the counts do not matter. So one streaming pass over the pooled values suffices,
+                          // with the 1 / (n m) scale applied once at the end.
     while i < n || j < m {
         let x = u.get(i).copied().unwrap_or(f64::INFINITY);
         let y = v.get(j).copied().unwrap_or(f64::INFINITY);
         let take_u = i < n && (j >= m || x <= y);
         let z = if take_u { x } else { y };
         if i + j > 0 {
-            sum.add((i as f64 / nf - j as f64 / mf).abs() * (z - prev));
+            sum.add(diff.abs() as f64 * (z - prev));
         }
         i += usize::from(take_u);
         j += usize::from(!take_u);
+        diff += if take_u { mi } else { -ni };
         prev = z;
     }
-    sum.value()
+    sum.value() / ((n as f64) * (m as f64))
 }
 
 /// Blocked summation: plain sums of up to 1024 terms, blocks combined with Neumaier's compensation.
