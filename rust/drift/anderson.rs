@@ -56,17 +56,11 @@ pub fn anderson_ksamp(a: &[f64], b: &[f64]) -> (f64, f64) {
         hs_cs.push(acc);
     }
     let h = acc + 1.0;
-    let g_terms: Vec<f64> = hs_cs
-        .iter()
-        .enumerate()
-        .map(|(idx, &c)| c / (idx + 2) as f64)
-        .collect();
+    let g_terms: Vec<f64> = hs_cs.iter().enumerate().map(|(idx, &c)| c / (idx + 2) as f64).collect();
     let g = pairwise_sum(&g_terms);
     let ca = (4.0 * g - 6.0) * (k - 1.0) + (10.0 - 6.0 * g) * h_sum;
-    let cb =
-        (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_sum - 8.0 * h + 4.0 * g - 6.0;
-    let cc =
-        (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_sum + 4.0 * h;
+    let cb = (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_sum - 8.0 * h + 4.0 * g - 6.0;
+    let cc = (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_sum + 4.0 * h;
     let cd = (2.0 * h + 6.0) * k * k - 4.0 * h * k;
     let sigmasq = (ca * nf.powi(3) + cb * nf.powi(2) + cc * nf + cd) / ((nf - 1.0) * (nf - 2.0) * (nf - 3.0));
     let m = k - 1.0;
@@ -84,11 +78,9 @@ fn pvalue(a2: f64, m: f64) -> f64 {
         return f64::NAN;
     }
     let crit: Vec<f64> = (0..7).map(|i| B0[i] + B1[i] / m.sqrt() + B2[i] / m).collect();
-    let (cmin, cmax) = crit
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
-            (lo.min(c), hi.max(c))
-        });
+    let (cmin, cmax) = crit.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
+        (lo.min(c), hi.max(c))
+    });
     if a2 < cmin {
         return 0.25;
     }

@@ -123,11 +123,7 @@ pub fn sturges_edges(a: &[f64], b: &[f64]) -> Vec<f64> {
     let size = (a.len() + b.len()) as f64;
     let ptp = last - first;
     let width = ptp / (size.log2() + 1.0);
-    let n_bins = if width > 0.0 {
-        (ptp / width).ceil() as usize
-    } else {
-        1
-    };
+    let n_bins = if width > 0.0 { (ptp / width).ceil() as usize } else { 1 };
     if first == last {
         first -= 0.5;
         last += 0.5;
@@ -183,10 +179,7 @@ pub fn distinct_sorted(sorted: &[f64]) -> usize {
     if sorted.is_empty() {
         return 0;
     }
-    1 + sorted
-        .windows(2)
-        .filter(|w| w[0].total_cmp(&w[1]).is_ne())
-        .count()
+    1 + sorted.windows(2).filter(|w| w[0].total_cmp(&w[1]).is_ne()).count()
 }
 
 #[cfg(test)]

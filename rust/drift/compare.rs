@@ -1,9 +1,7 @@
 //! Comparing a current window (array or live window) against a profile: every requested statistic per feature.
 
 use super::anderson::anderson_ksamp;
-use super::binning::{
-    bin_of, histogram_closed, histogram_sorted, sturges_edges, union_counts, value_counts_sorted,
-};
+use super::binning::{bin_of, histogram_closed, histogram_sorted, sturges_edges, union_counts, value_counts_sorted};
 use super::chi2::{chi2_contingency, chi2_gof};
 use super::cvm::cramervonmises_2samp;
 use super::fisher::fisher_exact;
@@ -133,11 +131,7 @@ pub fn current_from_window(
                         ..CurrentFeature::default()
                     }
                 } else {
-                    let mut sorted = if need.values {
-                        fw.sample.clone()
-                    } else {
-                        Vec::new()
-                    };
+                    let mut sorted = if need.values { fw.sample.clone() } else { Vec::new() };
                     sort_values(&mut sorted);
                     let sampled = need.values && (fw.sample.len() as u64) < n;
                     CurrentFeature {
@@ -159,12 +153,7 @@ pub type Column = (String, Vec<f64>);
 
 /// Every requested statistic for every feature, plus the count columns, in parallel across features.
 #[must_use]
-pub fn compare(
-    profile: &Profile,
-    current: &[CurrentFeature],
-    stats: &[Stat],
-    binning: Binning,
-) -> Vec<Column> {
+pub fn compare(profile: &Profile, current: &[CurrentFeature], stats: &[Stat], binning: Binning) -> Vec<Column> {
     let per_feature: Vec<Vec<(f64, f64)>> = crate::runtime::pool().install(|| {
         profile
             .features
@@ -187,12 +176,7 @@ pub fn compare(
         }
     }
     let col = |f: &dyn Fn(&FeatureProfile, &CurrentFeature) -> f64| -> Vec<f64> {
-        profile
-            .features
-            .iter()
-            .zip(current)
-            .map(|(fp, c)| f(fp, c))
-            .collect()
+        profile.features.iter().zip(current).map(|(fp, c)| f(fp, c)).collect()
     };
     out.push(("n_ref".into(), col(&|fp, _| fp.n() as f64)));
     out.push(("n_cur".into(), col(&|_, c| c.n as f64)));
@@ -244,10 +228,7 @@ pub fn feature_stat(fp: &FeatureProfile, cur: &CurrentFeature, stat: Stat, binni
     match stat {
         Stat::Ks => ks_2samp(&fp.sorted, &cur.sorted),
         Stat::Wasserstein => (wasserstein(&fp.sorted, &cur.sorted), f64::NAN),
-        Stat::WassersteinNorm => (
-            wasserstein_norm(wasserstein(&fp.sorted, &cur.sorted), fp.std),
-            f64::NAN,
-        ),
+        Stat::WassersteinNorm => (wasserstein_norm(wasserstein(&fp.sorted, &cur.sorted), fp.std), f64::NAN),
         Stat::CramerVonMises => cramervonmises_2samp(&fp.sorted, &cur.sorted),
         Stat::Anderson => anderson_ksamp(&fp.sorted, &cur.sorted),
         Stat::Psi => {
@@ -261,10 +242,7 @@ pub fn feature_stat(fp: &FeatureProfile, cur: &CurrentFeature, stat: Stat, binni
         }
         Stat::JensenShannon => {
             let (r, c) = binned(fp, cur, binning);
-            (
-                jensenshannon(&r, &c, if evid { None } else { Some(2.0) }),
-                f64::NAN,
-            )
+            (jensenshannon(&r, &c, if evid { None } else { Some(2.0) }), f64::NAN)
         }
         Stat::Hellinger => {
             let (r, c) = binned(fp, cur, binning);
@@ -303,13 +281,8 @@ mod tests {
     #[test]
     fn compare_array_against_profile() {
         let reference = array![[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [4.0, 0.0], [5.0, 1.0]];
-        let p = Profile::build(
-            &reference.view(),
-            vec!["x".into(), "c".into()],
-            vec![false, true],
-            4,
-        )
-        .expect("test input is valid");
+        let p = Profile::build(&reference.view(), vec!["x".into(), "c".into()], vec![false, true], 4)
+            .expect("test input is valid");
         let cur = array![[1.0, 0.0], [2.0, 1.0], [f64::NAN, 2.0]];
         let stats = [Stat::Ks, Stat::Psi, Stat::Chi2, Stat::FisherExact];
         let cf = current_from_array(&p, &cur.view(), &stats, Binning::Quantile).expect("test input is valid");

@@ -61,8 +61,7 @@ fn u_statistic(x: &[f64], y: &[f64]) -> f64 {
 fn pval_asymptotic(t: f64, n_all: u128, nx: u128, ny: u128, k: u128) -> f64 {
     let nf = n_all as f64;
     let et = (1.0 + 1.0 / nf) / 6.0;
-    let num =
-        (n_all + 1) as i128 * ((4 * k * n_all) as i128 - (3 * (nx * nx + ny * ny)) as i128 - (2 * k) as i128);
+    let num = (n_all + 1) as i128 * ((4 * k * n_all) as i128 - (3 * (nx * nx + ny * ny)) as i128 - (2 * k) as i128);
     let vt = num as f64 / (45 * n_all * n_all * 4 * k) as f64;
     let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
     if tn >= 0.003 {
@@ -112,8 +111,7 @@ fn pval_exact(s: f64, m: u64, n: u64) -> f64 {
     let lcm = m / gcd(m, n) * n;
     let (a, b) = (lcm / m, lcm / n);
     let mn = m * n;
-    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * s - (mn * (4 * mn - 1)) as f64) / (6 * mn * mn) as f64)
-        .floor();
+    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * s - (mn * (4 * mn - 1)) as f64) / (6 * mn * mn) as f64).floor();
     let combinations = comb(m + n, m);
     // gs[v]: sorted (value, frequency) table of g_{u,v}; merging sorted runs keeps every step linear.
     let mut gs: Vec<Vec<(u64, u64)>> = vec![Vec::new(); m as usize + 1];

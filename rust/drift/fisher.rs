@@ -16,8 +16,7 @@ struct Hypergeom {
 
 impl Hypergeom {
     fn ln_pmf(&self, x: u64) -> f64 {
-        ln_binom(self.good as f64, x as f64)
-            + ln_binom((self.total - self.good) as f64, (self.draws - x) as f64)
+        ln_binom(self.good as f64, x as f64) + ln_binom((self.total - self.good) as f64, (self.draws - x) as f64)
             - ln_binom(self.total as f64, self.draws as f64)
     }
 

@@ -3,11 +3,7 @@
 /// `sqrt(sum (sqrt(p) - sqrt(q))^2) / sqrt(2)` on unfloored proportions; in [0, 1].
 #[must_use]
 pub fn hellinger(p: &[f64], q: &[f64]) -> f64 {
-    let s: f64 = p
-        .iter()
-        .zip(q)
-        .map(|(&a, &b)| (a.sqrt() - b.sqrt()).powi(2))
-        .sum();
+    let s: f64 = p.iter().zip(q).map(|(&a, &b)| (a.sqrt() - b.sqrt()).powi(2)).sum();
     s.sqrt() / std::f64::consts::SQRT_2
 }
 

@@ -144,9 +144,7 @@ pub fn dmtw_cdf(n: i64, d: f64) -> f64 {
     for c in 0..m {
         hm[(m - 1) * m + c] = v[m - 1 - c];
     }
-    let mut hpwr: Vec<f64> = (0..m * m)
-        .map(|i| if i / m == i % m { 1.0 } else { 0.0 })
-        .collect();
+    let mut hpwr: Vec<f64> = (0..m * m).map(|i| if i / m == i % m { 1.0 } else { 0.0 }).collect();
     let mut nn = n;
     let mut expnt: i32 = 0;
     let mut hexpnt: i32 = 0;

@@ -80,10 +80,7 @@ impl Stat {
     pub fn parse(name: &str) -> Result<Stat> {
         Stat::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
             let known: Vec<&str> = Stat::ALL.iter().map(|s| s.name()).collect();
-            Error::DriftInput(format!(
-                "unknown drift statistic {name:?}; known: {}",
-                known.join(", ")
-            ))
+            Error::DriftInput(format!("unknown drift statistic {name:?}; known: {}", known.join(", ")))
         })
     }
 

@@ -91,11 +91,7 @@ pub fn sort_values(values: &mut [f64]) {
 /// Reads column `j` of a (rows, features) view: the non-NaN values as f64 and the NaN count.
 /// Categorical codes are normalised so that `-0.0` and `0.0` are one category.
 #[must_use]
-pub fn column_values<T: Copy + Into<f64>>(
-    data: &ArrayView2<'_, T>,
-    j: usize,
-    categorical: bool,
-) -> (Vec<f64>, u64) {
+pub fn column_values<T: Copy + Into<f64>>(data: &ArrayView2<'_, T>, j: usize, categorical: bool) -> (Vec<f64>, u64) {
     let col = data.column(j);
     let mut out = Vec::with_capacity(col.len());
     let mut nan = 0;
@@ -267,13 +263,7 @@ mod tests {
 
     #[test]
     fn build_and_round_trip() {
-        let data = array![
-            [1.0, 0.0],
-            [2.0, 1.0],
-            [f64::NAN, 1.0],
-            [4.0, 2.0],
-            [3.0, f64::NAN]
-        ];
+        let data = array![[1.0, 0.0], [2.0, 1.0], [f64::NAN, 1.0], [4.0, 2.0], [3.0, f64::NAN]];
         let p = Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4)
             .expect("test input is valid");
         assert_eq!(p.n_rows, 5);

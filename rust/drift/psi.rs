@@ -9,37 +9,21 @@ pub fn floored(p: &[f64], floor: f64) -> Vec<f64> {
 /// `sum (cur - ref) * ln(cur / ref)` over already floored (or filled) proportions.
 #[must_use]
 pub fn psi(p_ref: &[f64], p_cur: &[f64]) -> f64 {
-    p_ref
-        .iter()
-        .zip(p_cur)
-        .map(|(&r, &c)| (c - r) * (c / r).ln())
-        .sum()
+    p_ref.iter().zip(p_cur).map(|(&r, &c)| (c - r) * (c / r).ln()).sum()
 }
 
 /// Evidently's `feel_zeroes`: zeros become `min_nonzero / 1e6` when `min_nonzero <= 1e-4`, else `1e-4`.
 #[must_use]
 pub fn evidently_fill(p: &[f64]) -> Vec<f64> {
-    let min_nonzero = p
-        .iter()
-        .copied()
-        .filter(|&x| x != 0.0)
-        .fold(f64::INFINITY, f64::min);
-    let fill = if min_nonzero <= 1e-4 {
-        min_nonzero / 1e6
-    } else {
-        1e-4
-    };
+    let min_nonzero = p.iter().copied().filter(|&x| x != 0.0).fold(f64::INFINITY, f64::min);
+    let fill = if min_nonzero <= 1e-4 { min_nonzero / 1e6 } else { 1e-4 };
     p.iter().map(|&x| if x == 0.0 { fill } else { x }).collect()
 }
 
 /// Evidently's PSI: `sum (ref - cur) * ln(ref / cur)` (the same value as [`psi`] up to rounding).
 #[must_use]
 pub fn psi_evidently(p_ref: &[f64], p_cur: &[f64]) -> f64 {
-    let terms: Vec<f64> = p_ref
-        .iter()
-        .zip(p_cur)
-        .map(|(&r, &c)| (r - c) * (r / c).ln())
-        .collect();
+    let terms: Vec<f64> = p_ref.iter().zip(p_cur).map(|(&r, &c)| (r - c) * (r / c).ln()).collect();
     super::wasserstein::pairwise_sum(&terms)
 }
 

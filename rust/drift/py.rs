@@ -182,10 +182,8 @@ impl PyReferenceProfile {
             return to_dict(py, columns);
         }
         let data = input(current, "current data")?;
-        let columns = with_view!(py, data, |view| current_from_array(
-            profile, &view, &stats, binning
-        )
-        .map(|cur| compare(profile, &cur, &stats, binning)))?;
+        let columns = with_view!(py, data, |view| current_from_array(profile, &view, &stats, binning)
+            .map(|cur| compare(profile, &cur, &stats, binning)))?;
         to_dict(py, columns)
     }
 
@@ -357,16 +355,9 @@ fn drift_stats<'py>(
     let reference = input(reference, "reference data")?;
     let current = input(current, "current data")?;
     let names: Vec<String> = (0..categorical.len()).map(|j| format!("f{j}")).collect();
-    let profile = with_view!(py, reference, |view| Profile::build(
-        &view,
-        names,
-        categorical,
-        bins
-    ))?;
-    let columns = with_view!(py, current, |view| current_from_array(
-        &profile, &view, &stats, binning
-    )
-    .map(|cur| compare(&profile, &cur, &stats, binning)))?;
+    let profile = with_view!(py, reference, |view| Profile::build(&view, names, categorical, bins))?;
+    let columns = with_view!(py, current, |view| current_from_array(&profile, &view, &stats, binning)
+        .map(|cur| compare(&profile, &cur, &stats, binning)))?;
     to_dict(py, columns)
 }
 

@@ -62,8 +62,7 @@ pub fn smirnov_sf(n: i64, x: f64) -> f64 {
         };
     }
     let n_upper_terms = n - n1mxceil + 1;
-    let use_upper =
-        (n_upper_terms <= 1 && x < 0.5) || (n >= 10 && n_upper_terms <= 3 && x <= 0.5 / nf.sqrt());
+    let use_upper = (n_upper_terms <= 1 && x < 0.5) || (n >= 10 && n_upper_terms <= 3 && x <= 0.5 / nf.sqrt());
     if use_upper {
         // Few alternating terms, v = n, n-1, ...: A_v = C(n, v) (1 - x - v/n)^(n-v) (x + v/n)^(v-1).
         let mut sum = 0.0;

@@ -92,11 +92,7 @@ impl FeatureWindow {
             .copied()
             .zip(self.hist.iter().copied())
             .collect();
-        pairs.extend(
-            self.new_categories
-                .iter()
-                .map(|(&bits, &c)| (f64::from_bits(bits), c)),
-        );
+        pairs.extend(self.new_categories.iter().map(|(&bits, &c)| (f64::from_bits(bits), c)));
         pairs.retain(|&(_, c)| c > 0);
         pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         pairs.into_iter().unzip()
@@ -143,11 +139,7 @@ impl WindowState {
     ///
     /// # Errors
     /// `DriftInput` when the batch's feature count differs from the profile's.
-    pub fn update<T: Copy + Into<f64> + Sync>(
-        &mut self,
-        profile: &Profile,
-        batch: &ArrayView2<'_, T>,
-    ) -> Result<()> {
+    pub fn update<T: Copy + Into<f64> + Sync>(&mut self, profile: &Profile, batch: &ArrayView2<'_, T>) -> Result<()> {
         check_features(profile, batch.ncols())?;
         let cap = self.sample_cap;
         let work = |(j, fw): (usize, &mut FeatureWindow)| {
@@ -288,9 +280,7 @@ impl WindowState {
             let nan = r.u64()?;
             let hist = r.u64s()?;
             if hist.len() != fp.hist.len() {
-                return Err(Error::DriftInput(
-                    "drift window: bins differ from the profile's".into(),
-                ));
+                return Err(Error::DriftInput("drift window: bins differ from the profile's".into()));
             }
             let n_cats = r.u64()?;
             let mut new_categories = HashMap::new();
@@ -383,8 +373,7 @@ mod tests {
 
     fn profile() -> Profile {
         let data = array![[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [4.0, 2.0]];
-        Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4)
-            .expect("test input is valid")
+        Profile::build(&data.view(), vec!["x".into(), "c".into()], vec![false, true], 4).expect("test input is valid")
     }
 
     #[test]
