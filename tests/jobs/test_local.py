@@ -176,3 +176,25 @@ def test_kill_9_at_random_moments_then_resume_scores_each_row_exactly_once(repo:
     expected = data["id"].to_list() + data.head(20_000)["id"].to_list()
     assert sorted(ids.to_list()) == sorted(expected)
     assert not list(out.glob("*.tmp"))
+
+
+def test_job_ends_with_a_drift_summary_when_the_model_has_reference_data(repo: Path, tmp_path: Path):
+    from driftline.demo import IRIS_FEATURES, iris_like_data
+
+    x_ref, _ = iris_like_data(3000, seed=21)
+    pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(
+        repo / "iris" / "reference.parquet"
+    )
+    x, _ = iris_like_data(2000, seed=22)
+    calm = pl.DataFrame({"id": np.arange(2000), **{f"f{i}": x[:, i] for i in range(4)}})
+    calm.write_parquet(tmp_path / "calm.parquet")
+    calm.with_columns(pl.col("f2") + 2.5).write_parquet(tmp_path / "shifted.parquet")
+    ok = run_local(spec(repo, [tmp_path / "calm.parquet"], tmp_path / "out1"))
+    assert ok.drift is not None
+    assert (ok.drift.verdict, ok.drift.rows) == ("ok", 2000)
+    moved = run_local(spec(repo, [tmp_path / "shifted.parquet"], tmp_path / "out2"))
+    assert moved.drift is not None
+    assert "petal_length" in moved.drift.drifted
+    manifest = json.loads((tmp_path / "out2" / "_manifest.json").read_text())
+    assert manifest["drift"]["drifted"] == moved.drift.drifted
+    assert run_local(spec(repo, [tmp_path / "calm.parquet"], tmp_path / "out3", version="1")).drift is not None

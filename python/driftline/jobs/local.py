@@ -12,6 +12,8 @@ import numpy as np
 import polars as pl
 
 from driftline.backends import load_backend
+from driftline.drift.target import drift_target
+from driftline.drift.window import LiveWindow
 from driftline.errors import BadRequest
 from driftline.jobs.checkpoint import JobDir
 from driftline.jobs.sources import expand_inputs, iter_chunks, plan_columns, to_arrays
@@ -23,16 +25,26 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.backends.base import Backend, TensorSpec
+    from driftline.drift.policy import DriftPolicy
     from driftline.jobs.sources import ColumnPlan, InputFile
     from driftline.jobs.spec import JobSpec
 
-__all__ = ["JobCancelled", "JobSummary", "run_local", "score_frame"]
+__all__ = ["JobCancelled", "JobDrift", "JobSummary", "run_local", "score_frame"]
 
 _DONE = None
 
 
 class JobCancelled(Exception):
     """The job was cancelled; what was written stays durable and ``--resume`` finishes it."""
+
+
+class JobDrift(msgspec.Struct, frozen=True):
+    """Drift of the rows this run scored against the model's reference data."""
+
+    verdict: str
+    drifted_share: float
+    drifted: list[str]
+    rows: int
 
 
 class JobSummary(msgspec.Struct, frozen=True):
@@ -46,6 +58,7 @@ class JobSummary(msgspec.Struct, frozen=True):
     rows_per_s: float
     output: str
     parts: list[str]
+    drift: JobDrift | None = None
 
 
 def _check_nulls(files: list[InputFile], plan: ColumnPlan) -> None:
@@ -66,9 +79,16 @@ def _empty_output(spec: TensorSpec) -> npt.NDArray[Any]:
 
 
 def score_frame(
-    backend: Backend, frame: pl.DataFrame, plan: ColumnPlan, spec: JobSpec
+    backend: Backend,
+    frame: pl.DataFrame,
+    plan: ColumnPlan,
+    spec: JobSpec,
+    observe: Callable[[dict[str, npt.NDArray[Any]]], None] | None = None,
 ) -> tuple[pl.DataFrame, int, pl.DataFrame | None]:
-    """Score one chunk (both engines use this): the output frame, the rejected count, the rejected rows if kept."""
+    """Score one chunk (both engines use this): the output frame, the rejected count, the rejected rows if kept.
+
+    ``observe`` sees the model inputs of the rows that are scored (the drift summary uses it).
+    """
     arrays, mask = to_arrays(frame, plan)
     rejected, rejected_rows = 0, None
     if mask is not None:
@@ -81,6 +101,8 @@ def score_frame(
         frame = frame.filter(pl.Series(keep))
         arrays = {k: v[keep] for k, v in arrays.items()}
     rows = len(frame)
+    if observe is not None and rows:
+        observe(arrays)
     if rows == 0:
         outputs = {t.name: _empty_output(t) for t in backend.outputs}
     else:
@@ -90,6 +112,18 @@ def score_frame(
         outputs = pieces[0] if len(pieces) == 1 else {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
     out = frame.select(plan.passthrough).with_columns(pl.Series(name, value) for name, value in outputs.items())
     return out, rejected, rejected_rows
+
+
+def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
+    if window.n_rows == 0:
+        return None
+    report = window.report(policy, view="current")
+    return JobDrift(
+        verdict=report.verdict,
+        drifted_share=round(report.drifted_share, 4),
+        drifted=[f.name for f in report.features if f.verdict == "drift"],
+        rows=window.n_rows,
+    )
 
 
 def run_local(
@@ -127,6 +161,13 @@ def run_local(
         raise BadRequest(f"pass-through columns {clash} have the names of model outputs")
     if spec.on_null == "fail":
         _check_nulls(files, plan)
+    target = drift_target(source, backends[0].inputs)
+    window = LiveWindow(target.profile, model=spec.model, version=str(version)) if target is not None else None
+
+    def observe(arrays: dict[str, npt.NDArray[Any]]) -> None:
+        if window is not None and target is not None:
+            window.update(arrays[target.input_name])
+
     job = JobDir(spec.output)
     done = job.start(spec, files, resume)
     total = sum(f.rows for f in files)
@@ -164,7 +205,7 @@ def run_local(
         try:
             while (item := work.get()) is not _DONE:
                 file, chunk, frame = item
-                put(results, (file, chunk, *score_frame(backend, frame, plan, spec)))
+                put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe)))
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
             put(results, exc)
         finally:
@@ -211,6 +252,7 @@ def run_local(
         rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
         output=str(job.root),
         parts=[r.path for r in records],
+        drift=_drift_summary(window, target.policy) if window is not None and target is not None else None,
     )
-    job.write_manifest(msgspec.structs.asdict(summary))
+    job.write_manifest(msgspec.to_builtins(summary))
     return summary
