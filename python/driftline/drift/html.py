@@ -142,10 +142,12 @@ def _row(f: FeatureDrift) -> str:
 def _chart(f: FeatureDrift) -> str:
     if f.histogram is None:
         return ""
-    value = f"p = {_fmt(f.pvalue)}" if f.pvalue is not None else f"{f.stat} = {_fmt(f.value)}"
+    value = f"{f.stat} = {_fmt(f.value)}"
+    if f.pvalue is not None:
+        value += f", p = {_fmt(f.pvalue)}"
     return (
         f'<div class="chart"><h3>{escape(f.name)} {_badge(f.verdict)}</h3>'
-        f'<div class="meta">{escape(f.kind)} · {escape(f.stat)} · {value}</div>{_svg(f.histogram)}</div>'
+        f'<div class="meta">{escape(f.kind)} · {escape(value)}</div>{_svg(f.histogram)}</div>'
     )
 
 
