@@ -1,11 +1,10 @@
 """Drift core benchmarks: Rust statistics vs scipy/numpy, whole reports vs Evidently, window updates.
 
-N rows x 20 numeric (+5 categorical) features on each side; N = 1,000,000 with DRIFTLINE_BENCH_FULL=1, else
+N rows x 20 numeric (+5 categorical) features on each side; N = 1,000,000 with BENCH_FULL=1, else
 20,000 so the normal suite (which runs each benchmark once under --benchmark-disable) stays quick.
 Ratios are taken against baselines measured in the same run: compare the groups' means.
 """
 
-import os
 import warnings
 
 import numpy as np
@@ -13,9 +12,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from benchmarks.conftest import FULL
 from driftline.drift import LiveWindow, ReferenceProfile, compute_drift, evaluate
 
-FULL = os.environ.get("DRIFTLINE_BENCH_FULL") == "1"
 N = 1_000_000 if FULL else 20_000
 NUMERIC, CATEGORICAL = 20, 5
 pytestmark = pytest.mark.benchmark
