@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import polars as pl
 import pytest
+from benchmarks.conftest import FULL
 from scipy import stats
 
-from benchmarks.conftest import FULL
 from driftline.drift import LiveWindow, ReferenceProfile, compute_drift, evaluate
 
 N = 1_000_000 if FULL else 20_000
