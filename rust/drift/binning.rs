@@ -38,7 +38,13 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
 #[inline]
 #[must_use]
 pub fn bin_of(edges: &[f64], x: f64) -> usize {
-    edges.partition_point(|&e| e <= x)
+    // Few edges (the usual 9): a branch-free count of edges <= x vectorises and never mispredicts, where a binary
+    // search takes ~4 unpredictable branches per value. Same answer: the edges are sorted.
+    if edges.len() <= 32 {
+        edges.iter().map(|&e| usize::from(e <= x)).sum()
+    } else {
+        edges.partition_point(|&e| e <= x)
+    }
 }
 
 /// Counts per bin (`edges.len() + 1` bins, outer bins open) of already sorted values, in one merge pass.

@@ -46,6 +46,7 @@ def test_model_metadata_and_readiness(client):
     assert meta["platform"] == "onnxruntime_onnx"
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
     assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label"]
+    assert meta["parameters"] == {"device": "cpu", "notes": []}
 
 
 def test_model_config_is_tritons_shape(client):

@@ -170,7 +170,7 @@ async def test_instances_run_in_parallel_threads():
 
 async def test_idle_fast_model_runs_inline_on_the_loop_and_busy_models_do_not():
     fast = FailingBackend()
-    batcher, stats = make([fast])
+    batcher, stats = make([fast], inline_max_us=100)
     x = np.ones((1, 2), np.float32)
     for _ in range(5):
         np.testing.assert_array_equal((await batcher.infer({"x": x}, 1, alone=True))["y"], x * 2)
@@ -180,7 +180,7 @@ async def test_idle_fast_model_runs_inline_on_the_loop_and_busy_models_do_not():
     await stop(batcher)
 
     slow = FailingBackend(delay=0.01)  # 10 ms per batch: far over inline_max_us, never blocks the loop
-    batcher, _ = make([slow])
+    batcher, _ = make([slow], inline_max_us=100)
     for _ in range(3):
         await batcher.infer({"x": x}, 1, alone=True)
     assert slow.threads == {"driftline-test:1-0"}
@@ -194,7 +194,7 @@ async def test_idle_fast_model_runs_inline_on_the_loop_and_busy_models_do_not():
     await stop(batcher)
 
     crowded = FailingBackend()  # another request in flight: always the queue
-    batcher, _ = make([crowded])
+    batcher, _ = make([crowded], inline_max_us=100)
     for _ in range(3):
         await batcher.infer({"x": x}, 1, alone=False)
     assert crowded.threads == {"driftline-test:1-0"}

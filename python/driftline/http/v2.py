@@ -51,6 +51,8 @@ def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
         platform=model.backends[0].platform,
         inputs=[MetadataTensor(t.name, t.datatype, list(t.shape)) for t in model.inputs],
         outputs=[MetadataTensor(t.name, t.datatype, list(t.shape)) for t in model.outputs],
+        # Where it runs, and why when that differs from config.toml (device = "auto" without CUDA says so here).
+        parameters={"device": model.backends[0].device, "notes": list(model.backends[0].notes)},
     )
 
 
