@@ -44,7 +44,9 @@ def loop():
 
 
 def make_batcher(loop: asyncio.AbstractEventLoop, max_batch_size: int = 32) -> Batcher:
-    config = ModelConfig(max_batch_size=max_batch_size, batching=BatchingConfig(max_queue_delay_us=0, inline_max_us=100))
+    config = ModelConfig(
+        max_batch_size=max_batch_size, batching=BatchingConfig(max_queue_delay_us=0, inline_max_us=100)
+    )
     return Batcher("noop:1", [NoopBackend()], config, ModelStats(), loop)
 
 
