@@ -27,7 +27,7 @@ def test_kinds_and_vocabulary():
         ("categorical", "bool", 2),
     ]
     encoded = Encoder(schema).encode(table)
-    assert encoded.flags.c_contiguous
+    assert encoded.flags.f_contiguous  # frames encode column-major: the core reads one feature at a time
     assert encoded.dtype == np.float64
     np.testing.assert_array_equal(encoded[:, 2], [1, 0, np.nan, 1, 2, 0])
     np.testing.assert_array_equal(encoded[:, 3], [1, 0, 1, np.nan, 0, 1])
