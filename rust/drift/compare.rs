@@ -121,6 +121,57 @@ pub fn current_from_array<T: Copy + Into<f64> + Sync>(
     }))
 }
 
+/// One feature's chart counts: per bin or known category, and (code, count) of codes the reference never saw.
+pub type ChartCounts = (Vec<u64>, Vec<(f64, u64)>);
+
+/// Per feature of a current array: counts on the profile's bins (numeric) or categories (categorical), and the
+/// counts of categorical codes the reference never saw. For report charts; in parallel, one pass per column.
+///
+/// # Errors
+/// `DriftInput` when the feature count differs from the profile's.
+pub fn histograms_of_array<T: Copy + Into<f64> + Sync>(
+    profile: &Profile,
+    data: &ArrayView2<'_, T>,
+) -> Result<Vec<ChartCounts>> {
+    check_features(profile, data.ncols())?;
+    Ok(crate::runtime::pool().install(|| {
+        profile
+            .features
+            .par_iter()
+            .enumerate()
+            .map(|(j, fp)| {
+                let column = data.column(j);
+                if !fp.categorical {
+                    let mut counts = vec![0_u64; fp.edges.len() + 1];
+                    for &v in column {
+                        let x: f64 = v.into();
+                        if !x.is_nan() {
+                            counts[bin_of(&fp.edges, x)] += 1;
+                        }
+                    }
+                    return (counts, Vec::new());
+                }
+                let mut counts = vec![0_u64; fp.categories.len()];
+                let mut new: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+                for &v in column {
+                    let x: f64 = v.into() + 0.0;
+                    if x.is_nan() {
+                        continue;
+                    }
+                    match fp.categories.binary_search_by(|c| c.total_cmp(&x)) {
+                        Ok(k) => counts[k] += 1,
+                        // Keyed by bit pattern so the map orders by value for non-negative codes and stays exact.
+                        Err(_) => *new.entry(x.to_bits()).or_insert(0) += 1,
+                    }
+                }
+                let mut new: Vec<(f64, u64)> = new.into_iter().map(|(b, c)| (f64::from_bits(b), c)).collect();
+                new.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (counts, new)
+            })
+            .collect()
+    }))
+}
+
 /// Current features from a live window: exact histograms/counts, sorted copies of the samples.
 #[must_use]
 pub fn current_from_window(

@@ -1,6 +1,6 @@
 //! Python bindings of the drift core: `ReferenceProfile`, `DriftWindow`, `drift_stats` (the only pyo3 file here).
 
-use super::compare::{compare, current_from_array, current_from_window, Column};
+use super::compare::{compare, current_from_array, current_from_window, histograms_of_array, Column};
 use super::profile::Profile;
 use super::window::WindowState;
 use super::{Binning, Stat};
@@ -52,6 +52,9 @@ macro_rules! with_view {
         }
     };
 }
+
+/// A feature's chart counts as Python sees them: a uint64 array and a dict of new codes.
+type PyChartCounts<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyDict>);
 
 fn parse_stats(stats: &[String]) -> Result<Vec<Stat>, Error> {
     stats.iter().map(|s| Stat::parse(s)).collect()
@@ -185,6 +188,24 @@ impl PyReferenceProfile {
         let columns = with_view!(py, data, |view| current_from_array(profile, &view, &stats, binning)
             .map(|cur| compare(profile, &cur, &stats, binning)))?;
         to_dict(py, columns)
+    }
+
+    /// For report charts: per feature, counts of a current array on the profile's bins or categories, and a
+    /// dict of the categorical codes the reference never saw (code -> count).
+    fn histograms<'py>(&self, py: Python<'py>, current: &Bound<'py, PyAny>) -> PyResult<Vec<PyChartCounts<'py>>> {
+        let profile = &*self.inner;
+        let data = input(current, "current data")?;
+        let per_feature = with_view!(py, data, |view| histograms_of_array(profile, &view))?;
+        per_feature
+            .into_iter()
+            .map(|(counts, new)| {
+                let d = PyDict::new(py);
+                for (code, count) in new {
+                    d.set_item(code, count)?;
+                }
+                Ok((PyArray1::from_vec(py, counts), d))
+            })
+            .collect()
     }
 
     fn __repr__(&self) -> String {

@@ -166,3 +166,22 @@ def test_pandas_input_matches_polars(frames):
     a = compute_drift(ref, cur)
     b = compute_drift(pd.DataFrame(ref.to_dict(as_series=False)), pd.DataFrame(cur.to_dict(as_series=False)))
     assert [(f.stat, f.value, f.verdict) for f in a.features] == [(f.stat, f.value, f.verdict) for f in b.features]
+
+
+def test_core_chart_counts_equal_numpy_counts():
+    import numpy as np
+    import polars as pl
+
+    from driftline.drift import ReferenceProfile
+
+    rng = np.random.default_rng(3)
+    ref = pl.DataFrame({"x": rng.normal(size=500), "c": rng.integers(0, 4, 500).astype(str)})
+    cur = pl.DataFrame({"x": np.r_[rng.normal(1, 2, 298), np.nan, np.inf], "c": rng.integers(0, 6, 300).astype(str)})
+    profile = ReferenceProfile.build(ref, categorical=["c"])
+    encoded = profile.encode(cur)
+    counted = profile.core.histograms(encoded)
+    for j in range(2):
+        counts, new = profile.histogram_of(j, encoded[:, j])
+        assert counted[j][0].tolist() == counts
+        assert counted[j][1] == new
+    assert counted[1][1]  # categories "4" and "5" are new

@@ -25,10 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["compute_drift", "evaluate"]
 
 
-def _histogram(profile: ReferenceProfile, j: int, current: NDArray[np.float64] | _core.DriftWindow) -> Histogram:
+def _histogram(
+    profile: ReferenceProfile,
+    j: int,
+    current: NDArray[np.float64] | _core.DriftWindow,
+    counted: list[tuple[NDArray[np.uint64], dict[float, int]]] | None,
+) -> Histogram:
     labels = profile.bin_labels(j)
     ref = profile.core.histogram(j).tolist()
-    if isinstance(current, np.ndarray):
+    if counted is not None:
+        cur, new = counted[j][0].tolist(), counted[j][1]
+    elif isinstance(current, np.ndarray):
         cur, new = profile.histogram_of(j, current[:, j])
     else:
         cur = current.histogram(j).tolist()
@@ -80,6 +87,8 @@ def evaluate(
     rules = resolve(profile.schema, profile.n_rows, policy)
     wanted = sorted({r.stat for r in rules} | {r.fallback for r in rules if r.fallback is not None})
     result = profile.compare(current, wanted, binning)
+    # Chart counts for an array come from the core in one parallel pass (numpy per column was ~0.4 s at 1M x 25).
+    counted = profile.core.histograms(current) if histograms and isinstance(current, np.ndarray) else None
     picked = [_pick(r, result, j) for j, r in enumerate(rules)]
     thresholds, verdicts = decide(
         [r if r.stat == p[0] else _fallback_rule(r, p[0]) for r, p in zip(rules, picked, strict=True)],
@@ -104,7 +113,7 @@ def evaluate(
                 nan_ref=int(result["nan_ref"][j]),
                 nan_cur=int(result["nan_cur"][j]),
                 sampled=bool(result["sampled"][j] > 0),
-                histogram=_histogram(profile, j, current) if histograms else None,
+                histogram=_histogram(profile, j, current, counted) if histograms else None,
             )
         )
     overall, share = dataset_verdict(verdicts, policy.drift_share)
