@@ -49,31 +49,52 @@ def test_openapi_schema_lists_the_protocol(server):
 @pytest.mark.slow
 def test_shutdown_answers_every_accepted_request(tmp_path, iris_weights):
     root = build_test_repository(tmp_path / "models", iris_weights, slow=True)
-    write_config(root / "heavy", "max_batch_size = 64\n[batching]\nmax_queue_size = 64\nmax_queue_delay_us = 0\n")
+    # 512-row requests keep the one instance busy for tens of milliseconds each, so requests queue up behind it.
+    write_config(root / "heavy", "max_batch_size = 512\n[batching]\nmax_queue_size = 64\nmax_queue_delay_us = 0\n")
     srv = start_server(root, tmp_path)
     try:
-        x = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
-        payload = json.dumps(
-            {"inputs": [{"name": "x", "shape": [64, 256], "datatype": "FP32", "data": x.ravel().tolist()}]}
+        x = np.random.default_rng(0).normal(size=(512, 256)).astype(np.float32)
+        # Binary tensors: decoding is cheap, so the one busy instance, not the event loop, is what requests wait on.
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": list(x.shape),
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": x.nbytes},
+                    }
+                ]
+            }
         ).encode()
+        payload = header + x.tobytes()
+        headers = {"Inference-Header-Content-Length": str(len(header))}
+
+        def send() -> httpx.Response | None:
+            try:
+                return httpx.post(f"{srv.url}/v2/models/heavy/infer", content=payload, headers=headers, timeout=60)
+            except httpx.ConnectError:
+                return None  # never accepted: the server had stopped listening
+
         with ThreadPoolExecutor(12) as pool:
-            futures = [
-                pool.submit(httpx.post, f"{srv.url}/v2/models/heavy/infer", content=payload, timeout=60)
-                for _ in range(12)
-            ]
-            # Wait until requests are queued behind the busy instance, then ask the server to stop.
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                stats = httpx.get(f"{srv.url}/v2/models/heavy/stats", timeout=5).json()
-                if stats["model_stats"][0]["execution_count"] >= 1:
-                    break
+            futures = [pool.submit(send) for _ in range(12)]
+            # Wait until several requests are queued behind the busy instance, then ask the server to stop.
+            queued = 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and queued < 4:
+                metrics = httpx.get(f"{srv.url}/metrics", timeout=5).text
+                line = next(x for x in metrics.splitlines() if x.startswith('driftline_queue_depth{model="heavy"'))
+                queued = int(float(line.split()[-1]))
                 time.sleep(0.005)
             code = srv.stop()
             responses = [f.result() for f in futures]
         # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status is -SIGTERM.
         assert code in (0, -15), srv.log.read_text()
         assert "Application shutdown complete" in srv.log.read_text()
-        assert [r.status_code for r in responses] == [200] * 12
+        answered = [r for r in responses if r is not None]
+        # Every accepted request got its answer (a reset or a 5xx would have failed here), queued ones included.
+        assert len(answered) >= queued + 1 >= 5
+        assert [r.status_code for r in answered] == [200] * len(answered)
     finally:
         srv.stop()
 
