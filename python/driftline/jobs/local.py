@@ -16,8 +16,8 @@ from driftline.drift.target import drift_target
 from driftline.drift.window import LiveWindow
 from driftline.errors import BadRequest
 from driftline.jobs.checkpoint import JobDir
-from driftline.jobs.sources import expand_inputs, iter_chunks, plan_columns, to_arrays
-from driftline.repository import Repository
+from driftline.jobs.prepare import prepare
+from driftline.jobs.sources import iter_chunks, to_arrays
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from driftline.backends.base import Backend, TensorSpec
     from driftline.drift.policy import DriftPolicy
-    from driftline.jobs.sources import ColumnPlan, InputFile
+    from driftline.jobs.sources import ColumnPlan
     from driftline.jobs.spec import JobSpec
 
 __all__ = ["JobCancelled", "JobDrift", "JobSummary", "run_local", "score_frame"]
@@ -59,17 +59,6 @@ class JobSummary(msgspec.Struct, frozen=True):
     output: str
     parts: list[str]
     drift: JobDrift | None = None
-
-
-def _check_nulls(files: list[InputFile], plan: ColumnPlan) -> None:
-    counts = []
-    for f in files:
-        scan = pl.scan_parquet(f.path) if f.format == "parquet" else pl.scan_csv(f.path)
-        n = scan.select(pl.any_horizontal(pl.col(c).is_null() for c in plan.model_columns).sum()).collect().item()
-        if n:
-            counts.append(f"{f.path}: {n} row(s)")
-    if counts:
-        raise BadRequest("rows with nulls in model columns (on_null = 'fail'):\n  " + "\n  ".join(counts))
 
 
 def _empty_output(spec: TensorSpec) -> npt.NDArray[Any]:
@@ -149,18 +138,12 @@ def run_local(
         JobCancelled: ``cancel`` was set.
     """
     started = time.perf_counter()
-    files = expand_inputs(spec.inputs)
-    source = Repository(spec.repository).model(spec.model)
-    version = int(spec.version) if spec.version else max(source.versions_to_load())
-    if version not in source.artifacts:
-        raise BadRequest(f"model {spec.model!r} has no version {version} (versions: {sorted(source.artifacts)})")
-    backends = [load_backend(source.backend, source.artifacts[version], source.config) for _ in range(spec.instances)]
-    plan = plan_columns(backends[0].inputs, files, spec.columns, spec.passthrough)
-    clash = sorted({t.name for t in backends[0].outputs} & set(spec.passthrough))
-    if clash:
-        raise BadRequest(f"pass-through columns {clash} have the names of model outputs")
-    if spec.on_null == "fail":
-        _check_nulls(files, plan)
+    job_plan = prepare(spec)
+    files, source, version, plan = job_plan.files, job_plan.source, job_plan.version, job_plan.plan
+    backends = [job_plan.backend]
+    backends += [
+        load_backend(source.backend, source.artifacts[version], source.config) for _ in range(spec.instances - 1)
+    ]
     target = drift_target(source, backends[0].inputs)
     window = LiveWindow(target.profile, model=spec.model, version=str(version)) if target is not None else None
 

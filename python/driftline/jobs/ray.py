@@ -20,7 +20,7 @@ from driftline.backends import load_backend
 from driftline.errors import BadRequest
 from driftline.jobs.checkpoint import MANIFEST_FILE
 from driftline.jobs.local import JobSummary, score_frame
-from driftline.jobs.sources import expand_inputs, plan_columns
+from driftline.jobs.prepare import prepare
 from driftline.repository import Repository
 
 if TYPE_CHECKING:
@@ -64,14 +64,9 @@ def run_ray(spec: JobSpec, *, address: str | None = None) -> JobSummary:
     started = time.perf_counter()
     if spec.on_null == "file":
         raise BadRequest("on_null = 'file' is supported by the local engine only; use 'reject' or 'fail' with ray")
-    files = expand_inputs(spec.inputs)
-    source = Repository(spec.repository).model(spec.model)
-    version = int(spec.version) if spec.version else max(source.versions_to_load())
-    if version not in source.artifacts:
-        raise BadRequest(f"model {spec.model!r} has no version {version} (versions: {sorted(source.artifacts)})")
-    probe = load_backend(source.backend, source.artifacts[version], source.config)
-    plan = plan_columns(probe.inputs, files, spec.columns, spec.passthrough)
-    probe.close()
+    job_plan = prepare(spec)
+    job_plan.backend.close()  # the actors load their own instances
+    files, version, plan = job_plan.files, job_plan.version, job_plan.plan
     output = Path(spec.output)
     if output.exists() and any(output.iterdir()):
         raise BadRequest(f"output directory {output} is not empty")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from driftline.backends.base import TensorSpec
 
-__all__ = ["ColumnPlan", "InputFile", "expand_inputs", "iter_chunks", "plan_columns", "to_arrays"]
+__all__ = ["ColumnPlan", "InputFile", "expand_inputs", "iter_chunks", "plan_columns", "scan", "to_arrays"]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -35,7 +35,8 @@ class InputFile:
     rows: int
 
 
-def _scan(path: Path, fmt: str) -> pl.LazyFrame:
+def scan(path: Path, fmt: str) -> pl.LazyFrame:
+    """A lazy scan of one input file."""
     return pl.scan_parquet(path) if fmt == "parquet" else pl.scan_csv(path)
 
 
@@ -65,7 +66,7 @@ def expand_inputs(patterns: list[str]) -> list[InputFile]:
             problems.append(f"{path}: unsupported file type {path.suffix!r} (use .parquet or .csv)")
             continue
         try:
-            rows = int(_scan(path, fmt).select(pl.len()).collect().item())
+            rows = int(scan(path, fmt).select(pl.len()).collect().item())
         except (pl.exceptions.PolarsError, OSError) as exc:
             problems.append(f"{path}: cannot be read as {fmt}: {str(exc).splitlines()[0]}")
             continue
@@ -147,7 +148,7 @@ def plan_columns(
     plan: ColumnPlan | None = None
     for file in files:
         try:
-            schema = _scan(file.path, file.format).collect_schema()
+            schema = scan(file.path, file.format).collect_schema()
         except pl.exceptions.PolarsError as exc:
             problems.append(f"{file.path}: cannot read its schema: {str(exc).splitlines()[0]}")
             continue
@@ -185,18 +186,18 @@ def iter_chunks(file: InputFile, chunk_rows: int, skip: set[int]) -> Iterator[tu
     total_chunks = max(1, math.ceil(file.rows / chunk_rows))
     if file.rows == 0:
         if 0 not in skip:
-            yield 0, _scan(file.path, file.format).collect()
+            yield 0, scan(file.path, file.format).collect()
         return
     if file.format == "parquet":
         # Parquet slices are cheap (row-group pruning), so skipped chunks are never read.
         for index in range(total_chunks):
             if index not in skip:
-                yield index, _scan(file.path, "parquet").slice(index * chunk_rows, chunk_rows).collect()
+                yield index, scan(file.path, "parquet").slice(index * chunk_rows, chunk_rows).collect()
         return
     pending: list[pl.DataFrame] = []
     size = 0
     index = 0
-    for batch in _scan(file.path, "csv").collect_batches(chunk_size=chunk_rows):
+    for batch in scan(file.path, "csv").collect_batches(chunk_size=chunk_rows):
         pending.append(batch)
         size += len(batch)
         while size >= chunk_rows:
