@@ -180,8 +180,17 @@ def test_core_chart_counts_equal_numpy_counts():
     profile = ReferenceProfile.build(ref, categorical=["c"])
     encoded = profile.encode(cur)
     counted = profile.core.histograms(encoded)
-    for j in range(2):
-        counts, new = profile.histogram_of(j, encoded[:, j])
-        assert counted[j][0].tolist() == counts
-        assert counted[j][1] == new
+    # numpy reference: searchsorted on the edges (numeric); known categories plus unseen codes (categorical)
+    x = encoded[:, 0][~np.isnan(encoded[:, 0])]
+    edges = profile.core.edges(0)
+    assert (
+        counted[0][0].tolist()
+        == np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1).tolist()
+    )
+    assert counted[0][1] == {}
+    cats = profile.core.categories(1)
+    uniq, counts = np.unique(encoded[:, 1][~np.isnan(encoded[:, 1])], return_counts=True)
+    known = np.isin(uniq, cats)
+    assert counted[1][0].tolist() == [int(counts[uniq == c].sum()) for c in cats]
+    assert counted[1][1] == {float(u): int(c) for u, c in zip(uniq[~known], counts[~known], strict=True)}
     assert counted[1][1]  # categories "4" and "5" are new

@@ -31,12 +31,12 @@ def _histogram(
     current: NDArray[np.float64] | _core.DriftWindow,
     counted: list[tuple[NDArray[np.uint64], dict[float, int]]] | None,
 ) -> Histogram:
+    """Chart counts of feature j: from ``counted`` (the core's pass over an array) or from the window."""
     labels = profile.bin_labels(j)
     ref = profile.core.histogram(j).tolist()
-    if counted is not None:
+    if isinstance(current, np.ndarray):
+        assert counted is not None  # evaluate() counts an array in one pass of the core
         cur, new = counted[j][0].tolist(), counted[j][1]
-    elif isinstance(current, np.ndarray):
-        cur, new = profile.histogram_of(j, current[:, j])
     else:
         cur = current.histogram(j).tolist()
         new = current.new_categories(j) if profile.schema.columns[j].kind == "categorical" else {}

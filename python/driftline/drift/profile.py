@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-import numpy as np
 
 from driftline import _core
 from driftline.drift.features import Encoder, Schema, Table, infer_schema, load_table, to_table
@@ -17,6 +16,7 @@ from driftline.errors import DriftInputError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy as np
     from numpy.typing import NDArray
 
 __all__ = ["PROFILE_FILE", "REFERENCE_FILE", "ReferenceProfile"]
@@ -140,30 +140,6 @@ class ReferenceProfile:
         labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(edges)]
         labels.append(f">= {edges[-1]:.4g}")
         return labels
-
-    def histogram_of(self, feature: int, column: NDArray[np.float64]) -> tuple[list[int], dict[float, int]]:
-        """Histogram of current values on the reference's bins or categories.
-
-        Args:
-            feature: Column index.
-            column: Encoded current values (NaN = missing).
-
-        Returns:
-            Counts per reference bin/category, and counts of categorical codes the reference never saw.
-        """
-        values = column[~np.isnan(column)]
-        if self.schema.columns[feature].kind == "numeric":
-            edges = self.core.edges(feature)
-            idx = np.searchsorted(edges, values, side="right")
-            return np.bincount(idx, minlength=edges.size + 1).tolist(), {}
-        cats = self.core.categories(feature)
-        uniq, counts = np.unique(values, return_counts=True)
-        pos = np.searchsorted(cats, uniq)
-        known = (pos < cats.size) & (cats[np.minimum(pos, max(cats.size - 1, 0))] == uniq)
-        hist = np.zeros(cats.size, dtype=np.int64)
-        hist[pos[known]] = counts[known]
-        new = {float(u): int(c) for u, c in zip(uniq[~known], counts[~known], strict=True)}
-        return hist.tolist(), new
 
     def to_bytes(self) -> bytes:
         """Serialise: magic, schema JSON length (u32 LE), schema JSON, `_core` profile bytes.
