@@ -7,17 +7,13 @@ from typing import TYPE_CHECKING, Any
 from litestar import Controller, Request, get, post
 
 from driftline.errors import ModelNotFound
+from driftline.http.deps import table_of
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
-    from driftline.serving.table import LoadedModel, ModelTable
+    from driftline.serving.table import LoadedModel
 
 __all__ = ["TritonController", "triton_config"]
-
-
-def _table(request: Request[Any, Any, Any]) -> ModelTable:
-    table: ModelTable = request.app.state.table
-    return table
 
 
 def _tensor(spec: TensorSpec, batching: bool) -> dict[str, Any]:
@@ -96,7 +92,7 @@ class TritonController(Controller):
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
     ) -> dict[str, Any]:
         """The model's configuration in Triton's format."""
-        return triton_config(_table(request).get(name, version))
+        return triton_config(table_of(request).get(name, version))
 
     @get(
         ["/models/stats", "/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
@@ -106,7 +102,7 @@ class TritonController(Controller):
         self, request: Request[Any, Any, Any], name: str | None = None, version: str | None = None
     ) -> dict[str, Any]:
         """Triton's statistics extension: per model version success/fail/queue/compute counters and batch stats."""
-        table = _table(request)
+        table = table_of(request)
         loaded = table.loaded()
         if name is None:
             models = [m for versions in loaded.values() for m in versions.values()]
@@ -126,19 +122,19 @@ class TritonController(Controller):
         if body.strip():
             data = await request.json()
             ready_only = bool(isinstance(data, dict) and data.get("ready"))
-        rows = _table(request).index()
+        rows = table_of(request).index()
         return [r for r in rows if r["state"] == "READY"] if ready_only else rows
 
     @post("/repository/models/{name:str}/load", summary="Load a model", status_code=200)
     async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready."""
-        if name not in _table(request).repository.model_names():
+        if name not in table_of(request).repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
-        versions = await _table(request).load(name)
+        versions = await table_of(request).load(name)
         return {"name": name, "versions": [str(v) for v in versions]}
 
     @post("/repository/models/{name:str}/unload", summary="Unload a model", status_code=200)
     async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Stop serving a model after answering every request already queued."""
-        await _table(request).unload(name)
+        await table_of(request).unload(name)
         return {"name": name}

@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from driftline import __version__
 from driftline.errors import BadRequest, DriftlineError, ModelNotFound, PayloadTooLarge
+from driftline.http.deps import table_of
 from driftline.protocol import (
     MetadataTensor,
     ModelMetadataResponse,
@@ -23,7 +24,7 @@ from driftline.serving.signature import check_request
 if TYPE_CHECKING:
     from litestar.datastructures import State
 
-    from driftline.serving.table import LoadedModel, ModelTable
+    from driftline.serving.table import LoadedModel
 
 __all__ = ["EXTENSIONS", "HEADER_LENGTH", "V2Controller", "run_inference"]
 
@@ -37,11 +38,6 @@ EXTENSIONS = [
 HEADER_LENGTH = "inference-header-content-length"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
-
-
-def _table(request: Request[Any, Any, Any]) -> ModelTable:
-    table: ModelTable = request.app.state.table
-    return table
 
 
 def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
@@ -121,7 +117,7 @@ class V2Controller(Controller):
     @get("/health/ready", summary="Server readiness")
     async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, bool]]:
         """Ready once start-up loading is over and at least one model is loaded (503 otherwise)."""
-        ok = bool(request.app.state.started) and bool(_table(request).loaded())
+        ok = bool(request.app.state.started) and bool(table_of(request).loaded())
         return Response({"ready": ok}, status_code=200 if ok else 503)
 
     @get("", summary="Server metadata")
@@ -134,7 +130,7 @@ class V2Controller(Controller):
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
     ) -> ModelMetadataResponse:
         """Signature, platform and loaded versions of a model."""
-        table = _table(request)
+        table = table_of(request)
         model = table.get(name, version)
         return _metadata(model, sorted(table.loaded().get(name, {})))
 
@@ -147,7 +143,7 @@ class V2Controller(Controller):
     ) -> Response[dict[str, Any]]:
         """200 when the model (version) is loaded; 404 when unknown; 503 when it exists but is not loaded."""
         try:
-            _table(request).get(name, version)
+            table_of(request).get(name, version)
         except ModelNotFound:
             raise
         except DriftlineError:

@@ -9,16 +9,12 @@ from driftline.drift.target import drift_target
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import numpy as np
-    import numpy.typing as npt
-
     from driftline.backends.base import TensorSpec
     from driftline.drift import DriftMonitor
     from driftline.repository.layout import ModelSource
+    from driftline.serving.batcher import Arrays
 
 __all__ = ["unwatch_version", "watch_version"]
-
-Arrays = dict[str, "npt.NDArray[np.generic]"]
 
 
 def watch_version(
