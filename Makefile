@@ -17,8 +17,8 @@ $(VENV)/bin/python:
 install: $(VENV)/bin/python ## install driftline (ONNX only) into .venv
 	$(PIP) install -q -e .
 
-install-dev: $(VENV)/bin/python ## install driftline with the torch, ray, evidently and dev extras into .venv
-	$(PIP) install -q -e '.[dev,torch,ray,evidently]'
+install-dev: $(VENV)/bin/python ## install driftline with the torch, ray, evidently, mlflow and dev extras into .venv
+	$(PIP) install -q -e '.[dev,torch,ray,evidently,mlflow]'
 
 serve: install ## start the server on the bundled demo repository at 127.0.0.1:8000
 	$(VENV)/bin/driftline serve $(REPOSITORY)

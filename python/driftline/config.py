@@ -18,9 +18,20 @@ from driftline.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["DriftSettings", "HttpSettings", "JobSettings", "ServerSettings", "load_settings"]
+__all__ = [
+    "ApiKeySetting",
+    "AuthSettings",
+    "DriftSettings",
+    "HttpSettings",
+    "JobSettings",
+    "RegistrySettings",
+    "ServerSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "DRIFTLINE_"
+# DRIFTLINE_* variables that are not settings: the config file's path, and what the `driftline models` client reads.
+_NOT_SETTINGS = frozenset({"DRIFTLINE_CONFIG", "DRIFTLINE_URL", "DRIFTLINE_API_KEY"})
 
 
 class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,6 +67,46 @@ class DriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     webhooks: list[str] = msgspec.field(default_factory=list)
 
 
+class ApiKeySetting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A key from the config file: its name, role and sha256 (``driftline keys hash KEY``); never the key itself."""
+
+    name: str
+    role: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        from driftline.auth import check_role, check_sha256
+
+        check_role(self.role)
+        check_sha256(self.sha256)
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """API keys and where they are required (the admin API always needs one)."""
+
+    keys: list[ApiKeySetting] = msgspec.field(default_factory=list)
+    # Inference needs a key of role predictor or above.
+    require_for_inference: bool = False
+
+
+class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Registry sync: where new versions and aliases come from."""
+
+    # A directory or fsspec URL laid out like the repository, or mlflow+http(s)://host:port; None = no sync.
+    source: str | None = None
+    poll_interval_s: float = 10.0
+    # Longest wait between retries while the source is unreachable (the wait doubles from poll_interval_s).
+    max_backoff_s: float = 300.0
+    # The content-addressed download cache (relative paths are taken from the working directory).
+    cache_dir: str = "artifact-cache"
+    # Take alias moves from the source (an alias moved here stays until the source moves it again).
+    sync_aliases: bool = True
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s <= 0 or self.max_backoff_s < self.poll_interval_s:
+            raise ValueError("registry.poll_interval_s must be > 0 and registry.max_backoff_s >= it")
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the server reads at start; nothing reads the environment after this is built."""
 
@@ -67,6 +118,12 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     http: HttpSettings = HttpSettings()
     jobs: JobSettings = JobSettings()
     drift: DriftSettings = DriftSettings()
+    auth: AuthSettings = AuthSettings()
+    registry: RegistrySettings = RegistrySettings()
+    # The alias a request without a version meets (a model without it answers with its newest loaded version).
+    default_alias: str = "champion"
+    # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).
+    refresh_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.http.port < 65536:
@@ -83,7 +140,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Turn ``DRIFTLINE_SECTION__KEY=value`` variables into a nested dict of raw strings."""
     tree: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "DRIFTLINE_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = tree

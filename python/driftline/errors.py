@@ -7,17 +7,22 @@ from driftline._core import CoreError, DriftInputError, QueueClosed, QueueFull
 __all__ = [
     "BadRequest",
     "ConfigError",
+    "Conflict",
     "CoreError",
     "DriftInputError",
     "DriftlineError",
+    "Forbidden",
     "InferenceFailed",
     "InferenceTimeout",
+    "IntegrityError",
     "ModelNotFound",
     "ModelNotReady",
     "PayloadTooLarge",
     "QueueClosed",
     "QueueFull",
+    "RegistryUnavailable",
     "ServerBusy",
+    "Unauthorized",
 ]
 
 
@@ -73,3 +78,33 @@ class InferenceFailed(DriftlineError):
     """The backend raised while running a batch."""
 
     http_status = 500
+
+
+class Conflict(DriftlineError):
+    """The request is well-formed but the serving state refuses it (an alias at an unloaded version, a rule unmet)."""
+
+    http_status = 409
+
+
+class IntegrityError(DriftlineError):
+    """An artifact is not what its registry says it is (sha256 mismatch, no model file, truncated)."""
+
+    http_status = 409
+
+
+class RegistryUnavailable(DriftlineError):
+    """The registry source cannot be reached or read; the sync changes nothing and retries with backoff."""
+
+    http_status = 503
+
+
+class Unauthorized(DriftlineError):
+    """No API key, or one that is not known."""
+
+    http_status = 401
+
+
+class Forbidden(DriftlineError):
+    """The API key's role does not allow this route."""
+
+    http_status = 403

@@ -18,6 +18,8 @@ from driftline import __version__
 from driftline.config import ServerSettings, load_settings
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.auth import KeyRing
+from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
 from driftline.http.jobs import JobsController
@@ -25,9 +27,11 @@ from driftline.http.metrics import ServingCollector, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.runner import JobRunner
+from driftline.lifecycle import Lifecycle
 from driftline.repository import Repository
 from driftline.serving import ModelTable
 from driftline.store import AuditLog, Database, JobStore
+from driftline.store.lifecycle import LifecycleStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -71,6 +75,42 @@ async def _check_drift_forever(table: ModelTable, monitor: DriftMonitor, interva
             _log.exception("periodic drift check failed")
 
 
+async def _refresh_forever(state: Any, db: Database, interval: float) -> None:
+    """Pick up what another worker process wrote to the store (aliases, routing, pins, keys)."""
+    if interval <= 0:
+        return
+    seen = db.data_version()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = db.data_version()
+            if current != seen:
+                seen = current
+                state.lifecycle.refresh()
+                reload_keys(state)
+        except Exception:  # noqa: BLE001 - a failed refresh must not stop the next ones
+            _log.exception("refresh from the store failed")
+
+
+def _start_sync(state: Any, settings: ServerSettings) -> asyncio.Task[None] | None:
+    state.sync = None
+    url = settings.registry.source
+    if not url:
+        return None
+    from driftline.registry import ArtifactCache, open_source
+    from driftline.registry.sync import RegistrySync
+
+    state.sync = RegistrySync(
+        open_source(url),
+        ArtifactCache(Path(settings.registry.cache_dir)),
+        state.table,
+        state.lifecycle,
+        state.audit,
+        settings.registry,
+    )
+    return asyncio.create_task(state.sync.run_forever())
+
+
 def create_app(settings: ServerSettings) -> Litestar:
     """Build the ASGI app; models load in the lifespan, before the server reports ready."""
 
@@ -93,9 +133,12 @@ def create_app(settings: ServerSettings) -> Litestar:
             keep=drift.keep,
             sample_cap=drift.sample_cap,
         )
-        table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db), state.drift)
-        state.table = table
         state.audit = AuditLog(db)
+        table = ModelTable(Repository(root), asyncio.get_running_loop(), state.audit, state.drift)
+        state.table = table
+        state.lifecycle = Lifecycle(table, LifecycleStore(db), state.audit, settings.default_alias)
+        state.key_ring = KeyRing()
+        state.require_key = settings.auth.require_for_inference
         state.registry.register(ServingCollector(table))
         state.max_request_bytes = settings.http.max_request_bytes
         state.in_flight = 0  # inference requests being handled by the fast path right now
@@ -103,22 +146,35 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.job_store = JobStore(db)
         state.job_runner = JobRunner(state.job_store)
         state.job_runner.start()
+        reload_keys(state)
+        # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.
+        state.lifecycle.seed()
         await table.load_all()
-        checker = asyncio.create_task(_check_drift_forever(table, state.drift, drift.check_interval_s))
+        state.lifecycle.refresh()
+        tasks = [
+            asyncio.create_task(_check_drift_forever(table, state.drift, drift.check_interval_s)),
+            asyncio.create_task(_refresh_forever(state, db, settings.refresh_interval_s)),
+        ]
+        sync = _start_sync(state, settings)
+        if sync is not None:
+            tasks.append(sync)
         state.started = True
         _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)
         try:
             yield
         finally:
             # Drain: every accepted request is answered before the instances are freed.
-            checker.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(state.job_runner.stop)
+            await table.shadows.drain()
             await table.close()
             await asyncio.to_thread(state.drift.close)
             db.close()
 
     return Litestar(
-        route_handlers=[V2Controller, TritonController, JobsController, DriftController, metrics],
+        route_handlers=[V2Controller, TritonController, JobsController, DriftController, AdminController, metrics],
         lifespan=[lifespan],
         exception_handlers={
             DriftlineError: _driftline_error,

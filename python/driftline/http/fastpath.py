@@ -78,7 +78,9 @@ class InferFastPath:
                     header_length = value.decode("latin-1")
                 elif key == b"content-encoding":
                     encoding = value.decode("latin-1")
-            payload, json_length = await run_inference(state, name, version, body, encoding, header_length)
+            payload, json_length = await run_inference(
+                state, name, version, body, encoding, header_length, scope["headers"]
+            )
             if json_length is None:
                 headers = [(b"content-type", b"application/json")]
             else:

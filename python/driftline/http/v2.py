@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from driftline.protocol import (
 from driftline.serving.signature import check_request
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from litestar.datastructures import State
 
     from driftline.serving.table import LoadedModel
@@ -72,22 +75,35 @@ def _decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 
 async def run_inference(
-    state: State, name: str, version: str | None, body: bytes, encoding: str | None, header_length: str | None
+    state: State,
+    name: str,
+    version: str | None,
+    body: bytes,
+    encoding: str | None,
+    header_length: str | None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> tuple[bytes, int | None]:
-    """Decode, validate, queue, await and encode one inference request (shared by Litestar and the fast path).
+    """Decode, validate, route, queue, await and encode one inference request (shared by Litestar and the fast path).
+
+    ``version`` is a version number, an alias, or None (the routing policy and the default alias choose).
+    ``headers`` are the raw ASGI header pairs (the API key and a sticky A/B key may be among them).
 
     Returns:
         The response body and, for a binary response, the length of its JSON header.
     """
-    model = state.table.get(name, version)
+    if state.require_key:
+        state.key_ring.authenticate(headers, "predictor")
+    table = state.table
+    table.require(name)  # an unknown model is a 404 before any body problem
     body = _decode_body(body, encoding, state.max_request_bytes)
     try:
         json_length = int(header_length) if header_length is not None else None
     except ValueError:
         raise BadRequest(f"header Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
     decoded = decode_infer_request(body, json_length)
-    rows = check_request(model, decoded.inputs, decoded.outputs)
     params = decoded.parameters
+    model, shadow = table.route(name, version, params, headers)
+    rows = check_request(model, decoded.inputs, decoded.outputs)
     priority = timeout_us = 0
     if params:
         try:
@@ -97,7 +113,12 @@ async def run_inference(
             raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
     # `in_flight` is counted by the fast path; 1 means this request is the only one the process is handling.
     alone = state.in_flight == 1
-    outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
+    if shadow is None:
+        outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
+    else:
+        start = time.perf_counter()
+        outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
+        table.shadows.submit(model, shadow, decoded.inputs, rows, outputs, time.perf_counter() - start)
     if decoded.outputs is not None:
         outputs = {n: outputs[n] for n in decoded.outputs}
     return encode_infer_response(model.name, str(model.version), decoded.id, outputs, decoded.binary_outputs)
@@ -165,6 +186,7 @@ class V2Controller(Controller):
             await request.body(),
             headers.get("content-encoding"),
             headers.get(HEADER_LENGTH),
+            request.scope["headers"],
         )
         if json_length is None:
             return Response(payload, media_type=JSON, status_code=HTTP_200_OK)

@@ -124,6 +124,10 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     onnx: OnnxOptions = OnnxOptions()
     torch: TorchOptions = TorchOptions()
     version_policy: VersionPolicy = VersionPolicy()
+    # Aliases seeded into the store on first start (alias -> version); the store wins afterwards.
+    aliases: dict[str, int] = {}
+    # Overrides the server's default_alias for this model.
+    default_alias: str | None = None
     # Free-form sections owned by other parts (drift settings); validated by their owners.
     drift: dict[str, Any] = {}
 
@@ -147,6 +151,12 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 "batching.priority_levels must be >= 1 and default_priority_level within 0..priority_levels"
             )
+        from driftline.serving.routing import check_alias_name
+
+        for alias, version in self.aliases.items():
+            check_alias_name(alias)
+            if version < 1:
+                raise ValueError(f"aliases.{alias} must be a version >= 1, got {version}")
         if self.version_policy.latest < 1:
             raise ValueError("version_policy.latest must be >= 1")
         for section, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):

@@ -13,10 +13,13 @@ import numpy as np
 from driftline.backends import load_backend
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
 from driftline.serving.batcher import Batcher
+from driftline.serving.routing import ModelRoutes
+from driftline.serving.shadow import ShadowComparisons
 from driftline.serving.stats import ModelStats
 from driftline.serving.watch import unwatch_version, watch_version
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     import numpy.typing as npt
@@ -30,6 +33,7 @@ __all__ = ["LoadedModel", "ModelTable"]
 
 _log = logging.getLogger("driftline.serving")
 _WARMUP_DTYPES = {"BOOL": np.bool_, "BYTES": np.object_}
+_NO_ROUTES = ModelRoutes()
 
 
 @dataclass(slots=True)
@@ -43,6 +47,8 @@ class LoadedModel:
     batcher: Batcher
     sha256: str
     stats: ModelStats = field(default_factory=ModelStats)
+    # What was loaded: the artifact's (size, mtime) and the config, so a reload keeps an unchanged version running.
+    fingerprint: tuple[int, int] = (0, 0)
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -66,6 +72,11 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _warmup(backend: Backend, batching: bool) -> None:
@@ -97,28 +108,96 @@ class ModelTable:
         self._audit = audit
         self._models: dict[str, dict[int, LoadedModel]] = {}
         self._errors: dict[str, str] = {}
+        self._failures: dict[str, dict[int, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._routes: dict[str, ModelRoutes] = {}
+        self._pins: dict[str, set[int]] = {}
+        self.shadows = ShadowComparisons()
 
     # -- lookups (event loop, hot path) --------------------------------------------------------------------------
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
-        """The model version a request names, or the newest loaded version.
+        """The model version a request names (a number or an alias), or the default version.
 
         Raises:
-            ModelNotFound: unknown model or version.
+            ModelNotFound: unknown model, version or alias.
             ModelNotReady: the model exists in the repository but is not loaded.
         """
+        versions = self._loaded_versions(name)
+        routes = self._routes.get(name, _NO_ROUTES)
+        if version is None or version == "":
+            chosen = routes.default(versions)
+        else:
+            chosen = routes.resolve(version)
+            if chosen is None:
+                raise ModelNotFound(f"model {name!r} has no version or alias {version!r}")
+        model = versions.get(chosen) if chosen is not None else None
+        if model is None:
+            raise ModelNotFound(f"model {name!r} has no loaded version {version or chosen!r}")
+        return model
+
+    def route(
+        self,
+        name: str,
+        version: str | None,
+        parameters: Mapping[str, object] | None,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> tuple[LoadedModel, LoadedModel | None]:
+        """The version that answers a request and the one that gets a shadow copy of it (or None).
+
+        A request that names a version or an alias is pinned to it; one that names none meets the canary or split
+        policy, then the default alias.
+        """
+        versions = self._loaded_versions(name)
+        routes = self._routes.get(name)
+        if routes is None:
+            model = self.get(name, version)
+            return model, None
+        if version is None or version == "":
+            chosen = routes.pick(versions, parameters, headers)
+            model = versions.get(chosen) if chosen is not None else None
+            if model is None:
+                raise ModelNotReady(f"model {name!r}: its default version {chosen} is not loaded")
+        else:
+            model = self.get(name, version)
+        shadow = routes.shadow_of(model.version, versions)
+        return model, versions[shadow] if shadow is not None else None
+
+    def require(self, name: str) -> None:
+        """Raise the right error when a model has no loaded version (404 unknown, 503 failed)."""
+        self._loaded_versions(name)
+
+    def _loaded_versions(self, name: str) -> dict[int, LoadedModel]:
         versions = self._models.get(name)
         if not versions:
             if name in self._errors:
                 raise ModelNotReady(f"model {name!r} is not ready: {self._errors[name]}")
             raise ModelNotFound(f"model {name!r} not found")
-        if version is None or version == "":
-            return versions[max(versions)]
-        try:
-            return versions[int(version)]
-        except (ValueError, KeyError):
-            raise ModelNotFound(f"model {name!r} has no loaded version {version!r}") from None
+        return versions
+
+    def routes(self, name: str) -> ModelRoutes:
+        """A model's routing state (empty when it has none)."""
+        return self._routes.get(name, _NO_ROUTES)
+
+    def set_routes(self, name: str, routes: ModelRoutes) -> None:
+        """Swap a model's routing state in one store: the next request sees all of it or none of it."""
+        self._routes[name] = routes
+
+    def set_pins(self, name: str, versions: set[int]) -> None:
+        """Versions loaded on request, kept beside what the version policy selects."""
+        self._pins[name] = set(versions)
+
+    def failures(self, name: str) -> dict[int, str]:
+        """Versions that failed to load, with the reason (they never take traffic)."""
+        return dict(self._failures.get(name, {}))
+
+    def note_failure(self, name: str, version: int, reason: str) -> None:
+        """Record a version that failed before it reached the table (a refused download)."""
+        self._failures.setdefault(name, {})[version] = reason
+
+    def error(self, name: str) -> str | None:
+        """Why a model has no loaded version at all, if it failed."""
+        return self._errors.get(name)
 
     def loaded(self) -> dict[str, dict[int, LoadedModel]]:
         """A snapshot of every loaded model and its versions."""
@@ -147,38 +226,73 @@ class ModelTable:
             except DriftlineError as exc:
                 _log.error("model %s failed to load: %s", name, exc)
 
-    async def load(self, name: str) -> list[int]:
-        """(Re)load a model's versions per its version policy; the old ones keep serving until the new are ready.
+    async def load(self, name: str, actor: str = "system", extra: set[int] | None = None) -> list[int]:
+        """Bring a model's loaded versions in line with the repository; nothing stops serving on the way.
+
+        The wanted versions are those the version policy selects plus those an alias, the routing policy or a
+        load request pins, plus ``extra`` (the versions a registry is about to point aliases at). A version already loaded from the same file and config keeps running; a new one is
+        loaded and warmed up before it becomes routable; one that fails never takes traffic and its failure is
+        kept (see :meth:`failures`). Versions no longer wanted are retired only once every wanted version loaded,
+        after their queues drain.
 
         Returns:
             The versions now loaded.
 
         Raises:
-            ModelNotFound / ConfigError: the model folder or its config is unusable; nothing changes.
+            ModelNotFound / ConfigError: the model folder or its config is unusable and nothing of it is loaded.
         """
         async with self._locks.setdefault(name, asyncio.Lock()):
-            fresh: dict[int, LoadedModel] = {}
+            old = self._models.get(name, {})
             try:
                 source = await asyncio.to_thread(self.repository.model, name)
-                for version in source.versions_to_load():
-                    fresh[version] = await self._load_version(source, version)
             except DriftlineError as exc:
-                self._errors[name] = str(exc)
-                self._record("load_failed", name, reason=str(exc))
-                for model in fresh.values():
-                    await self._retire(model)
+                self._record("load_failed", name, reason=str(exc), actor=actor)
+                if not old:
+                    self._errors[name] = str(exc)
                 raise
-            old = self._models.get(name, {})
+            pinned = (self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())) & set(
+                source.artifacts
+            )
+            wanted = sorted(set(source.versions_to_load()) | pinned)
+            fresh: dict[int, LoadedModel] = {}
+            failures: dict[int, str] = {}
+            for version in wanted:
+                current = old.get(version)
+                if current is not None and current.source.config == source.config:
+                    if current.fingerprint == _fingerprint(source.artifacts[version]):
+                        fresh[version] = current
+                        continue
+                try:
+                    fresh[version] = await self._load_version(source, version)
+                except DriftlineError as exc:
+                    failures[version] = str(exc)
+                    self._record("load_failed", name, after=str(version), reason=str(exc), actor=actor)
+                    if current is not None:
+                        fresh[version] = current  # the running copy keeps serving
+            # A version that loads now clears its earlier failure; failures of versions no longer in the
+            # repository (set aside by the registry sync) stay on show.
+            kept = {v: e for v, e in self._failures.get(name, {}).items() if v not in wanted}
+            self._failures[name] = {**kept, **failures}
+            if failures:
+                # Keep every old version too: what was serving goes on serving until a clean load replaces it.
+                fresh = {**old, **fresh}
+            if not fresh:
+                self._errors[name] = "; ".join(f"version {v}: {e}" for v, e in sorted(failures.items()))
+                raise ConfigError(f"model {name!r}: no version could be loaded: {self._errors[name]}")
             self._models[name] = fresh
             self._errors.pop(name, None)
             for version, model in fresh.items():
-                before = str(version) if version in old else None
-                self._record("load", name, before=before, after=str(version), sha256=model.sha256)
-            for model in old.values():
-                await self._retire(model)
-                if model.version not in fresh:
-                    self._unwatch(model)
-                    self._record("unload", name, before=str(model.version), reason="not selected by version policy")
+                if old.get(version) is not model:
+                    before = str(version) if version in old else None
+                    self._record("load", name, before=before, after=str(version), sha256=model.sha256, actor=actor)
+            for version, model in old.items():
+                if fresh.get(version) is not model:
+                    await self._retire(model)
+                    if version not in fresh:
+                        self._unwatch(model)
+                        self._record(
+                            "unload", name, before=str(version), reason="not selected by version policy", actor=actor
+                        )
             return sorted(fresh)
 
     async def unload(self, name: str) -> None:
@@ -205,6 +319,7 @@ class ModelTable:
     async def _load_version(self, source: ModelSource, version: int) -> LoadedModel:
         config = source.config
         path = source.artifacts[version]
+        fingerprint = _fingerprint(path)
 
         def build() -> tuple[list[Backend], str]:
             digest = _sha256(path)
@@ -236,7 +351,7 @@ class ModelTable:
                 raise
         stats = ModelStats()
         batcher = Batcher(f"{source.name}:{version}", backends, config, stats, self._loop, on_batch)
-        return LoadedModel(source.name, version, source, backends, batcher, digest, stats)
+        return LoadedModel(source.name, version, source, backends, batcher, digest, stats, fingerprint)
 
     def _unwatch(self, model: LoadedModel) -> None:
         if self.drift is not None:
@@ -257,6 +372,15 @@ class ModelTable:
         after: str | None = None,
         sha256: str | None = None,
         reason: str | None = None,
+        actor: str = "system",
     ) -> None:
         if self._audit is not None:
-            self._audit.record(action, name, version_before=before, version_after=after, sha256=sha256, reason=reason)
+            self._audit.record(
+                action,
+                name,
+                actor=actor,
+                version_before=before,
+                version_after=after,
+                sha256=sha256,
+                reason=reason,
+            )

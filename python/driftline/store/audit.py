@@ -1,4 +1,5 @@
-"""The audit trail: every load, unload and failed load (and later every routing change) with who, what and why."""
+"""The audit trail: every load, unload, failed load, alias, routing and key change, approval, promotion and
+rollback, with who, what and why."""
 
 from __future__ import annotations
 
@@ -51,8 +52,18 @@ class AuditLog:
             (actor, action, model, version_before, version_after, sha256, reason),
         )
 
-    def events(self, model: str | None = None, limit: int = 100) -> list[AuditEvent]:
-        """The newest events first, optionally for one model."""
-        where, params = ("WHERE model = ?", (model,)) if model else ("", ())
-        rows = self._db.query(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
+    def events(
+        self, model: str | None = None, limit: int = 100, action: str | None = None, after_id: int = 0
+    ) -> list[AuditEvent]:
+        """The newest events first, optionally for one model, one action, or only those after an event id."""
+        clauses = ["id > ?"]
+        params: list[object] = [after_id]
+        if model:
+            clauses.append("model = ?")
+            params.append(model)
+        if action:
+            clauses.append("action = ?")
+            params.append(action)
+        where = " AND ".join(clauses)
+        rows = self._db.query(f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
         return [AuditEvent(**dict(row)) for row in rows]

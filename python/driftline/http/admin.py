@@ -1,0 +1,338 @@
+"""The admin API under ``/v1/admin``: model status, load/unload, aliases, routing, shadow comparisons, proposals
+(propose -> approve -> promote), rollback, the audit log, API keys and the registry sync.
+
+Every route needs an API key; the role each one needs is in its ``opt`` and checked by :func:`require_role`.
+Bodies are decoded with msgspec so a bad field is a 400 that names it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
+from litestar.params import Parameter
+
+from driftline.auth import check_role, hash_key, new_key
+from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.lifecycle import ApprovalRule
+from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+    from driftline.auth import Principal
+    from driftline.lifecycle import Lifecycle
+
+__all__ = ["AdminController", "reload_keys", "require_role"]
+
+T = TypeVar("T")
+
+
+def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Litestar guard: the request's API key must carry the role the handler names (401 / 403 otherwise)."""
+    role = handler.opt.get("role", "admin")
+    principal = connection.app.state.key_ring.authenticate(connection.scope["headers"], role)
+    connection.scope["state"]["principal"] = principal
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    principal: Principal = request.scope["state"]["principal"]
+    return f"key:{principal.name}"
+
+
+def _lifecycle(request: Request[Any, Any, Any]) -> Lifecycle:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    return lifecycle
+
+
+def reload_keys(state: Any) -> None:
+    """Install the config file's keys and the store's live keys in the key ring."""
+    keys = [(k.name, k.role, k.sha256) for k in state.settings.auth.keys]
+    keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.keys() if k.revoked_at is None]
+    state.key_ring.replace(keys)
+
+
+async def _decode(request: Request[Any, Any, Any], kind: type[T], what: str) -> T:
+    body = await request.body()
+    try:
+        return msgspec.json.decode(body or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"{what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"{what}: the body is not valid JSON: {exc}") from None
+
+
+class VersionBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A version to load or unload (none = the whole model)."""
+
+    version: int | None = None
+
+
+class AliasBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Where an alias should point."""
+
+    version: int
+    reason: str | None = None
+
+
+class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Why (kept in the audit log)."""
+
+    reason: str | None = None
+
+
+class RoutingBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A routing policy and why it changes."""
+
+    canary: Canary | None = None
+    split: Split | None = None
+    shadow: Shadow | None = None
+    reason: str | None = None
+
+
+class ProposalBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A candidate version for an alias, and the rule its approval waits for."""
+
+    version: int
+    alias: str = "champion"
+    rule: ApprovalRule | None = None
+    reason: str | None = None
+
+
+class KeyBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A new API key's name and role."""
+
+    name: str
+    role: str
+
+
+def _version(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise BadRequest(f"version must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class AdminController(Controller):
+    """Lifecycle operations; see the module docstring."""
+
+    path = "/v1/admin"
+    tags = ["admin"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    guards = [require_role]  # noqa: RUF012
+
+    # -- status -------------------------------------------------------------------------------------------------
+
+    @get("/models", summary="Every model's lifecycle status", opt={"role": "viewer"})
+    async def models(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
+        lifecycle = _lifecycle(request)
+        names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
+        return [lifecycle.status(n) for n in names]
+
+    @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"})
+    async def model(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
+        return _lifecycle(request).status(name)
+
+    @post("/models/{name:str}/load", summary="Load a model or one more version", opt={"role": "operator"}, status_code=200)
+    async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
+        body = await _decode(request, VersionBody, "load")
+        lifecycle = _lifecycle(request)
+        if body.version is None:
+            if name not in lifecycle.table.repository.model_names():
+                raise ModelNotFound(f"model {name!r} is not in the repository")
+            versions = await lifecycle.table.load(name, actor=_actor(request))
+            lifecycle.refresh()
+        else:
+            versions = await lifecycle.load_version(name, body.version, _actor(request))
+        return {"name": name, "versions": [str(v) for v in versions], "failed": lifecycle.status(name)["versions"]}
+
+    @post("/models/{name:str}/unload", summary="Unload one version", opt={"role": "operator"}, status_code=200)
+    async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Body ``{"version": N}``; refused while an alias, the routing or the version policy wants it."""
+        body = await _decode(request, VersionBody, "unload")
+        if body.version is None:
+            raise BadRequest("unload: 'version' is required (POST /v2/repository/models/{name}/unload unloads all)")
+        versions = await _lifecycle(request).unload_version(name, body.version, _actor(request))
+        return {"name": name, "versions": [str(v) for v in versions]}
+
+    # -- aliases ------------------------------------------------------------------------------------------------
+
+    @put("/models/{name:str}/aliases/{alias:str}", summary="Point an alias at a version", opt={"role": "admin"})
+    async def set_alias(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+        """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
+        body = await _decode(request, AliasBody, "alias")
+        return await _lifecycle(request).set_alias(name, alias, body.version, _actor(request), body.reason)
+
+    @delete("/models/{name:str}/aliases/{alias:str}", summary="Remove an alias", opt={"role": "admin"}, status_code=200)
+    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+        """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
+        await _lifecycle(request).delete_alias(name, alias, _actor(request))
+        return {"model": name, "alias": alias, "deleted": True}
+
+    @post(
+        "/models/{name:str}/aliases/{alias:str}/rollback",
+        summary="Return an alias to its previous version",
+        opt={"role": "admin"},
+        status_code=200,
+    )
+    async def rollback(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+        """One call: the alias points where it pointed before its last move."""
+        body = await _decode(request, ReasonBody, "rollback")
+        return await _lifecycle(request).rollback(name, alias, _actor(request), body.reason)
+
+    # -- routing and shadow -------------------------------------------------------------------------------------
+
+    @get("/models/{name:str}/routing", summary="A model's routing policy", opt={"role": "viewer"})
+    async def routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Canary, split and shadow, as set."""
+        out: dict[str, Any] = msgspec.to_builtins(_lifecycle(request).table.routes(name).policy)
+        return out
+
+    @put("/models/{name:str}/routing", summary="Set a model's routing policy", opt={"role": "operator"})
+    async def set_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Body ``{"canary": {"target": "challenger", "percent": 10}}``, or ``{"split": {"parameter": "user",
+        "weights": {"champion": 50, "challenger": 50}}}``, and/or ``{"shadow": {"target": "challenger"}}``."""
+        body = await _decode(request, RoutingBody, "routing")
+        try:
+            policy = RoutingPolicy(canary=body.canary, split=body.split, shadow=body.shadow)
+        except ValueError as exc:
+            raise BadRequest(f"routing: {exc}") from None
+        result = await _lifecycle(request).set_routing(name, policy, _actor(request), body.reason)
+        out: dict[str, Any] = msgspec.to_builtins(result)
+        return out
+
+    @delete("/models/{name:str}/routing", summary="Clear a model's routing policy", opt={"role": "operator"}, status_code=200)
+    async def clear_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Every unpinned request goes to the default alias again."""
+        await _lifecycle(request).set_routing(name, RoutingPolicy(), _actor(request), "cleared")
+        return {}
+
+    @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"})
+    async def shadow(self, request: Request[Any, Any, Any], name: str) -> list[dict[str, Any]]:
+        """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
+        return [p.as_dict() for p in _lifecycle(request).table.shadows.pairs(name)]
+
+    # -- proposals ----------------------------------------------------------------------------------------------
+
+    @post("/models/{name:str}/proposals", summary="Propose a version for an alias", opt={"role": "operator"})
+    async def propose(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+        """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
+        body = await _decode(request, ProposalBody, "proposal")
+        proposal = await _lifecycle(request).propose(
+            name, body.version, body.alias, body.rule, _actor(request), body.reason
+        )
+        out: dict[str, Any] = msgspec.to_builtins(proposal)
+        return out
+
+    @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"})
+    async def proposals(
+        self, request: Request[Any, Any, Any], model: str | None = None, limit: int = Parameter(default=100, ge=1, le=1000)
+    ) -> list[dict[str, Any]]:
+        """Optionally one model's."""
+        return [msgspec.to_builtins(p) for p in _lifecycle(request).store.proposals(model, limit)]
+
+    @get("/proposals/{pid:int}", summary="One proposal and whether its rule passes now", opt={"role": "viewer"})
+    async def proposal(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+        """The proposal with ``rule_passes`` and the shadow evidence."""
+        lifecycle = _lifecycle(request)
+        proposal = lifecycle.store.proposal(pid)
+        if proposal is None:
+            raise ModelNotFound(f"no proposal {pid}")
+        ok, evidence = lifecycle.rule_status(proposal)
+        return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
+
+    @post("/proposals/{pid:int}/approve", summary="Approve a proposal", opt={"role": "admin"}, status_code=200)
+    async def approve(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+        """Refused (409, with the evidence) until the proposal's rule passes."""
+        body = await _decode(request, ReasonBody, "approve")
+        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).approve(pid, _actor(request), body.reason))
+        return out
+
+    @post("/proposals/{pid:int}/promote", summary="Promote an approved proposal", opt={"role": "admin"}, status_code=200)
+    async def promote(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+        """The alias moves to the proposal's version atomically."""
+        body = await _decode(request, ReasonBody, "promote")
+        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).promote(pid, _actor(request), body.reason))
+        return out
+
+    @post("/proposals/{pid:int}/reject", summary="Reject a proposal", opt={"role": "admin"}, status_code=200)
+    async def reject(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+        """Closes it without moving any alias."""
+        body = await _decode(request, ReasonBody, "reject")
+        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))
+        return out
+
+    # -- audit, keys, registry ----------------------------------------------------------------------------------
+
+    @get("/audit", summary="The audit log, newest first", opt={"role": "viewer"})
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        model: str | None = None,
+        action: str | None = None,
+        limit: int = Parameter(default=100, ge=1, le=10_000),
+    ) -> list[dict[str, Any]]:
+        """Every load, unload, failed load, alias change, routing change, approval, promotion and rollback."""
+        events = _lifecycle(request).audit.events(model=model, action=action, limit=limit)
+        return [msgspec.to_builtins(e) for e in events]
+
+    @get("/keys", summary="API keys (names and roles; never the keys)", opt={"role": "admin"})
+    async def keys(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        """Keys from the config file and the store."""
+        state = request.app.state
+        out: list[dict[str, Any]] = [{"name": k.name, "role": k.role, "source": "config"} for k in state.settings.auth.keys]
+        out += [
+            {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
+            for k in state.lifecycle.store.keys()
+        ]
+        return out
+
+    @post("/keys", summary="Create an API key", opt={"role": "admin"})
+    async def create_key(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
+        body = await _decode(request, KeyBody, "key")
+        try:
+            check_role(body.role)
+        except ValueError as exc:
+            raise BadRequest(f"key: {exc}") from None
+        state = request.app.state
+        if not body.name or any(k.name == body.name for k in state.settings.auth.keys) or any(
+            k.name == body.name for k in state.lifecycle.store.keys()
+        ):
+            raise Conflict(f"a key named {body.name!r} exists already (or the name is empty)")
+        key = new_key()
+        state.lifecycle.store.add_key(body.name, body.role, hash_key(key))
+        reload_keys(state)
+        state.lifecycle.audit.record("key_created", "-", actor=_actor(request), reason=f"{body.name}: {body.role}")
+        return {"name": body.name, "role": body.role, "key": key}
+
+    @delete("/keys/{key_name:str}", summary="Revoke an API key", opt={"role": "admin"}, status_code=200)
+    async def revoke_key(self, request: Request[Any, Any, Any], key_name: str) -> dict[str, Any]:
+        """Stored keys only; a key from the config file is removed by editing the file."""
+        state = request.app.state
+        if not state.lifecycle.store.revoke_key(key_name):
+            raise ModelNotFound(f"no live stored key named {key_name!r}")
+        reload_keys(state)
+        state.lifecycle.audit.record("key_revoked", "-", actor=_actor(request), reason=key_name)
+        return {"name": key_name, "revoked": True}
+
+    @get("/registry", summary="Registry sync status", opt={"role": "viewer"})
+    async def registry(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Source, state, last error, next attempt and versions refused."""
+        sync = request.app.state.sync
+        return {"source": None, "state": "off"} if sync is None else dict(sync.status())
+
+    @post("/registry/sync", summary="Sync from the registry now", opt={"role": "operator"}, status_code=200)
+    async def sync_now(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Runs one pass now (this process leads the sync) and returns what changed."""
+        sync = request.app.state.sync
+        if sync is None:
+            raise Conflict("no registry source is configured (registry.source)")
+        if not sync.leader:
+            sync.wake()
+            return {"woken": True}
+        report: dict[str, Any] = await sync.sync_once()
+        return report

@@ -1,0 +1,186 @@
+"""Shadow traffic: a copy of a request runs on a second version off the response path, and the answers are compared.
+
+The caller never waits for the shadow and never sees its failures: the copy is a task of its own, bounded in number
+(when too many are running the copy is dropped and counted), and every exception it raises is counted, not raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy.typing as npt
+
+    from driftline.serving.table import LoadedModel
+
+__all__ = ["ShadowComparisons", "ShadowPair", "compare_outputs"]
+
+_log = logging.getLogger("driftline.shadow")
+Arrays = dict[str, "npt.NDArray[np.generic]"]
+# Shadow copies in flight at once per process; more are dropped rather than queued behind live traffic.
+MAX_IN_FLIGHT = 64
+
+
+@dataclass(slots=True)
+class ShadowPair:
+    """Running comparison of one primary version against one shadow version."""
+
+    model: str
+    primary: int
+    shadow: int
+    requests: int = 0
+    compared_rows: int = 0
+    agreeing_rows: int = 0
+    abs_diff_sum: float = 0.0
+    abs_diff_count: int = 0
+    primary_latency_s: float = 0.0
+    shadow_latency_s: float = 0.0
+    shadow_errors: int = 0
+    dropped: int = 0
+    last_error: str | None = None
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of compared rows on which both versions gave the same answer."""
+        return self.agreeing_rows / self.compared_rows if self.compared_rows else None
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form the admin API shows."""
+        done = self.requests - self.shadow_errors
+        return {
+            "model": self.model,
+            "primary_version": str(self.primary),
+            "shadow_version": str(self.shadow),
+            "requests": self.requests,
+            "compared_rows": self.compared_rows,
+            "agreement": self.agreement,
+            "mean_abs_diff": self.abs_diff_sum / self.abs_diff_count if self.abs_diff_count else None,
+            "primary_latency_ms": 1e3 * self.primary_latency_s / self.requests if self.requests else None,
+            "shadow_latency_ms": 1e3 * self.shadow_latency_s / done if done > 0 else None,
+            "shadow_errors": self.shadow_errors,
+            "dropped": self.dropped,
+            "last_error": self.last_error,
+        }
+
+
+def compare_outputs(primary: Mapping[str, npt.NDArray[np.generic]], shadow: Mapping[str, npt.NDArray[np.generic]]) -> tuple[int, int, float, int]:
+    """Compare two versions' outputs for the same rows.
+
+    A row agrees when every discrete output (integers, booleans, strings) is equal, or, for a model with only
+    floating outputs, when the arg-max over the last axis is equal (a class score vector) or the values are close
+    (a regression). The mean absolute difference is taken over every floating output both versions share.
+
+    Returns:
+        (rows compared, rows agreeing, sum of absolute differences, number of differences summed).
+    """
+    shared = [n for n in primary if n in shadow and primary[n].shape == shadow[n].shape]
+    if not shared:
+        return 0, 0, 0.0, 0
+    rows = primary[shared[0]].shape[0] if primary[shared[0]].ndim else 1
+    agree = np.ones(rows, dtype=bool)
+    discrete = [n for n in shared if primary[n].dtype.kind not in "fc"]
+    floats = [n for n in shared if primary[n].dtype.kind in "fc"]
+    abs_sum, abs_count = 0.0, 0
+    for name in floats:
+        diff = np.abs(primary[name].astype(np.float64) - shadow[name].astype(np.float64))
+        abs_sum += float(diff.sum())
+        abs_count += diff.size
+    for name in discrete or floats:
+        a, b = primary[name], shadow[name]
+        if a.ndim == 0:
+            same = np.atleast_1d(a == b)
+        elif name in floats and a.ndim >= 2 and a.shape[-1] > 1:
+            same = (a.argmax(axis=-1) == b.argmax(axis=-1)).reshape(rows, -1).all(axis=1)
+        elif name in floats:
+            same = np.isclose(a, b, rtol=1e-3, atol=1e-5).reshape(rows, -1).all(axis=1)
+        else:
+            same = (a == b).reshape(rows, -1).all(axis=1)
+        if same.shape[0] != rows:
+            return 0, 0, abs_sum, abs_count
+        agree &= same
+    return rows, int(agree.sum()), abs_sum, abs_count
+
+
+class ShadowComparisons:
+    """Every (model, primary, shadow) pair's running comparison in this process, and the shadow tasks themselves."""
+
+    def __init__(self) -> None:
+        """Start with no pairs."""
+        self._pairs: dict[tuple[str, int, int], ShadowPair] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def pair(self, model: str, primary: int, shadow: int) -> ShadowPair:
+        """The pair's record (created on first use)."""
+        key = (model, primary, shadow)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._pairs[key] = ShadowPair(model, primary, shadow)
+        return pair
+
+    def pairs(self, model: str | None = None) -> list[ShadowPair]:
+        """Every pair, or one model's."""
+        return [p for k, p in sorted(self._pairs.items()) if model is None or k[0] == model]
+
+    def reset(self, model: str) -> None:
+        """Forget a model's comparisons (a new shadow experiment starts from zero)."""
+        for key in [k for k in self._pairs if k[0] == model]:
+            del self._pairs[key]
+
+    def submit(
+        self,
+        primary: LoadedModel,
+        shadow: LoadedModel,
+        inputs: Arrays,
+        rows: int,
+        primary_outputs: Arrays,
+        primary_latency_s: float,
+    ) -> None:
+        """Run a copy of a request on ``shadow`` in the background; never raises."""
+        pair = self.pair(primary.name, primary.version, shadow.version)
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            pair.dropped += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._run(pair, shadow, inputs, rows, primary_outputs, primary_latency_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        pair: ShadowPair,
+        shadow: LoadedModel,
+        inputs: Arrays,
+        rows: int,
+        primary_outputs: Arrays,
+        primary_latency_s: float,
+    ) -> None:
+        pair.requests += 1
+        pair.primary_latency_s += primary_latency_s
+        start = time.perf_counter()
+        try:
+            from driftline.serving.signature import check_request
+
+            check_request(shadow, inputs, None)
+            outputs = await shadow.batcher.infer(inputs, rows)
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure is a number on a dashboard, never the caller's
+            pair.shadow_errors += 1
+            pair.last_error = f"{type(exc).__name__}: {exc}"
+            return
+        pair.shadow_latency_s += time.perf_counter() - start
+        compared, agreeing, abs_sum, abs_count = compare_outputs(primary_outputs, outputs)
+        pair.compared_rows += compared
+        pair.agreeing_rows += agreeing
+        pair.abs_diff_sum += abs_sum
+        pair.abs_diff_count += abs_count
+
+    async def drain(self) -> None:
+        """Wait for the shadow copies still running (shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
