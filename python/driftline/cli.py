@@ -28,6 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"http": {}}
     if args.repository:
         overrides["repository"] = args.repository
+    if args.registry:
+        overrides["registry"] = {"source": args.registry}
     for key in ("host", "port", "workers", "server"):
         if getattr(args, key) is not None:
             overrides["http"][key] = getattr(args, key)
@@ -38,18 +40,22 @@ def _serve(args: argparse.Namespace) -> int:
         from driftline.demo import build_demo_repository
 
         build_demo_repository(root)
-    _export(settings)
+    _export(settings, args.config)
     run_server(settings)
     return 0
 
 
-def _export(settings: ServerSettings) -> None:
-    """Pass the effective settings to worker processes, which rebuild them from ``DRIFTLINE_*``."""
+def _export(settings: ServerSettings, config_file: str | None) -> None:
+    """Pass the effective settings to worker processes, which rebuild them from the file and ``DRIFTLINE_*``."""
+    if config_file:
+        os.environ["DRIFTLINE_CONFIG"] = str(Path(config_file).resolve())
     os.environ["DRIFTLINE_REPOSITORY"] = settings.repository
     os.environ["DRIFTLINE_DATABASE"] = settings.database
     os.environ["DRIFTLINE_CREATE_DEMO"] = "false"
     for key, value in msgspec.structs.asdict(settings.http).items():
         os.environ[f"DRIFTLINE_HTTP__{key.upper()}"] = str(value)
+    if settings.registry.source:
+        os.environ["DRIFTLINE_REGISTRY__SOURCE"] = settings.registry.source
 
 
 def run_server(settings: ServerSettings) -> None:
@@ -193,14 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--server", choices=["uvicorn", "granian"], help="ASGI server (default uvicorn)")
     serve.add_argument("--config", help="server TOML file (also $DRIFTLINE_CONFIG)")
+    serve.add_argument("--registry", help="sync versions and aliases from a directory, fsspec URL or mlflow+http://...")
     serve.set_defaults(func=_serve)
 
-    models = sub.add_parser("models", help="inspect the model repository")
+    models = sub.add_parser("models", help="the model repository and the lifecycle: status, aliases, routing, promotion")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     listing = models_sub.add_parser("list", help="list models, versions and what the version policy loads")
     listing.add_argument("--repository", help="model repository directory")
     listing.add_argument("--config", help="server TOML file")
     listing.set_defaults(func=_models_list)
+    from driftline.admin_cli import add_keys_parser, add_lifecycle_commands
+
+    add_lifecycle_commands(models_sub)
+    add_keys_parser(sub)
 
     from driftline.drift.cli import add_drift_parser, run_drift
 

@@ -155,7 +155,7 @@ _IRIS_CONFIG = """\
 max_batch_size = 64
 instances = 1
 version_policy = {{ policy = "all" }}
-{signature}
+{aliases}{signature}
 [batching]
 max_queue_delay_us = 500
 """
@@ -191,11 +191,12 @@ def build_demo_repository(root: str | Path) -> list[str]:
     for version, epochs in ((1, 50), (2, 400)):
         w, b = train_softmax(x, y, classes=3, epochs=epochs)
         build_classifier_onnx(iris / str(version) / "model.onnx", w, b)
-    (iris / "config.toml").write_text(_IRIS_CONFIG.format(signature=""))
+    # Requests that name no version go to the champion (seeded into the store on first start).
+    (iris / "config.toml").write_text(_IRIS_CONFIG.format(aliases="aliases = { champion = 2 }\n", signature=""))
     _write_reference(iris / "reference.parquet", x)
     w, b = train_softmax(x, y, classes=3, epochs=400)
     if build_classifier_torchscript(root / "iris_torch" / "1" / "model.pt", w, b):
-        (root / "iris_torch" / "config.toml").write_text(_IRIS_CONFIG.format(signature=CLASSIFIER_TORCH_SIGNATURE))
+        (root / "iris_torch" / "config.toml").write_text(_IRIS_CONFIG.format(aliases="", signature=CLASSIFIER_TORCH_SIGNATURE))
         _write_reference(root / "iris_torch" / "reference.parquet", x)
         names.append("iris_torch")
     _log.info("built demo repository at %s: %s", root, ", ".join(names))

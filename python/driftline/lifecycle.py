@@ -93,10 +93,20 @@ class Lifecycle:
         """Insert config.toml aliases the store does not have yet, then install the stored state in the table."""
         for name in self.table.repository.model_names():
             try:
-                config = self.table.repository.model(name).config
+                source = self.table.repository.model(name)
             except DriftlineError:
                 continue
-            for alias, version in config.aliases.items():
+            for alias, version in source.config.aliases.items():
+                if version not in source.artifacts:
+                    self.audit.record(
+                        "alias_refused",
+                        name,
+                        actor="config",
+                        version_after=str(version),
+                        reason=f"{alias}: config.toml points it at version {version}, which is not in the repository",
+                    )
+                    _log.error("model %s: alias %s -> version %s: no such version; not seeded", name, alias, version)
+                    continue
                 if self.store.seed_alias(name, alias, version):
                     self.audit.record(
                         "alias_set", name, actor="config", version_after=str(version), reason=f"{alias}: seeded"
@@ -277,14 +287,8 @@ class Lifecycle:
             before = routes.policy
             self.store.set_routing(name, policy)
             self.table.set_routes(name, self._routes_with(name, policy=policy))
-            self.audit.record(
-                "routing_set",
-                name,
-                actor=actor,
-                version_before=msgspec.json.encode(before).decode() if not before.empty else None,
-                version_after=msgspec.json.encode(policy).decode() if not policy.empty else None,
-                reason=reason,
-            )
+            change = f"{_policy_text(before)} -> {_policy_text(policy)}"
+            self.audit.record("routing_set", name, actor=actor, reason=f"{change}: {reason}" if reason else change)
         return policy
 
     # -- load and unload ----------------------------------------------------------------------------------------
@@ -481,6 +485,10 @@ class Lifecycle:
             "shadow": [p.as_dict() for p in self.table.shadows.pairs(name)],
             "proposals": [msgspec.to_builtins(p) for p in self.store.proposals(name, 20) if p.state in {"proposed", "approved"}],
         }
+
+
+def _policy_text(policy: RoutingPolicy) -> str:
+    return "none" if policy.empty else msgspec.json.encode(policy).decode()
 
 
 def _s(version: int | None) -> str | None:

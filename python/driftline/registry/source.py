@@ -1,0 +1,96 @@
+"""What a model registry source is: the listing types, the `RegistrySource` protocol and the `open_source` factory."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+# Re-exported so the registry package names every error it raises.
+from driftline.errors import ConfigError, IntegrityError, RegistryUnavailable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "MODEL_NAME",
+    "IntegrityError",
+    "RegistrySource",
+    "RegistryUnavailable",
+    "RemoteModel",
+    "RemoteVersion",
+    "open_source",
+]
+
+# The repository's own rule for model folder names (repository/layout.py), so a synced model is always loadable.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_MLFLOW_SCHEMES = ("mlflow+http://", "mlflow+https://")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteVersion:
+    """One version of a model as a registry source lists it.
+
+    Attributes:
+        model: The model name.
+        version: The positive version number.
+        ref: A source-specific locator: the folder URL for directories, ``models:/name/3`` for MLflow.
+        sha256: The digest the source states for the artifact file (lower-case hex), or None.
+        created: When the source says the version was created, as text, if it says.
+    """
+
+    model: str
+    version: int
+    ref: str
+    sha256: str | None
+    created: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    """A model as a registry source lists it: its versions, aliases and config text."""
+
+    name: str
+    versions: dict[int, RemoteVersion]
+    aliases: dict[str, int]
+    config_toml: str | None
+
+
+class RegistrySource(Protocol):
+    """A place models are published to, which the sync mirrors into the local repository."""
+
+    url: str
+
+    def list_models(self) -> list[RemoteModel]:
+        """Every model the source holds; raises RegistryUnavailable when it cannot be reached or read."""
+        ...
+
+    def fetch(self, version: RemoteVersion, dest: Path) -> None:
+        """Write the files of ``version`` into the empty folder ``dest``; raises RegistryUnavailable on I/O failure."""
+        ...
+
+
+def open_source(url: str) -> RegistrySource:
+    """Open the registry source a configured URL names.
+
+    Args:
+        url: ``mlflow+http://host:port`` or ``mlflow+https://...`` for an MLflow tracking server; anything else
+            is a directory laid out like the repository: a plain path or any fsspec URL (``file://``, ``memory://``,
+            ``s3://`` ...).
+
+    Returns:
+        The source; nothing is contacted yet.
+
+    Raises:
+        ConfigError: The scheme is unknown, or the fsspec protocol it names is not installed.
+    """
+    if url.startswith(_MLFLOW_SCHEMES):
+        # Imported here so a directory-only deployment never pays for (or needs) the mlflow module.
+        from driftline.registry.mlflow import MlflowSource
+
+        return MlflowSource(url)
+    if url.startswith("mlflow+"):
+        raise ConfigError(f"registry url {url!r}: mlflow sources take mlflow+http:// or mlflow+https://")
+    from driftline.registry.directory import DirectorySource
+
+    return DirectorySource(url)
