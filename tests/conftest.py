@@ -19,3 +19,14 @@ def iris_weights():
 @pytest.fixture
 def repo(tmp_path: Path, iris_weights) -> Path:
     return build_test_repository(tmp_path / "models", iris_weights)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One real `mlflow server` (SQLite backend, local artifact root) on 127.0.0.1 per test session."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
+    from tests.mlflow_server import start_mlflow_server
+
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()

@@ -37,3 +37,14 @@ def build_test_repository(root: Path, weights, *, torch: bool = False, slow: boo
 
 
 TORCH_CONFIG = "max_batch_size = 16\n" + CLASSIFIER_TORCH_SIGNATURE
+
+
+ADMIN_KEY = "dl_test_admin_key"
+
+
+def write_server_config(path: Path, extra: str = "") -> Path:
+    """A server TOML with one admin key (``ADMIN_KEY``) and ``extra`` appended."""
+    from driftline.auth import hash_key
+
+    path.write_text(f'{extra}\n[[auth.keys]]\nname = "admin"\nrole = "admin"\nsha256 = "{hash_key(ADMIN_KEY)}"\n')
+    return path

@@ -135,7 +135,9 @@ def log_model_run(client, files: dict[str, bytes]) -> tuple[str, str]:
     return run.info.run_id, run.info.artifact_uri
 
 
-def register_version(client, name: str, source: str, run_id: str, timeout: int = 60) -> int:
+def register_version(
+    client, name: str, source: str, run_id: str, timeout: int = 60, tags: dict[str, str] | None = None
+) -> int:
     """Create a version of ``name`` (and the registered model if missing) and wait until it is READY."""
     from mlflow.exceptions import MlflowException
 
@@ -143,7 +145,8 @@ def register_version(client, name: str, source: str, run_id: str, timeout: int =
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    mv = client.create_model_version(name, source=source, run_id=run_id, await_creation_for=timeout)
+    # Tags go in with the version, so no reader ever sees it without them (a sync must not meet an untagged version).
+    mv = client.create_model_version(name, source=source, run_id=run_id, tags=tags, await_creation_for=timeout)
     deadline = time.monotonic() + timeout
     while mv.status != "READY":
         if time.monotonic() > deadline or mv.status == "FAILED_REGISTRATION":
@@ -175,10 +178,9 @@ def publish_onnx_version(
     if config_toml is not None:
         files["model/config.toml"] = config_toml.encode()
     run_id, artifact_uri = log_model_run(client, files)
-    version = register_version(client, name, f"{artifact_uri}/model", run_id)
     digest = hashlib.sha256(data).hexdigest() if sha256 is COMPUTED else sha256
-    if digest is not None:
-        client.set_model_version_tag(name, str(version), "sha256", str(digest))
+    tags = {"sha256": str(digest)} if digest is not None else None
+    version = register_version(client, name, f"{artifact_uri}/model", run_id, tags=tags)
     for alias in aliases:
         client.set_registered_model_alias(name, alias, str(version))
     return version

@@ -226,8 +226,11 @@ class RegistrySync:
                 self._fail(model.name, version, remote.sha256, f"cannot place the artifact: {exc}", report)
                 continue
             new[version] = cached.sha256
-        if new or (model.aliases and model.name not in self.table.loaded()):
-            wanted = set(model.aliases.values()) if self.settings.sync_aliases else set()
+        wanted = set(model.aliases.values()) if self.settings.sync_aliases else set()
+        loaded_now = set(self.table.loaded().get(model.name, {}))
+        # Reload when versions arrived, or when the registry points an alias at a local version not loaded now.
+        local = {v for v in wanted if (model_dir / str(v)).is_dir()}
+        if new or (local - loaded_now) or (model.versions and not loaded_now):
             try:
                 loaded = await self.table.load(model.name, actor=self.actor, extra=wanted)
             except DriftlineError as exc:

@@ -276,6 +276,10 @@ class ModelTable:
             if failures:
                 # Keep every old version too: what was serving goes on serving until a clean load replaces it.
                 fresh = {**old, **fresh}
+            # An alias or route may have moved to an old version while the new ones loaded: it stays. Nothing
+            # awaits from here to the swap, so no move can slip in between.
+            still = self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())
+            fresh.update({v: m for v, m in old.items() if v in still and v not in fresh})
             if not fresh:
                 self._errors[name] = "; ".join(f"version {v}: {e}" for v, e in sorted(failures.items()))
                 raise ConfigError(f"model {name!r}: no version could be loaded: {self._errors[name]}")
