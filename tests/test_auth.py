@@ -43,8 +43,11 @@ def test_header_forms():
 
 def test_new_keys_are_random_and_only_hashes_are_kept():
     a, b = new_key(), new_key()
-    assert a != b and a.startswith("dl_") and len(a) > 40
-    assert hash_key(a) != a and len(hash_key(a)) == 64
+    assert a != b
+    assert a.startswith("dl_")
+    assert len(a) > 40
+    assert hash_key(a) != a
+    assert len(hash_key(a)) == 64
 
 
 def test_unknown_role_is_refused():

@@ -74,7 +74,9 @@ def _status(args: argparse.Namespace) -> int:
         versions = ",".join(v["version"] + ("" if v["state"] == "READY" else "!") for v in m["versions"]) or "-"
         aliases = ",".join(f"{a}={v['version']}" for a, v in m["aliases"].items()) or "-"
         routing = ",".join(sorted(m["routing"])) or "-"
-        print(f"{m['name']:<20} {m['state']:<12} {m['default_version'] or '-':<8} {versions:<24} {aliases:<32} {routing}")
+        print(
+            f"{m['name']:<20} {m['state']:<12} {m['default_version'] or '-':<8} {versions:<24} {aliases:<32} {routing}"
+        )
         for v in m["versions"]:
             if v["state"] != "READY":
                 print(f"  version {v['version']} {v['state']}: {v.get('reason')}")
@@ -279,7 +281,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
     settings = load_settings(args.config, {"database": args.database} if args.database else None)
     store = LifecycleStore(Database(settings.database))
-    if any(k.name == args.name for k in store.keys()):
+    if any(k.name == args.name for k in store.api_keys()):
         raise BadRequest(f"a key named {args.name!r} exists already in {settings.database}")
     key = new_key()
     store.add_key(args.name, args.role, hash_key(key))

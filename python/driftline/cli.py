@@ -202,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--registry", help="sync versions and aliases from a directory, fsspec URL or mlflow+http://...")
     serve.set_defaults(func=_serve)
 
-    models = sub.add_parser("models", help="the model repository and the lifecycle: status, aliases, routing, promotion")
+    models = sub.add_parser(
+        "models", help="the model repository and the lifecycle: status, aliases, routing, promotion"
+    )
     models_sub = models.add_subparsers(dest="models_command", required=True)
     listing = models_sub.add_parser("list", help="list models, versions and what the version policy loads")
     listing.add_argument("--repository", help="model repository directory")

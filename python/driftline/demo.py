@@ -196,7 +196,9 @@ def build_demo_repository(root: str | Path) -> list[str]:
     _write_reference(iris / "reference.parquet", x)
     w, b = train_softmax(x, y, classes=3, epochs=400)
     if build_classifier_torchscript(root / "iris_torch" / "1" / "model.pt", w, b):
-        (root / "iris_torch" / "config.toml").write_text(_IRIS_CONFIG.format(aliases="", signature=CLASSIFIER_TORCH_SIGNATURE))
+        (root / "iris_torch" / "config.toml").write_text(
+            _IRIS_CONFIG.format(aliases="", signature=CLASSIFIER_TORCH_SIGNATURE)
+        )
         _write_reference(root / "iris_torch" / "reference.parquet", x)
         names.append("iris_torch")
     _log.info("built demo repository at %s: %s", root, ", ".join(names))

@@ -58,21 +58,17 @@ def signature_change(old: LoadedModel, new: LoadedModel) -> str | None:
             return f"input {name!r} is new in version {new.version} (version {old.version} has {sorted(old_in)})"
         was = old_in[name]
         if spec.datatype != was.datatype or not _dims_fit(tuple(spec.shape), tuple(was.shape)):
-            return (
-                f"input {name!r} changed from {was.datatype}{list(was.shape)} to {spec.datatype}{list(spec.shape)}"
-            )
+            return f"input {name!r} changed from {was.datatype}{list(was.shape)} to {spec.datatype}{list(spec.shape)}"
     missing = sorted(set(old_in) - set(new_in))
     if missing:
         return f"inputs {missing} are gone in version {new.version}"
     new_out = by_name(new.outputs)
     for name, was in by_name(old.outputs).items():
-        spec = new_out.get(name)
-        if spec is None:
+        out = new_out.get(name)
+        if out is None:
             return f"output {name!r} is gone in version {new.version}"
-        if spec.datatype != was.datatype or not _dims_fit(tuple(spec.shape), tuple(was.shape)):
-            return (
-                f"output {name!r} changed from {was.datatype}{list(was.shape)} to {spec.datatype}{list(spec.shape)}"
-            )
+        if out.datatype != was.datatype or not _dims_fit(tuple(out.shape), tuple(was.shape)):
+            return f"output {name!r} changed from {was.datatype}{list(was.shape)} to {out.datatype}{list(out.shape)}"
     return None
 
 
@@ -185,7 +181,9 @@ class Lifecycle:
 
     # -- aliases ------------------------------------------------------------------------------------------------
 
-    async def set_alias(self, name: str, alias: str, version: int, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def set_alias(
+        self, name: str, alias: str, version: int, actor: str, reason: str | None = None
+    ) -> dict[str, Any]:
         """Point an alias at a loaded version (atomically: the next request sees the new version)."""
         try:
             check_alias_name(alias)
@@ -263,7 +261,9 @@ class Lifecycle:
 
     # -- routing ------------------------------------------------------------------------------------------------
 
-    async def set_routing(self, name: str, policy: RoutingPolicy, actor: str, reason: str | None = None) -> RoutingPolicy:
+    async def set_routing(
+        self, name: str, policy: RoutingPolicy, actor: str, reason: str | None = None
+    ) -> RoutingPolicy:
         """Change a model's routing at run time; every target must resolve to a loaded version."""
         async with self._lock:
             routes = self.table.routes(name)
@@ -307,7 +307,9 @@ class Lifecycle:
         if version not in loaded:
             self.store.unpin(name, version)
             self.table.set_pins(name, self.store.pins().get(name, set()))
-            raise Conflict(f"version {version} of model {name!r} failed to load: {self.table.failures(name).get(version)}")
+            raise Conflict(
+                f"version {version} of model {name!r} failed to load: {self.table.failures(name).get(version)}"
+            )
         return loaded
 
     async def unload_version(self, name: str, version: int, actor: str) -> list[int]:
@@ -470,8 +472,10 @@ class Lifecycle:
             for v, why in sorted(self.table.failures(name).items())
             if v not in loaded
         ]
-        aliases = {r.alias: {"version": str(r.version), "previous": _s(r.previous), "updated_at": r.updated_at}
-                   for r in self.store.aliases(name)}
+        aliases = {
+            r.alias: {"version": str(r.version), "previous": _s(r.previous), "updated_at": r.updated_at}
+            for r in self.store.aliases(name)
+        }
         default = routes.default(loaded) if loaded else None
         return {
             "name": name,
@@ -483,7 +487,9 @@ class Lifecycle:
             "aliases": aliases,
             "routing": msgspec.to_builtins(routes.policy),
             "shadow": [p.as_dict() for p in self.table.shadows.pairs(name)],
-            "proposals": [msgspec.to_builtins(p) for p in self.store.proposals(name, 20) if p.state in {"proposed", "approved"}],
+            "proposals": [
+                msgspec.to_builtins(p) for p in self.store.proposals(name, 20) if p.state in {"proposed", "approved"}
+            ],
         }
 
 

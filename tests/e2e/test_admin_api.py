@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +18,9 @@ from driftline.auth import hash_key
 pytestmark = pytest.mark.e2e
 
 KEYS = {role: f"dl_test_{role}_key" for role in ("viewer", "predictor", "operator", "admin")}
-ROWS = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+ROWS = {
+    "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]
+}
 
 
 def auth(role: str) -> dict[str, str]:
@@ -30,7 +31,9 @@ def auth(role: str) -> dict[str, str]:
 def admin_server(tmp_path_factory, iris_weights):
     tmp = tmp_path_factory.mktemp("admin")
     root = build_test_repository(tmp / "models", iris_weights)
-    write_config(root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\naliases = { champion = 2 }\n')
+    write_config(
+        root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\naliases = { champion = 2 }\n'
+    )
     config = tmp / "server.toml"
     lines = ["[auth]", "require_for_inference = true"]
     for role, key in KEYS.items():
@@ -49,18 +52,25 @@ def cli(server: Server, *args: str, key: str = "admin") -> subprocess.CompletedP
 
 
 def infer(server: Server, path: str = "/v2/models/iris/infer", role: str = "predictor", **kw) -> httpx.Response:
-    return httpx.post(f"{server.url}{path}", json=kw.pop("body", ROWS), headers={**auth(role), **kw.pop("headers", {})}, timeout=10)
+    return httpx.post(
+        f"{server.url}{path}", json=kw.pop("body", ROWS), headers={**auth(role), **kw.pop("headers", {})}, timeout=10
+    )
 
 
 def test_keys_and_roles(admin_server):
     url = admin_server.url
     r = httpx.get(f"{url}/v1/admin/models", timeout=10)
-    assert r.status_code == 401 and "API key is required" in r.json()["error"]
+    assert r.status_code == 401
+    assert "API key is required" in r.json()["error"]
     r = httpx.get(f"{url}/v1/admin/models", headers={"x-api-key": "dl_nope"}, timeout=10)
-    assert r.status_code == 401 and "not known" in r.json()["error"]
+    assert r.status_code == 401
+    assert "not known" in r.json()["error"]
     assert httpx.get(f"{url}/v1/admin/models", headers=auth("viewer"), timeout=10).status_code == 200
-    r = httpx.put(f"{url}/v1/admin/models/iris/aliases/champion", json={"version": 1}, headers=auth("operator"), timeout=10)
-    assert r.status_code == 403 and "needs 'admin'" in r.json()["error"]
+    r = httpx.put(
+        f"{url}/v1/admin/models/iris/aliases/champion", json={"version": 1}, headers=auth("operator"), timeout=10
+    )
+    assert r.status_code == 403
+    assert "needs 'admin'" in r.json()["error"]
     # Inference needs a predictor key here (require_for_inference), on the fast path and for every version form.
     assert httpx.post(f"{url}/v2/models/iris/infer", json=ROWS, timeout=10).status_code == 401
     assert infer(admin_server, role="viewer").status_code == 403
@@ -71,24 +81,50 @@ def test_keys_and_roles(admin_server):
     assert httpx.post(f"{url}/v2/repository/models/iris/load", headers=auth("operator"), timeout=30).status_code == 200
     # Keys created over the API work at once and are stored hashed; unknown roles are refused.
     r = httpx.post(f"{url}/v1/admin/keys", json={"name": "ci", "role": "root"}, headers=auth("admin"), timeout=10)
-    assert r.status_code == 400 and "unknown role 'root'" in r.json()["error"]
-    new = httpx.post(f"{url}/v1/admin/keys", json={"name": "ci", "role": "predictor"}, headers=auth("admin"), timeout=10)
+    assert r.status_code == 400
+    assert "unknown role 'root'" in r.json()["error"]
+    new = httpx.post(
+        f"{url}/v1/admin/keys", json={"name": "ci", "role": "predictor"}, headers=auth("admin"), timeout=10
+    )
     key = new.json()["key"]
-    assert httpx.post(f"{url}/v2/models/iris/infer", json=ROWS, headers={"x-api-key": key}, timeout=10).status_code == 200
+    assert (
+        httpx.post(f"{url}/v2/models/iris/infer", json=ROWS, headers={"x-api-key": key}, timeout=10).status_code == 200
+    )
     listed = httpx.get(f"{url}/v1/admin/keys", headers=auth("admin"), timeout=10).text
-    assert key not in listed and '"ci"' in listed
+    assert key not in listed
+    assert '"ci"' in listed
     assert httpx.delete(f"{url}/v1/admin/keys/ci", headers=auth("admin"), timeout=10).status_code == 200
-    assert httpx.post(f"{url}/v2/models/iris/infer", json=ROWS, headers={"x-api-key": key}, timeout=10).status_code == 401
+    assert (
+        httpx.post(f"{url}/v2/models/iris/infer", json=ROWS, headers={"x-api-key": key}, timeout=10).status_code == 401
+    )
 
 
 def test_bad_input_is_refused_and_the_state_stays(admin_server):
     url = admin_server.url
     before = httpx.get(f"{url}/v1/admin/models/iris", headers=auth("viewer"), timeout=10).json()
     cases = [
-        ("PUT", "/v1/admin/models/iris/routing", {"split": {"parameter": "u", "weights": {"1": 60, "2": 30}}}, 400, "add up to 100"),
+        (
+            "PUT",
+            "/v1/admin/models/iris/routing",
+            {"split": {"parameter": "u", "weights": {"1": 60, "2": 30}}},
+            400,
+            "add up to 100",
+        ),
         ("PUT", "/v1/admin/models/iris/routing", {"canary": {"target": "2", "percent": 101}}, 400, "canary.percent"),
-        ("PUT", "/v1/admin/models/iris/routing", {"canary": {"target": "staging", "percent": 5}}, 409, "neither a version nor an alias"),
-        ("PUT", "/v1/admin/models/iris/aliases/champion", {"version": 9}, 409, "version 9 of model 'iris' is not loaded"),
+        (
+            "PUT",
+            "/v1/admin/models/iris/routing",
+            {"canary": {"target": "staging", "percent": 5}},
+            409,
+            "neither a version nor an alias",
+        ),
+        (
+            "PUT",
+            "/v1/admin/models/iris/aliases/champion",
+            {"version": 9},
+            409,
+            "version 9 of model 'iris' is not loaded",
+        ),
         ("PUT", "/v1/admin/models/iris/aliases/champion", {"version": "two"}, 400, "Expected `int`"),
         ("PUT", "/v1/admin/models/iris/aliases/champion", {"versoin": 1}, 400, "versoin"),
         ("POST", "/v1/admin/models/nope/proposals", {"version": 1}, 404, "'nope'"),
@@ -101,15 +137,24 @@ def test_bad_input_is_refused_and_the_state_stays(admin_server):
         assert r.status_code == status, (path, body, r.text)
         assert message in r.json()["error"], (path, r.text)
     after = httpx.get(f"{url}/v1/admin/models/iris", headers=auth("viewer"), timeout=10).json()
-    assert (after["aliases"], after["routing"], after["versions"]) == (before["aliases"], before["routing"], before["versions"])
+    assert (after["aliases"], after["routing"], after["versions"]) == (
+        before["aliases"],
+        before["routing"],
+        before["versions"],
+    )
     r = cli(admin_server, "route", "iris", "--split", "1=50,2=40", "--split-header", "x-user")
-    assert r.returncode == 2 and "add up to 100" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2
+    assert "add up to 100" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_canary_and_sticky_split_over_http(admin_server):
     url = admin_server.url
     r = httpx.put(
-        f"{url}/v1/admin/models/iris/routing", json={"canary": {"target": "1", "percent": 25}}, headers=auth("operator"), timeout=10
+        f"{url}/v1/admin/models/iris/routing",
+        json={"canary": {"target": "1", "percent": 25}},
+        headers=auth("operator"),
+        timeout=10,
     )
     assert r.status_code == 200, r.text
     versions = [infer(admin_server).json()["model_version"] for _ in range(400)]
@@ -137,10 +182,17 @@ def test_publish_shadow_approve_promote_rollback_with_the_cli(admin_server):
         assert infer(admin_server).json()["model_version"] == "2"
     shadow = json.loads(cli(admin_server, "shadow", "iris", key="viewer").stdout)
     pair = next(p for p in shadow if p["shadow_version"] == "1")
-    assert pair["requests"] >= 30 and pair["shadow_errors"] == 0 and pair["agreement"] is not None
-    proposal = json.loads(cli(admin_server, "propose", "iris", "1", "--min-agreement", "0.0", "--min-requests", "20", key="operator").stdout)
+    assert pair["requests"] >= 30
+    assert pair["shadow_errors"] == 0
+    assert pair["agreement"] is not None
+    proposal = json.loads(
+        cli(
+            admin_server, "propose", "iris", "1", "--min-agreement", "0.0", "--min-requests", "20", key="operator"
+        ).stdout
+    )
     r = cli(admin_server, "approve", str(proposal["id"]), key="operator")
-    assert r.returncode == 2 and "needs 'admin'" in r.stderr
+    assert r.returncode == 2
+    assert "needs 'admin'" in r.stderr
     assert json.loads(cli(admin_server, "approve", str(proposal["id"])).stdout)["state"] == "approved"
     assert json.loads(cli(admin_server, "promote", str(proposal["id"])).stdout)["state"] == "promoted"
     assert infer(admin_server).json()["model_version"] == "1"
@@ -151,6 +203,7 @@ def test_publish_shadow_approve_promote_rollback_with_the_cli(admin_server):
     for action in ("routing_set", "propose", "approve", "promote", "rollback"):
         assert f" {action} " in audit, action
     events = json.loads(cli(admin_server, "audit", "iris", "--action", "rollback", "--json", key="viewer").stdout)
-    assert events[0]["actor"] == "key:admin" and events[0]["reason"] == "champion: latency"
+    assert events[0]["actor"] == "key:admin"
+    assert events[0]["reason"] == "champion: latency"
     status = cli(admin_server, "status", key="viewer").stdout
     assert "champion=2" in status

@@ -8,7 +8,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +43,9 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
     from tests.mlflow_server import mlflow_client, publish_onnx_version
 
     name = "mlflow_iris"
-    publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, 1, "v1"), aliases=["champion"], config_toml=CONFIG)
+    publish_onnx_version(
+        mlflow_server.url, name, build(tmp_path, iris_weights, 1, "v1"), aliases=["champion"], config_toml=CONFIG
+    )
     server = serve_from(mlflow_server, tmp_path)
     try:
         infer = f"{server.url}/v2/models/{name}/infer"
@@ -52,10 +53,17 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
         sha = status(server, name)["versions"][0]["sha256"]
         assert len(sha) == 64
 
-        v2 = publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, 2, "v2"), aliases=["challenger"])
+        v2 = publish_onnx_version(
+            mlflow_server.url, name, build(tmp_path, iris_weights, 2, "v2"), aliases=["challenger"]
+        )
         wait_for("challenger", lambda: status(server, name)["aliases"].get("challenger", {}).get("version") == str(v2))
         # Shadow the challenger, then promote it through a proposal with a rule, then roll back.
-        r = httpx.put(f"{server.url}/v1/admin/models/{name}/routing", json={"shadow": {"target": "challenger"}}, headers=HEADERS, timeout=10)
+        r = httpx.put(
+            f"{server.url}/v1/admin/models/{name}/routing",
+            json={"shadow": {"target": "challenger"}},
+            headers=HEADERS,
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         for _ in range(25):
             assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
@@ -66,12 +74,19 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
             timeout=10,
         ).json()
         pid = proposal["id"]
-        wait_for("rule passes", lambda: httpx.get(f"{server.url}/v1/admin/proposals/{pid}", headers=HEADERS, timeout=10).json()["rule_passes"])
+        wait_for(
+            "rule passes",
+            lambda: httpx.get(f"{server.url}/v1/admin/proposals/{pid}", headers=HEADERS, timeout=10).json()[
+                "rule_passes"
+            ],
+        )
         for step in ("approve", "promote"):
             r = httpx.post(f"{server.url}/v1/admin/proposals/{pid}/{step}", json={}, headers=HEADERS, timeout=10)
             assert r.status_code == 200, r.text
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == str(v2)
-        r = httpx.post(f"{server.url}/v1/admin/models/{name}/aliases/champion/rollback", json={}, headers=HEADERS, timeout=10)
+        r = httpx.post(
+            f"{server.url}/v1/admin/models/{name}/aliases/champion/rollback", json={}, headers=HEADERS, timeout=10
+        )
         assert r.json()["version"] == "1"
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
 
@@ -85,7 +100,9 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
         mlflow_client(mlflow_server.url).set_registered_model_alias(name, "champion", str(v3))
         wait_for(
             "alias refused",
-            lambda: httpx.get(f"{server.url}/v1/admin/audit?model={name}&action=alias_refused", headers=HEADERS, timeout=10).json(),
+            lambda: httpx.get(
+                f"{server.url}/v1/admin/audit?model={name}&action=alias_refused", headers=HEADERS, timeout=10
+            ).json(),
         )
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
     finally:
@@ -93,9 +110,7 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
 
 
 def _timeline(server: Server, name: str, alias: str) -> list[tuple[float, str]]:
-    events = httpx.get(
-        f"{server.url}/v1/admin/audit?model={name}&limit=10000", headers=HEADERS, timeout=10
-    ).json()
+    events = httpx.get(f"{server.url}/v1/admin/audit?model={name}&limit=10000", headers=HEADERS, timeout=10).json()
     moves = []
     for e in reversed(events):
         if e["action"] in {"alias_set", "rollback"} and (e["reason"] or "").split(":")[0] == alias:
@@ -109,7 +124,9 @@ def test_twenty_alias_moves_and_new_versions_under_load_fail_no_request(mlflow_s
 
     name = "busy"
     client = mlflow_client(mlflow_server.url)
-    publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, 1, "b1"), aliases=["champion"], config_toml=CONFIG)
+    publish_onnx_version(
+        mlflow_server.url, name, build(tmp_path, iris_weights, 1, "b1"), aliases=["champion"], config_toml=CONFIG
+    )
     server = serve_from(mlflow_server, tmp_path)
     results: list[tuple[float, float, int, str]] = []
     stop = threading.Event()
@@ -132,7 +149,9 @@ def test_twenty_alias_moves_and_new_versions_under_load_fail_no_request(mlflow_s
             t.start()
         published = [1]
         for scale in (2, 3):  # new versions arrive while the load runs
-            published.append(publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, scale, f"b{scale}")))
+            published.append(
+                publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, scale, f"b{scale}"))
+            )
         for v in published[1:]:
             # Loaded once on arrival (the version policy may retire it again until an alias points at it).
             wait_for(

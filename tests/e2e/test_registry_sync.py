@@ -19,7 +19,9 @@ from driftline.demo import build_classifier_onnx
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROWS = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+ROWS = {
+    "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]
+}
 HEADERS = {"authorization": f"Bearer {ADMIN_KEY}"}
 SYNC_ENV = {
     "DRIFTLINE_REGISTRY__POLL_INTERVAL_S": "0.2",
@@ -68,7 +70,7 @@ def publish(source: Path, version: int, weights, *, features: int = 4, sha256: s
 
 
 def set_source_aliases(source: Path, champion: int) -> None:
-    write_config(source / "iris", f'max_batch_size = 16\naliases = {{ champion = {champion} }}\n')
+    write_config(source / "iris", f"max_batch_size = 16\naliases = {{ champion = {champion} }}\n")
 
 
 def test_directory_sync_end_to_end(tmp_path: Path, iris_weights):
@@ -76,7 +78,11 @@ def test_directory_sync_end_to_end(tmp_path: Path, iris_weights):
     set_source_aliases(source, 1)
     publish(source, 1, iris_weights)
     config = write_server_config(tmp_path / "server.toml")
-    env = {**SYNC_ENV, "DRIFTLINE_REGISTRY__SOURCE": str(source), "DRIFTLINE_REGISTRY__CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **SYNC_ENV,
+        "DRIFTLINE_REGISTRY__SOURCE": str(source),
+        "DRIFTLINE_REGISTRY__CACHE_DIR": str(tmp_path / "cache"),
+    }
     server = start_server(tmp_path / "models", tmp_path, env=env, extra_args=["--config", str(config)])
     try:
         # The first sync brought version 1 and the champion alias.
@@ -95,8 +101,11 @@ def test_directory_sync_end_to_end(tmp_path: Path, iris_weights):
         # The alias moves at the source: the server follows, on record.
         set_source_aliases(source, 2)
         wait_for("champion at 2", lambda: answer(server) == "2")
-        moved = httpx.get(f"{server.url}/v1/admin/audit?model=iris&action=alias_set", headers=HEADERS, timeout=10).json()
-        assert moved[0]["actor"] == f"registry:{source}" and moved[0]["version_after"] == "2"
+        moved = httpx.get(
+            f"{server.url}/v1/admin/audit?model=iris&action=alias_set", headers=HEADERS, timeout=10
+        ).json()
+        assert moved[0]["actor"] == f"registry:{source}"
+        assert moved[0]["version_after"] == "2"
 
         # A truncated artifact: refused at load, never routable, set aside, on record; version 2 keeps serving.
         bad = publish(source, 3, iris_weights)
@@ -127,14 +136,19 @@ def test_directory_sync_end_to_end(tmp_path: Path, iris_weights):
         )
         assert "signature changed incompatibly" in refused[0]["reason"]
         assert answer(server) == "2"
-        failed = httpx.get(f"{server.url}/v1/admin/audit?model=iris&action=load_failed", headers=HEADERS, timeout=10).json()
+        failed = httpx.get(
+            f"{server.url}/v1/admin/audit?model=iris&action=load_failed", headers=HEADERS, timeout=10
+        ).json()
         assert {e["version_after"] for e in failed} >= {"3", "4"}
 
         # The source goes away: nothing changes, the sync says so and backs off; it recovers when the source is back.
         source.rename(tmp_path / "registry-away")
         wait_for(
             "unreachable",
-            lambda: httpx.get(f"{server.url}/v1/admin/registry", headers=HEADERS, timeout=10).json()["state"] == "unreachable",
+            lambda: (
+                httpx.get(f"{server.url}/v1/admin/registry", headers=HEADERS, timeout=10).json()["state"]
+                == "unreachable"
+            ),
         )
         assert answer(server) == "2"
         (tmp_path / "registry-away").rename(source)

@@ -29,7 +29,9 @@ ROW = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.
 @pytest.fixture
 def lifecycle_repo(repo: Path, iris_weights) -> Path:
     w, b = iris_weights
-    write_config(repo / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\naliases = { champion = 2 }\n')
+    write_config(
+        repo / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\naliases = { champion = 2 }\n'
+    )
     # `sig` v2 takes 5 features where v1 takes 4: no alias may move from one to the other.
     build_classifier_onnx(repo / "sig" / "1" / "model.onnx", w, b)
     build_classifier_onnx(repo / "sig" / "2" / "model.onnx", np.vstack([w, w[:1]]), b)
@@ -109,12 +111,15 @@ async def test_alias_at_a_missing_version_is_refused_and_nothing_changes(running
         await running.lifecycle.set_alias("iris", "3", 1, "test")
     assert snapshot(running, "iris") == before
     refused = running.audit.events("iris", action="alias_refused")
-    assert refused and "not loaded" in (refused[0].reason or "")
+    assert refused
+    assert "not loaded" in (refused[0].reason or "")
 
 
 async def test_a_signature_change_under_an_alias_is_refused(running):
     before = snapshot(running, "sig")
-    with pytest.raises(Conflict, match=r"signature changed incompatibly: input 'x' changed from FP32\[-1, 4\] to FP32\[-1, 5\]"):
+    with pytest.raises(
+        Conflict, match=r"signature changed incompatibly: input 'x' changed from FP32\[-1, 4\] to FP32\[-1, 5\]"
+    ):
         await running.lifecycle.set_alias("sig", "champion", 2, "test")
     assert snapshot(running, "sig") == before
     assert (await running.infer("sig"))["model_version"] == "1"
@@ -176,9 +181,11 @@ async def test_shadow_then_rule_gated_approval_then_promotion(running):
     await running.table.shadows.drain()
     pair = running.table.shadows.pairs("iris")[0]
     assert (pair.primary, pair.shadow, pair.requests, pair.shadow_errors) == (2, 1, 12, 0)
-    assert pair.compared_rows == 24 and pair.agreement is not None
+    assert pair.compared_rows == 24
+    assert pair.agreement is not None
     approved = await lc.approve(proposal.id, "admin", "looks fine")
-    assert approved.state == "approved" and approved.decided_by == "admin"
+    assert approved.state == "approved"
+    assert approved.decided_by == "admin"
     promoted = await lc.promote(proposal.id, "admin")
     assert promoted.state == "promoted"
     assert (await running.infer("iris"))["model_version"] == "1"
@@ -197,7 +204,8 @@ async def test_a_failing_shadow_never_touches_the_caller(running):
         assert (await running.infer("sig"))["model_version"] == "1"
     await running.table.shadows.drain()
     pair = running.table.shadows.pairs("sig")[0]
-    assert pair.shadow_errors == 5 and "x" in (pair.last_error or "")
+    assert pair.shadow_errors == 5
+    assert "x" in (pair.last_error or "")
 
 
 async def test_load_and_unload_one_version(running, lifecycle_repo, iris_weights):

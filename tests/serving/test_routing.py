@@ -21,7 +21,10 @@ def routes(**policy: object) -> ModelRoutes:
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
-        ({"split": {"parameter": "user", "weights": {"champion": 50, "challenger": 40}}}, "add up to 100, they add up to 90"),
+        (
+            {"split": {"parameter": "user", "weights": {"champion": 50, "challenger": 40}}},
+            "add up to 100, they add up to 90",
+        ),
         ({"split": {"weights": {"champion": 50, "challenger": 50}}}, "exactly one of 'parameter'"),
         ({"split": {"header": "x", "parameter": "y", "weights": {"a": 50, "b": 50}}}, "exactly one of 'parameter'"),
         ({"split": {"header": "x", "weights": {"a": 100}}}, "at least two targets"),

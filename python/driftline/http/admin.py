@@ -15,7 +15,7 @@ from litestar.params import Parameter
 
 from driftline.auth import check_role, hash_key, new_key
 from driftline.errors import BadRequest, Conflict, ModelNotFound
-from driftline.lifecycle import ApprovalRule
+from driftline.lifecycle import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
 from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _lifecycle(request: Request[Any, Any, Any]) -> Lifecycle:
 def reload_keys(state: Any) -> None:
     """Install the config file's keys and the store's live keys in the key ring."""
     keys = [(k.name, k.role, k.sha256) for k in state.settings.auth.keys]
-    keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.keys() if k.revoked_at is None]
+    keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.api_keys() if k.revoked_at is None]
     state.key_ring.replace(keys)
 
 
@@ -135,7 +135,9 @@ class AdminController(Controller):
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
         return _lifecycle(request).status(name)
 
-    @post("/models/{name:str}/load", summary="Load a model or one more version", opt={"role": "operator"}, status_code=200)
+    @post(
+        "/models/{name:str}/load", summary="Load a model or one more version", opt={"role": "operator"}, status_code=200
+    )
     async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
         body = await _decode(request, VersionBody, "load")
@@ -204,7 +206,12 @@ class AdminController(Controller):
         out: dict[str, Any] = msgspec.to_builtins(result)
         return out
 
-    @delete("/models/{name:str}/routing", summary="Clear a model's routing policy", opt={"role": "operator"}, status_code=200)
+    @delete(
+        "/models/{name:str}/routing",
+        summary="Clear a model's routing policy",
+        opt={"role": "operator"},
+        status_code=200,
+    )
     async def clear_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Every unpinned request goes to the default alias again."""
         await _lifecycle(request).set_routing(name, RoutingPolicy(), _actor(request), "cleared")
@@ -229,7 +236,10 @@ class AdminController(Controller):
 
     @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"})
     async def proposals(
-        self, request: Request[Any, Any, Any], model: str | None = None, limit: int = Parameter(default=100, ge=1, le=1000)
+        self,
+        request: Request[Any, Any, Any],
+        model: str | None = None,
+        limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         """Optionally one model's."""
         return [msgspec.to_builtins(p) for p in _lifecycle(request).store.proposals(model, limit)]
@@ -251,7 +261,9 @@ class AdminController(Controller):
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).approve(pid, _actor(request), body.reason))
         return out
 
-    @post("/proposals/{pid:int}/promote", summary="Promote an approved proposal", opt={"role": "admin"}, status_code=200)
+    @post(
+        "/proposals/{pid:int}/promote", summary="Promote an approved proposal", opt={"role": "admin"}, status_code=200
+    )
     async def promote(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = await _decode(request, ReasonBody, "promote")
@@ -283,10 +295,12 @@ class AdminController(Controller):
     async def keys(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         """Keys from the config file and the store."""
         state = request.app.state
-        out: list[dict[str, Any]] = [{"name": k.name, "role": k.role, "source": "config"} for k in state.settings.auth.keys]
+        out: list[dict[str, Any]] = [
+            {"name": k.name, "role": k.role, "source": "config"} for k in state.settings.auth.keys
+        ]
         out += [
             {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
-            for k in state.lifecycle.store.keys()
+            for k in state.lifecycle.store.api_keys()
         ]
         return out
 
@@ -299,8 +313,10 @@ class AdminController(Controller):
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         state = request.app.state
-        if not body.name or any(k.name == body.name for k in state.settings.auth.keys) or any(
-            k.name == body.name for k in state.lifecycle.store.keys()
+        if (
+            not body.name
+            or any(k.name == body.name for k in state.settings.auth.keys)
+            or any(k.name == body.name for k in state.lifecycle.store.api_keys())
         ):
             raise Conflict(f"a key named {body.name!r} exists already (or the name is empty)")
         key = new_key()

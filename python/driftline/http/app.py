@@ -15,10 +15,10 @@ from litestar.openapi import OpenAPIConfig
 from prometheus_client import CollectorRegistry
 
 from driftline import __version__
+from driftline.auth import KeyRing
 from driftline.config import ServerSettings, load_settings
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
-from driftline.auth import KeyRing
 from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath

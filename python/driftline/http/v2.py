@@ -186,7 +186,7 @@ class V2Controller(Controller):
             await request.body(),
             headers.get("content-encoding"),
             headers.get(HEADER_LENGTH),
-            request.scope["headers"],
+            list(request.scope["headers"]),
         )
         if json_length is None:
             return Response(payload, media_type=JSON, status_code=HTTP_200_OK)

@@ -69,7 +69,7 @@ def _materialize(cached: CachedArtifact, model_dir: Path, version: int, config_t
         elif config_in_artifact is not None:
             shutil.copyfile(config_in_artifact, config)
     final = model_dir / str(version)
-    os.rename(staging, final)
+    staging.rename(final)
     return final
 
 
@@ -80,7 +80,7 @@ def _set_aside(model_dir: Path, version: int, sha256: str) -> None:
         aside = model_dir / _FAILED / f"{version}-{sha256[:12]}"
         shutil.rmtree(aside, ignore_errors=True)
         aside.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(folder, aside)
+        folder.rename(aside)
 
 
 class RegistrySync:
@@ -250,7 +250,9 @@ class RegistrySync:
     def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: dict[str, Any]) -> None:
         self._failed[(name, version)] = sha256
         self.table.note_failure(name, version, reason)
-        self.audit.record("load_failed", name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason)
+        self.audit.record(
+            "load_failed", name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason
+        )
         report["failed"].append({"model": name, "version": str(version), "reason": reason})
         _log.error("version %s of %s from %s refused: %s", version, name, self.source.url, reason)
 
@@ -266,7 +268,9 @@ class RegistrySync:
             except DriftlineError as exc:
                 # Tried once per value: the registry has to move the alias again for another attempt.
                 self._refused.add((model.name, alias, version))
-                report["refused"].append({"model": model.name, "alias": alias, "version": str(version), "reason": str(exc)})
+                report["refused"].append(
+                    {"model": model.name, "alias": alias, "version": str(version), "reason": str(exc)}
+                )
                 continue
             self.lifecycle.store.remember_registry_alias(self.source.url, model.name, alias, version)
             report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})

@@ -145,9 +145,9 @@ class ModelRoutes(msgspec.Struct, frozen=True):
         """The version for an unpinned request (the canary or split choice; else the default)."""
         policy = self.policy
         if policy.canary is not None:
-            target = self.resolve(policy.canary.target)
-            if target in loaded and random.random() * 100.0 < policy.canary.percent:  # noqa: S311 - traffic split
-                return target
+            candidate = self.resolve(policy.canary.target)
+            if candidate in loaded and random.random() * 100.0 < policy.canary.percent:  # noqa: S311 - traffic split
+                return candidate
         elif policy.split is not None:
             key = _routing_key(policy.split, parameters, headers)
             if key is not None:
@@ -156,9 +156,9 @@ class ModelRoutes(msgspec.Struct, frozen=True):
                 for target, weight in policy.split.weights.items():
                     edge += weight
                     if point < edge:
-                        version = self.resolve(target)
-                        if version in loaded:
-                            return version
+                        chosen = self.resolve(target)
+                        if chosen in loaded:
+                            return chosen
                         break
         return self.default(loaded)
 

@@ -71,7 +71,9 @@ class ShadowPair:
         }
 
 
-def compare_outputs(primary: Mapping[str, npt.NDArray[np.generic]], shadow: Mapping[str, npt.NDArray[np.generic]]) -> tuple[int, int, float, int]:
+def compare_outputs(
+    primary: Mapping[str, npt.NDArray[np.generic]], shadow: Mapping[str, npt.NDArray[np.generic]]
+) -> tuple[int, int, float, int]:
     """Compare two versions' outputs for the same rows.
 
     A row agrees when every discrete output (integers, booleans, strings) is equal, or, for a model with only
@@ -148,7 +150,9 @@ class ShadowComparisons:
         if len(self._tasks) >= MAX_IN_FLIGHT:
             pair.dropped += 1
             return
-        task = asyncio.get_running_loop().create_task(self._run(pair, shadow, inputs, rows, primary_outputs, primary_latency_s))
+        task = asyncio.get_running_loop().create_task(
+            self._run(pair, shadow, inputs, rows, primary_outputs, primary_latency_s)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

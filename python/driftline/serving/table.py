@@ -155,9 +155,10 @@ class ModelTable:
             return model, None
         if version is None or version == "":
             chosen = routes.pick(versions, parameters, headers)
-            model = versions.get(chosen) if chosen is not None else None
-            if model is None:
+            picked = versions.get(chosen) if chosen is not None else None
+            if picked is None:
                 raise ModelNotReady(f"model {name!r}: its default version {chosen} is not loaded")
+            model = picked
         else:
             model = self.get(name, version)
         shadow = routes.shadow_of(model.version, versions)
@@ -230,10 +231,10 @@ class ModelTable:
         """Bring a model's loaded versions in line with the repository; nothing stops serving on the way.
 
         The wanted versions are those the version policy selects plus those an alias, the routing policy or a
-        load request pins, plus ``extra`` (the versions a registry is about to point aliases at). A version already loaded from the same file and config keeps running; a new one is
-        loaded and warmed up before it becomes routable; one that fails never takes traffic and its failure is
-        kept (see :meth:`failures`). Versions no longer wanted are retired only once every wanted version loaded,
-        after their queues drain.
+        load request pins, plus ``extra`` (the versions a registry is about to point aliases at). A version
+        already loaded from the same file and config keeps running; a new one is loaded and warmed up before it
+        becomes routable; one that fails never takes traffic and its failure is kept (see :meth:`failures`).
+        Versions no longer wanted are retired only once every wanted version loaded, after their queues drain.
 
         Returns:
             The versions now loaded.
@@ -258,10 +259,13 @@ class ModelTable:
             failures: dict[int, str] = {}
             for version in wanted:
                 current = old.get(version)
-                if current is not None and current.source.config == source.config:
-                    if current.fingerprint == _fingerprint(source.artifacts[version]):
-                        fresh[version] = current
-                        continue
+                if (
+                    current is not None
+                    and current.source.config == source.config
+                    and current.fingerprint == _fingerprint(source.artifacts[version])
+                ):
+                    fresh[version] = current
+                    continue
                 try:
                     fresh[version] = await self._load_version(source, version)
                 except DriftlineError as exc:

@@ -54,9 +54,6 @@ class ApiKeyRow(msgspec.Struct, frozen=True):
     revoked_at: str | None
 
 
-_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-
 class LifecycleStore:
     """Reads and writes the lifecycle tables (see migration 3 in :mod:`driftline.store.db`)."""
 
@@ -84,8 +81,8 @@ class LifecycleStore:
         """Point an alias at a version, remembering where it pointed before."""
         self.db.execute(
             "INSERT INTO aliases (model, alias, version, previous) VALUES (?, ?, ?, ?)"
-            f" ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, previous = excluded.previous,"
-            f" updated_at = {_NOW}",
+            " ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, previous = excluded.previous,"
+            " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             (model, alias, version, previous),
         )
 
@@ -106,8 +103,8 @@ class LifecycleStore:
             self.db.execute("DELETE FROM routing WHERE model = ?", (model,))
             return
         self.db.execute(
-            f"INSERT INTO routing (model, policy) VALUES (?, ?) ON CONFLICT (model) DO UPDATE SET"
-            f" policy = excluded.policy, updated_at = {_NOW}",
+            "INSERT INTO routing (model, policy) VALUES (?, ?) ON CONFLICT (model) DO UPDATE SET"
+            " policy = excluded.policy, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             (model, msgspec.json.encode(policy).decode()),
         )
 
@@ -138,7 +135,7 @@ class LifecycleStore:
             (model, alias, version, msgspec.json.encode(rule).decode() if rule else None, actor, reason),
         )
         proposal = self.proposal(pid)
-        assert proposal is not None  # noqa: S101 - just inserted
+        assert proposal is not None
         return proposal
 
     def proposal(self, pid: int) -> Proposal | None:
@@ -156,7 +153,8 @@ class LifecycleStore:
         """Move a proposal from state ``expect`` to ``state``; False when it was not in ``expect`` (a race lost)."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE proposals SET state = ?, decided_by = ?, reason = COALESCE(?, reason), updated_at = {_NOW}"
+                "UPDATE proposals SET state = ?, decided_by = ?, reason = COALESCE(?, reason),"
+                " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
                 " WHERE id = ? AND state = ?",
                 (state, actor, reason, pid, expect),
             )
@@ -179,20 +177,22 @@ class LifecycleStore:
 
     # -- API keys -----------------------------------------------------------------------------------------------
 
-    def keys(self) -> list[ApiKeyRow]:
+    def api_keys(self) -> list[ApiKeyRow]:
         """Every stored key, revoked ones included."""
         return [ApiKeyRow(**dict(r)) for r in self.db.query("SELECT * FROM api_keys ORDER BY id")]
 
     def add_key(self, name: str, role: str, sha256: str) -> ApiKeyRow:
         """Store a new key's hash under a unique name."""
         kid = self.db.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, sha256))
-        return next(k for k in self.keys() if k.id == kid)
+        return next(k for k in self.api_keys() if k.id == kid)
 
     def revoke_key(self, name: str) -> bool:
         """Revoke a key by name; False when there is no such live key."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE api_keys SET revoked_at = {_NOW} WHERE name = ? AND revoked_at IS NULL", (name,)
+                "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                " WHERE name = ? AND revoked_at IS NULL",
+                (name,),
             )
             return cursor.rowcount == 1
 
