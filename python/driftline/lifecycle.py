@@ -129,6 +129,26 @@ class Lifecycle:
             )
             self.table.set_pins(name, pins.get(name, set()))
 
+    async def follow_store(self) -> None:
+        """Take in what another worker process wrote to the store: versions it pinned or pointed an alias or
+        route at are loaded here first, then the aliases and routing are swapped in, so no request meets an
+        alias at a version this process has not loaded."""
+        aliases: dict[str, dict[str, int]] = {}
+        for row in self.store.aliases():
+            aliases.setdefault(row.model, {})[row.alias] = row.version
+        routing = self.store.routing()
+        pins = self.store.pins()
+        for name, versions in self.table.loaded().items():
+            wanted = set(aliases.get(name, {}).values()) | pins.get(name, set())
+            routes = ModelRoutes(aliases=aliases.get(name, {}), policy=routing.get(name, RoutingPolicy()))
+            wanted |= routes.referenced()
+            if wanted - set(versions):
+                try:
+                    await self.table.load(name, actor="system", extra=wanted)
+                except DriftlineError as exc:
+                    _log.error("model %s: loading what another worker pointed at failed: %s", name, exc)
+        self.refresh()
+
     def _default_alias(self, name: str) -> str:
         loaded = self.table.loaded().get(name)
         if loaded:

@@ -86,7 +86,7 @@ async def _refresh_forever(state: Any, db: Database, interval: float) -> None:
             current = db.data_version()
             if current != seen:
                 seen = current
-                state.lifecycle.refresh()
+                await state.lifecycle.follow_store()
                 reload_keys(state)
         except Exception:  # noqa: BLE001 - a failed refresh must not stop the next ones
             _log.exception("refresh from the store failed")

@@ -1,0 +1,45 @@
+"""With several worker processes, a lifecycle change made through one reaches every other within the refresh
+interval, and no request fails on the way (the other workers load the version before they route to it)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from tests.e2e.conftest import start_server
+from tests.helpers import ADMIN_KEY, build_test_repository, write_config, write_server_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROWS = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+HEADERS = {"authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    # Only version 2 loads by policy: version 1 must be loaded on request, in every worker.
+    write_config(root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "latest", latest = 1 }\n')
+    config = write_server_config(tmp_path / "server.toml", 'refresh_interval_s = 0.2\n')
+    server = start_server(root, tmp_path, extra_args=["--workers", "2", "--config", str(config)])
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            assert {http.post("/v2/models/iris/infer", json=ROWS).json()["model_version"] for _ in range(20)} == {"2"}
+            r = http.post("/v1/admin/models/iris/load", json={"version": 1}, headers=HEADERS)
+            assert r.status_code == 200, r.text
+            r = http.put("/v1/admin/models/iris/aliases/champion", json={"version": 1}, headers=HEADERS)
+            assert r.status_code == 200, r.text
+            moved_at = time.monotonic()
+            answers: list[tuple[float, int, str]] = []
+            # New connections spread over both workers; bounded in count and time.
+            for _ in range(400):
+                with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                    resp = fresh.post("/v2/models/iris/infer", json=ROWS)
+                answers.append((time.monotonic() - moved_at, resp.status_code, resp.json().get("model_version", resp.text)))
+                if len(answers) > 50 and all(a[2] == "1" for a in answers[-50:]):
+                    break
+            assert all(code == 200 for _, code, _ in answers), [a for a in answers if a[1] != 200][:3]
+            assert [a[2] for a in answers[-50:]] == ["1"] * 50
+            assert answers[-50][0] < 5.0  # every worker followed within a few refresh intervals
+    finally:
+        server.stop()
