@@ -18,6 +18,7 @@ from driftline.serving.routing import ModelRoutes, RoutingPolicy, check_alias_na
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
+    from driftline.serving.shadow import ShadowPair
     from driftline.serving.table import LoadedModel, ModelTable
     from driftline.store.audit import AuditLog
     from driftline.store.lifecycle import LifecycleStore, Proposal
@@ -396,11 +397,7 @@ class Lifecycle:
         rule = msgspec.convert(proposal.rule, ApprovalRule)
         current = self.table.routes(proposal.model).aliases.get(proposal.alias)
         pair = next(
-            (
-                p
-                for p in self.table.shadows.pairs(proposal.model)
-                if p.primary == current and p.shadow == proposal.version
-            ),
+            (p for p in self.shadow_pairs(proposal.model) if p.primary == current and p.shadow == proposal.version),
             None,
         )
         requests = pair.requests - pair.shadow_errors if pair else 0
@@ -475,6 +472,11 @@ class Lifecycle:
         )
         return self._proposal(pid)
 
+    def shadow_pairs(self, name: str) -> list[ShadowPair]:
+        """A model's shadow comparisons summed over every worker process and restart (from the store)."""
+        self.table.shadows.persist(self.store)
+        return self.store.shadow_totals(name)
+
     # -- status -------------------------------------------------------------------------------------------------
 
     def status(self, name: str) -> dict[str, Any]:
@@ -506,7 +508,7 @@ class Lifecycle:
             "versions": versions,
             "aliases": aliases,
             "routing": msgspec.to_builtins(routes.policy),
-            "shadow": [p.as_dict() for p in self.table.shadows.pairs(name)],
+            "shadow": [p.as_dict() for p in self.shadow_pairs(name)],
             "proposals": [
                 msgspec.to_builtins(p) for p in self.store.proposals(name, 20) if p.state in {"proposed", "approved"}
             ],

@@ -20,7 +20,7 @@ def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
     root = build_test_repository(tmp_path / "models", iris_weights)
     # Only version 2 loads by policy: version 1 must be loaded on request, in every worker.
     write_config(root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "latest", latest = 1 }\n')
-    config = write_server_config(tmp_path / "server.toml", 'refresh_interval_s = 0.2\n')
+    config = write_server_config(tmp_path / "server.toml", "refresh_interval_s = 0.2\n")
     server = start_server(root, tmp_path, extra_args=["--workers", "2", "--config", str(config)])
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
@@ -35,7 +35,9 @@ def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
             for _ in range(400):
                 with httpx.Client(base_url=server.url, timeout=10) as fresh:
                     resp = fresh.post("/v2/models/iris/infer", json=ROWS)
-                answers.append((time.monotonic() - moved_at, resp.status_code, resp.json().get("model_version", resp.text)))
+                answers.append(
+                    (time.monotonic() - moved_at, resp.status_code, resp.json().get("model_version", resp.text))
+                )
                 if len(answers) > 50 and all(a[2] == "1" for a in answers[-50:]):
                     break
             assert all(code == 200 for _, code, _ in answers), [a for a in answers if a[1] != 200][:3]

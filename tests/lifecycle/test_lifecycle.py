@@ -256,3 +256,23 @@ async def test_requests_in_flight_finish_on_the_version_they_started_on(running,
     assert (await running.infer("iris"))["model_version"] == "3"
     unloads = {e.version_before for e in running.audit.events("iris", action="unload")}
     assert unloads == {"1", "2"}
+
+
+async def test_shadow_totals_add_up_over_worker_processes_and_restarts(running):
+    from driftline.serving.shadow import ShadowComparisons
+
+    await running.lifecycle.set_routing("iris", RoutingPolicy(shadow=Shadow("1")), "t")
+    for _ in range(6):
+        await running.infer("iris")
+    await running.table.shadows.drain()
+    mine = running.lifecycle.shadow_pairs("iris")[0]
+    assert (mine.primary, mine.shadow, mine.requests, mine.compared_rows) == (2, 1, 6, 12)
+    # Another worker process (or an earlier run) wrote its own totals: they are summed, not overwritten.
+    other = ShadowComparisons()
+    pair = other.pair("iris", 2, 1)
+    pair.requests, pair.compared_rows, pair.agreeing_rows = 4, 8, 8
+    other.persist(running.lifecycle.store)
+    other.persist(running.lifecycle.store)  # writing the same totals twice counts them once
+    total = running.lifecycle.shadow_pairs("iris")[0]
+    assert (total.requests, total.compared_rows) == (10, 20)
+    assert total.agreeing_rows == mine.agreeing_rows + 8

@@ -220,7 +220,7 @@ class AdminController(Controller):
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"})
     async def shadow(self, request: Request[Any, Any, Any], name: str) -> list[dict[str, Any]]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
-        return [p.as_dict() for p in _lifecycle(request).table.shadows.pairs(name)]
+        return [p.as_dict() for p in _lifecycle(request).shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 

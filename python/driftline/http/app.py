@@ -83,6 +83,7 @@ async def _refresh_forever(state: Any, db: Database, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
+            state.table.shadows.persist(state.lifecycle.store)
             current = db.data_version()
             if current != seen:
                 seen = current
@@ -169,6 +170,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(state.job_runner.stop)
             await table.shadows.drain()
+            table.shadows.persist(state.lifecycle.store)
             await table.close()
             await asyncio.to_thread(state.drift.close)
             db.close()

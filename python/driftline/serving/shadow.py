@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.serving.table import LoadedModel
+    from driftline.store.lifecycle import LifecycleStore
 
 __all__ = ["ShadowComparisons", "ShadowPair", "compare_outputs"]
 
@@ -118,23 +120,27 @@ class ShadowComparisons:
         """Start with no pairs."""
         self._pairs: dict[tuple[str, int, int], ShadowPair] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # This process's rows in the store: worker processes (and restarts) each add their own, summed on read.
+        self.process = uuid.uuid4().hex
+        self._dirty: set[tuple[str, int, int]] = set()
+
+    def persist(self, store: LifecycleStore) -> None:
+        """Write the pairs that changed since the last call to the store."""
+        dirty, self._dirty = self._dirty, set()
+        store.save_shadow(self.process, [self._pairs[k] for k in dirty if k in self._pairs])
 
     def pair(self, model: str, primary: int, shadow: int) -> ShadowPair:
-        """The pair's record (created on first use)."""
+        """The pair's record (created on first use); marked as changed."""
         key = (model, primary, shadow)
         pair = self._pairs.get(key)
         if pair is None:
             pair = self._pairs[key] = ShadowPair(model, primary, shadow)
+        self._dirty.add(key)
         return pair
 
     def pairs(self, model: str | None = None) -> list[ShadowPair]:
         """Every pair, or one model's."""
         return [p for k, p in sorted(self._pairs.items()) if model is None or k[0] == model]
-
-    def reset(self, model: str) -> None:
-        """Forget a model's comparisons (a new shadow experiment starts from zero)."""
-        for key in [k for k in self._pairs if k[0] == model]:
-            del self._pairs[key]
 
     def submit(
         self,
@@ -176,6 +182,7 @@ class ShadowComparisons:
         except Exception as exc:  # noqa: BLE001 - a shadow's failure is a number on a dashboard, never the caller's
             pair.shadow_errors += 1
             pair.last_error = f"{type(exc).__name__}: {exc}"
+            self._dirty.add((pair.model, pair.primary, pair.shadow))
             return
         pair.shadow_latency_s += time.perf_counter() - start
         compared, agreeing, abs_sum, abs_count = compare_outputs(primary_outputs, outputs)
@@ -183,6 +190,7 @@ class ShadowComparisons:
         pair.agreeing_rows += agreeing
         pair.abs_diff_sum += abs_sum
         pair.abs_diff_count += abs_count
+        self._dirty.add((pair.model, pair.primary, pair.shadow))
 
     async def drain(self) -> None:
         """Wait for the shadow copies still running (shutdown)."""

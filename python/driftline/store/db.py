@@ -92,6 +92,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, model, alias)
     );
     CREATE INDEX audit_log_action ON audit_log(action, id);
+    CREATE TABLE shadow_stats (
+        process TEXT NOT NULL,
+        model TEXT NOT NULL,
+        primary_version INTEGER NOT NULL,
+        shadow_version INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        compared_rows INTEGER NOT NULL,
+        agreeing_rows INTEGER NOT NULL,
+        abs_diff_sum REAL NOT NULL,
+        abs_diff_count INTEGER NOT NULL,
+        primary_latency_s REAL NOT NULL,
+        shadow_latency_s REAL NOT NULL,
+        shadow_errors INTEGER NOT NULL,
+        dropped INTEGER NOT NULL,
+        last_error TEXT,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (process, model, primary_version, shadow_version)
+    );
     """,
 )
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from driftline.serving.routing import RoutingPolicy
+from driftline.serving.shadow import ShadowPair
 
 if TYPE_CHECKING:
     from driftline.store.db import Database
@@ -174,6 +175,63 @@ class LifecycleStore:
             " ON CONFLICT (source, model, alias) DO UPDATE SET version = excluded.version",
             (source, model, alias, version),
         )
+
+    # -- shadow comparisons -------------------------------------------------------------------------------------
+
+    _SHADOW_COUNTERS = (
+        "requests",
+        "compared_rows",
+        "agreeing_rows",
+        "abs_diff_sum",
+        "abs_diff_count",
+        "primary_latency_s",
+        "shadow_latency_s",
+        "shadow_errors",
+        "dropped",
+    )
+
+    def save_shadow(self, process: str, pairs: list[ShadowPair]) -> None:
+        """Store one process's running totals (absolute values, so a repeated write is harmless)."""
+        if not pairs:
+            return
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO shadow_stats (process, model, primary_version, shadow_version, requests,"
+                " compared_rows, agreeing_rows, abs_diff_sum, abs_diff_count, primary_latency_s, shadow_latency_s,"
+                " shadow_errors, dropped, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        process,
+                        p.model,
+                        p.primary,
+                        p.shadow,
+                        *(getattr(p, c) for c in self._SHADOW_COUNTERS),
+                        p.last_error,
+                    )
+                    for p in pairs
+                ],
+            )
+
+    def shadow_totals(self, model: str | None = None) -> list[ShadowPair]:
+        """Every process's comparisons summed per (model, primary, shadow), across restarts and workers."""
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in self._SHADOW_COUNTERS)
+        where, params = ("WHERE model = ?", (model,)) if model else ("", ())
+        rows = self.db.query(
+            f"SELECT model, primary_version, shadow_version, {sums}, MAX(last_error) AS last_error"  # noqa: S608
+            f" FROM shadow_stats {where} GROUP BY model, primary_version, shadow_version"
+            " ORDER BY model, primary_version, shadow_version",
+            params,
+        )
+        return [
+            ShadowPair(
+                r["model"],
+                r["primary_version"],
+                r["shadow_version"],
+                **{c: r[c] for c in self._SHADOW_COUNTERS},
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
 
     # -- API keys -----------------------------------------------------------------------------------------------
 
