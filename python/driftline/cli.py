@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -125,12 +126,38 @@ def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
     return columns or None
 
 
+def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str | None:
+    """Aliases live in the server's store: an ``@ALIAS`` (or, with no version, the default alias) is read there."""
+    from driftline.errors import ModelNotFound
+    from driftline.lifecycle import resolve_version
+    from driftline.repository import Repository
+    from driftline.store import Database
+    from driftline.store.lifecycle import LifecycleStore
+
+    if ref is not None and ref.isdigit():
+        return ref
+    if not Path(settings.database).exists():
+        if ref is not None:
+            raise ModelNotFound(f"alias {ref!r} of model {name!r}: there is no store at {settings.database}")
+        return None
+    db = Database(settings.database)
+    try:
+        aliases = {row.alias: row.version for row in LifecycleStore(db).aliases(name)}
+    finally:
+        db.close()
+    default = settings.default_alias
+    with contextlib.suppress(DriftlineError):
+        default = Repository(settings.repository).model(name).config.default_alias or default
+    return resolve_version(aliases, name, ref, default)
+
+
 def _score(args: argparse.Namespace) -> int:
     from driftline.errors import BadRequest
     from driftline.jobs import JobSpec, parse_model_ref, run_local
 
     name, version = parse_model_ref(args.model)
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
+    version = _resolve_alias(settings, name, version)
     try:
         spec = JobSpec(
             model=name,
@@ -220,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_drift_parser(sub).set_defaults(func=run_drift)
 
     score = sub.add_parser("score", help="score Parquet/CSV files in bulk (resumable)")
-    score.add_argument("model", help="MODEL or MODEL:VERSION")
+    score.add_argument("model", help="MODEL, MODEL:VERSION or MODEL@ALIAS (no version: the default alias, as served)")
     score.add_argument("inputs", nargs="+", help="Parquet/CSV files, directories or globs")
     score.add_argument("--output", required=True, help="output directory (Parquet parts + _manifest.json)")
     score.add_argument("--repository", help="model repository directory")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from driftline.store.audit import AuditLog
     from driftline.store.lifecycle import LifecycleStore, Proposal
 
-__all__ = ["ApprovalRule", "Lifecycle", "signature_change"]
+__all__ = ["ApprovalRule", "Lifecycle", "resolve_version", "signature_change"]
 
 _log = logging.getLogger("driftline.lifecycle")
 
@@ -71,6 +71,23 @@ def signature_change(old: LoadedModel, new: LoadedModel) -> str | None:
         if out.datatype != was.datatype or not _dims_fit(tuple(out.shape), tuple(was.shape)):
             return f"output {name!r} changed from {was.datatype}{list(was.shape)} to {out.datatype}{list(out.shape)}"
     return None
+
+
+def resolve_version(aliases: dict[str, int], name: str, ref: str | None, default_alias: str | None) -> str | None:
+    """A job's model reference as a version number: an alias is looked up; no reference means the default alias
+    when the model has one (as for a request), else None (the newest version).
+
+    Raises:
+        ModelNotFound: the alias is not set.
+    """
+    if ref is not None and not ref.isdigit():
+        if ref not in aliases:
+            known = ", ".join(f"{a}={v}" for a, v in sorted(aliases.items())) or "none"
+            raise ModelNotFound(f"model {name!r} has no alias {ref!r} (aliases: {known})")
+        return str(aliases[ref])
+    if ref is None and default_alias is not None and default_alias in aliases:
+        return str(aliases[default_alias])
+    return ref
 
 
 class Lifecycle:
@@ -170,6 +187,13 @@ class Lifecycle:
 
     # -- checks -------------------------------------------------------------------------------------------------
 
+    async def _catch_up(self, name: str, versions: set[int]) -> None:
+        """With several workers, another one may have loaded (pinned) a version this one has not taken in yet:
+        take in the store's state first, so an operator's change does not depend on which worker answers."""
+        missing = versions - set(self.table.loaded().get(name, {}))
+        if missing and missing & self.store.pins().get(name, set()):
+            await self.follow_store()
+
     def _loaded(self, name: str, version: int, what: str) -> LoadedModel:
         versions = self.table.loaded().get(name)
         if not versions:
@@ -210,6 +234,7 @@ class Lifecycle:
             check_alias_name(alias)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        await self._catch_up(name, {version})
         async with self._lock:
             try:
                 model = self._check_takeover(name, alias, version)
@@ -286,6 +311,8 @@ class Lifecycle:
         self, name: str, policy: RoutingPolicy, actor: str, reason: str | None = None
     ) -> RoutingPolicy:
         """Change a model's routing at run time; every target must resolve to a loaded version."""
+        numbers = {int(t) for t in policy_targets(policy) if t.isdigit()}
+        await self._catch_up(name, numbers | set(self.table.routes(name).aliases.values()))
         async with self._lock:
             routes = self.table.routes(name)
             loaded = self.table.loaded().get(name)
@@ -368,6 +395,7 @@ class Lifecycle:
             check_alias_name(alias)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        await self._catch_up(name, {version})
         self._check_takeover(name, alias, version)
         if self.table.routes(name).aliases.get(alias) == version:
             raise Conflict(f"alias {alias!r} of model {name!r} already points at version {version}")

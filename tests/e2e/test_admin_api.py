@@ -79,6 +79,14 @@ def test_keys_and_roles(admin_server):
     # Triton's repository API changes the serving state: operators only once keys exist.
     assert httpx.post(f"{url}/v2/repository/models/iris/load", timeout=30).status_code == 401
     assert httpx.post(f"{url}/v2/repository/models/iris/load", headers=auth("operator"), timeout=30).status_code == 200
+    # Jobs and drift reports need a key once the server has keys: viewer to read, operator to submit.
+    assert httpx.get(f"{url}/v1/jobs", timeout=10).status_code == 401
+    assert httpx.get(f"{url}/v1/jobs", headers=auth("viewer"), timeout=10).status_code == 200
+    r = httpx.post(
+        f"{url}/v1/jobs", json={"model": "iris", "inputs": ["x.csv"], "output": "o"}, headers=auth("predictor")
+    )
+    assert r.status_code == 403
+    assert httpx.get(f"{url}/v1/models/iris/drift", timeout=10).status_code == 401
     # Keys created over the API work at once and are stored hashed; unknown roles are refused.
     r = httpx.post(f"{url}/v1/admin/keys", json={"name": "ci", "role": "root"}, headers=auth("admin"), timeout=10)
     assert r.status_code == 400

@@ -15,26 +15,17 @@ from litestar.params import Parameter
 
 from driftline.auth import check_role, hash_key, new_key
 from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.http.guards import require_role
 from driftline.lifecycle import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
 from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
 
 if TYPE_CHECKING:
-    from litestar.connection import ASGIConnection
-    from litestar.handlers.base import BaseRouteHandler
-
     from driftline.auth import Principal
     from driftline.lifecycle import Lifecycle
 
-__all__ = ["AdminController", "reload_keys", "require_role"]
+__all__ = ["AdminController", "reload_keys"]
 
 T = TypeVar("T")
-
-
-def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Litestar guard: the request's API key must carry the role the handler names (401 / 403 otherwise)."""
-    role = handler.opt.get("role", "admin")
-    principal = connection.app.state.key_ring.authenticate(connection.scope["headers"], role)
-    connection.scope["state"]["principal"] = principal
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Controller, Request, Response, get
 
 from driftline.errors import ModelNotFound
+from driftline.http.guards import require_role_when_keyed
 
 if TYPE_CHECKING:
     from driftline.drift import DriftMonitor
@@ -39,6 +40,7 @@ class DriftController(Controller):
 
     path = "/v1/models"
     tags = ["drift"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    guards = [require_role_when_keyed]  # noqa: RUF012
 
     @get(["/{name:str}/drift", "/{name:str}/versions/{version:str}/drift"], summary="Drift report")
     async def report(

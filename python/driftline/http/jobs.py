@@ -9,8 +9,10 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 
 from driftline.errors import BadRequest, ModelNotFound
+from driftline.http.guards import require_role_when_keyed
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
+from driftline.lifecycle import resolve_version
 from driftline.store.jobs import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class JobsController(Controller):
 
     path = "/v1/jobs"
     tags = ["jobs"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    guards = [require_role_when_keyed]  # noqa: RUF012
 
     @post("", status_code=202, summary="Submit a scoring job")
     async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
@@ -52,6 +55,8 @@ class JobsController(Controller):
         settings = request.app.state.settings
         if name not in request.app.state.table.repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
+        routes = request.app.state.table.routes(name)
+        version = resolve_version(routes.aliases, name, version, routes.default_alias)
         try:
             spec = JobSpec(
                 model=name,

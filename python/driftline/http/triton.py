@@ -8,6 +8,7 @@ from litestar import Controller, Request, get, post
 
 from driftline.errors import ModelNotFound
 from driftline.http.deps import table_of
+from driftline.http.guards import require_role_when_keyed
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
@@ -78,12 +79,6 @@ def _policy_body(model: LoadedModel) -> dict[str, Any]:
     return {}
 
 
-def _operator(request: Request[Any, Any, Any]) -> None:
-    ring = request.app.state.key_ring
-    if len(ring):
-        ring.authenticate(request.scope["headers"], "operator")
-
-
 class TritonController(Controller):
     """Routes Triton's clients and tools (tritonclient, perf_analyzer) expect beside the core protocol."""
 
@@ -131,22 +126,32 @@ class TritonController(Controller):
         rows = table_of(request).index()
         return [r for r in rows if r["state"] == "READY"] if ready_only else rows
 
-    @post("/repository/models/{name:str}/load", summary="Load a model", status_code=200)
+    @post(
+        "/repository/models/{name:str}/load",
+        summary="Load a model",
+        status_code=200,
+        guards=[require_role_when_keyed],
+        opt={"role": "operator"},
+    )
     async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready.
 
         Needs an operator key once the server has any key (without keys it is open, as in Triton).
         """
-        _operator(request)
         if name not in table_of(request).repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
         versions = await table_of(request).load(name)
         request.app.state.lifecycle.refresh()
         return {"name": name, "versions": [str(v) for v in versions]}
 
-    @post("/repository/models/{name:str}/unload", summary="Unload a model", status_code=200)
+    @post(
+        "/repository/models/{name:str}/unload",
+        summary="Unload a model",
+        status_code=200,
+        guards=[require_role_when_keyed],
+        opt={"role": "operator"},
+    )
     async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Stop serving a model after answering every request already queued (an operator key, as for load)."""
-        _operator(request)
         await table_of(request).unload(name)
         return {"name": name}

@@ -99,7 +99,9 @@ def score_frame(
         for start in range(0, rows, spec.batch_size):
             pieces.append(backend.infer({k: v[start : start + spec.batch_size] for k, v in arrays.items()}))
         outputs = pieces[0] if len(pieces) == 1 else {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-    out = frame.select(plan.passthrough).with_columns(pl.Series(name, value) for name, value in outputs.items())
+    scored = pl.DataFrame([pl.Series(name, value) for name, value in outputs.items()])
+    # Pass-through columns first; select([]) would give a frame of height 0, so only hstack when there are some.
+    out = frame.select(plan.passthrough).hstack(scored) if plan.passthrough else scored
     return out, rejected, rejected_rows
 
 

@@ -11,19 +11,26 @@ from driftline.errors import BadRequest
 
 __all__ = ["JobSpec", "parse_model_ref"]
 
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>\d+))?$")
+_REF = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z_][A-Za-z0-9_.-]{0,63}))?$"
+)
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:
-    """``iris`` -> ``("iris", None)``; ``iris:2`` -> ``("iris", "2")``.
+    """``iris`` -> ``("iris", None)``; ``iris:2`` -> ``("iris", "2")``; ``iris@champion`` -> ``("iris", "champion")``.
+
+    An alias comes back as it is; the caller resolves it to a version number before the job starts, so a job that
+    resumes later scores with the same version even if the alias moved meanwhile.
 
     Raises:
-        BadRequest: the reference is not ``NAME`` or ``NAME:VERSION``.
+        BadRequest: the reference is not ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``.
     """
     match = _REF.match(ref)
     if match is None:
-        raise BadRequest(f"model reference {ref!r} must be NAME or NAME:VERSION (e.g. iris:2)")
-    return match["name"], match["version"]
+        raise BadRequest(
+            f"model reference {ref!r} must be NAME, NAME:VERSION or NAME@ALIAS (e.g. iris:2, iris@champion)"
+        )
+    return match["name"], match["version"] or match["alias"]
 
 
 class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,0 +1,33 @@
+"""Litestar guards that check API keys and roles (see :mod:`driftline.auth` for the roles)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+__all__ = ["require_role", "require_role_when_keyed"]
+
+
+def _role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> str:
+    role: str | None = handler.opt.get("role")
+    if role is None:
+        role = "viewer" if connection.scope.get("method") in {"GET", "HEAD"} else "operator"
+    return role
+
+
+def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Always: the request's key must carry the handler's ``opt["role"]`` (401 / 403 otherwise)."""
+    principal = connection.app.state.key_ring.authenticate(connection.scope["headers"], _role(connection, handler))
+    connection.scope["state"]["principal"] = principal
+
+
+def require_role_when_keyed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Once the server has any key: reads need ``viewer``, changes ``operator`` (or the handler's ``opt["role"]``).
+
+    Without keys these routes stay open, as Triton's and the jobs API were before keys existed.
+    """
+    if len(connection.app.state.key_ring):
+        require_role(connection, handler)
