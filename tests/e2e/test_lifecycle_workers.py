@@ -22,7 +22,7 @@ def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
     write_config(root / "iris", 'max_batch_size = 16\nversion_policy = { policy = "latest", latest = 1 }\n')
     config = write_server_config(tmp_path / "server.toml", "refresh_interval_s = 0.2\n")
     server = start_server(root, tmp_path, extra_args=["--workers", "2", "--config", str(config)])
-    try:  # noqa: PLR1702
+    try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             assert {http.post("/v2/models/iris/infer", json=ROWS).json()["model_version"] for _ in range(20)} == {"2"}
             r = http.post("/v1/admin/models/iris/load", json={"version": 1}, headers=HEADERS)
