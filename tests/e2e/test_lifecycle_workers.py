@@ -49,3 +49,25 @@ def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
         raise AssertionError(f"{exc!r}; server log:\n{server.log.read_text()[-4000:]}") from exc
     finally:
         server.stop()
+
+
+def test_registry_versions_reach_every_worker(tmp_path, iris_weights):
+    from tests.e2e.test_registry_sync import SYNC_ENV, publish
+
+    source = tmp_path / "registry"
+    write_config(source / "iris", 'max_batch_size = 16\nversion_policy = { policy = "all" }\n')
+    publish(source, 1, iris_weights)
+    env = {**SYNC_ENV, "DRIFTLINE_REGISTRY__SOURCE": str(source), "DRIFTLINE_REGISTRY__CACHE_DIR": str(tmp_path / "c")}
+    server = start_server(tmp_path / "models", tmp_path, env=env, extra_args=["--workers", "2"])
+    try:
+        publish(source, 2, iris_weights)
+        # One worker leads the sync; the other loads what it placed. Pinned requests on new connections reach
+        # both workers; within the bound every one of the last 40 is answered by version 2.
+        deadline = time.monotonic() + 30
+        answers: list[int] = []
+        while time.monotonic() < deadline and (len(answers) < 40 or any(code != 200 for code in answers[-40:])):
+            with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                answers.append(fresh.post("/v2/models/iris/versions/2/infer", json=ROWS).status_code)
+        assert answers[-40:] == [200] * 40
+    finally:
+        server.stop()

@@ -276,3 +276,15 @@ async def test_shadow_totals_add_up_over_worker_processes_and_restarts(running):
     total = running.lifecycle.shadow_pairs("iris")[0]
     assert (total.requests, total.compared_rows) == (10, 20)
     assert total.agreeing_rows == mine.agreeing_rows + 8
+
+
+async def test_a_seeded_alias_at_a_missing_version_is_refused(lifecycle_repo, tmp_path):
+    write_config(lifecycle_repo / "mlp", "max_batch_size = 32\naliases = { champion = 4 }\n")
+    r = await Running(lifecycle_repo, tmp_path / "seed.db").start()
+    try:
+        assert "champion" not in r.table.routes("mlp").aliases
+        refused = r.audit.events("mlp", action="alias_refused")
+        assert "points it at version 4, which is not in the repository" in (refused[0].reason or "")
+        assert (await r.infer("iris"))["model_version"] == "2"  # everything else started
+    finally:
+        await r.stop()
