@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,15 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.e2e.conftest import free_port
 
 COMPUTED = object()  # publish_onnx_version's default: tag the version with the digest of the file
 EXPERIMENT = "driftline-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
