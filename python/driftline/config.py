@@ -101,6 +101,8 @@ class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cache_dir: str = "artifact-cache"
     # Take alias moves from the source (an alias moved here stays until the source moves it again).
     sync_aliases: bool = True
+    # Only these registered models (empty: every model the source has).
+    models: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.poll_interval_s <= 0 or self.max_backoff_s < self.poll_interval_s:

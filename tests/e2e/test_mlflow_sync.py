@@ -29,14 +29,17 @@ def build(tmp_path: Path, weights, scale: float, name: str) -> Path:
     return path
 
 
-def serve_from(mlflow_server, tmp_path: Path) -> Server:
-    config = write_server_config(tmp_path / "server.toml")
+def serve_from(mlflow_server, tmp_path: Path, name: str) -> Server:
+    # The registry is shared with other tests: sync only this test's model, and wait until it is served.
+    config = write_server_config(tmp_path / "server.toml", f'[registry]\nmodels = ["{name}"]\n')
     env = {
         **SYNC_ENV,
         "DRIFTLINE_REGISTRY__SOURCE": mlflow_server.registry_url,
         "DRIFTLINE_REGISTRY__CACHE_DIR": str(tmp_path / "cache"),
     }
-    return start_server(tmp_path / "models", tmp_path, env=env, extra_args=["--config", str(config)])
+    server = start_server(tmp_path / "models", tmp_path, env=env, extra_args=["--config", str(config)])
+    wait_for(f"{name} ready", lambda: httpx.get(f"{server.url}/v2/models/{name}/ready", timeout=10).status_code == 200)
+    return server
 
 
 def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, tmp_path: Path, iris_weights):
@@ -46,10 +49,13 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
     publish_onnx_version(
         mlflow_server.url, name, build(tmp_path, iris_weights, 1, "v1"), aliases=["champion"], config_toml=CONFIG
     )
-    server = serve_from(mlflow_server, tmp_path)
+    server = serve_from(mlflow_server, tmp_path, name)
     try:
         infer = f"{server.url}/v2/models/{name}/infer"
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
+        # registry.models keeps the other tests' registered models out.
+        listed = httpx.get(f"{server.url}/v1/admin/models", headers=HEADERS, timeout=10).json()
+        assert [m["name"] for m in listed] == [name]
         sha = status(server, name)["versions"][0]["sha256"]
         assert len(sha) == 64
 
@@ -127,7 +133,7 @@ def test_twenty_alias_moves_and_new_versions_under_load_fail_no_request(mlflow_s
     publish_onnx_version(
         mlflow_server.url, name, build(tmp_path, iris_weights, 1, "b1"), aliases=["champion"], config_toml=CONFIG
     )
-    server = serve_from(mlflow_server, tmp_path)
+    server = serve_from(mlflow_server, tmp_path, name)
     results: list[tuple[float, float, int, str]] = []
     stop = threading.Event()
 

@@ -199,8 +199,10 @@ class RegistrySync:
             self.attempts += 1
             remote = await asyncio.to_thread(self.source.list_models)
             report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": []}
+            wanted = set(self.settings.models)
             for model in remote:
-                await self._sync_model(model, report)
+                if not wanted or model.name in wanted:
+                    await self._sync_model(model, report)
         self.state = "ok"
         self.last_error = None
         self.last_success = time.time()
