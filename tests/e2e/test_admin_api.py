@@ -79,6 +79,8 @@ def test_keys_and_roles(admin_server):
     # Triton's repository API changes the serving state: operators only once keys exist.
     assert httpx.post(f"{url}/v2/repository/models/iris/load", timeout=30).status_code == 401
     assert httpx.post(f"{url}/v2/repository/models/iris/load", headers=auth("operator"), timeout=30).status_code == 200
+    r = httpx.post(f"{url}/v1/admin/models/iris/load", json={}, headers=auth("operator"), timeout=30)
+    assert r.json() == {"name": "iris", "versions": ["1", "2"], "failed": {}}
     # Jobs and drift reports need a key once the server has keys: viewer to read, operator to submit.
     assert httpx.get(f"{url}/v1/jobs", timeout=10).status_code == 401
     assert httpx.get(f"{url}/v1/jobs", headers=auth("viewer"), timeout=10).status_code == 200
@@ -136,6 +138,10 @@ def test_bad_input_is_refused_and_the_state_stays(admin_server):
         ("PUT", "/v1/admin/models/iris/aliases/champion", {"version": "two"}, 400, "Expected `int`"),
         ("PUT", "/v1/admin/models/iris/aliases/champion", {"versoin": 1}, 400, "versoin"),
         ("POST", "/v1/admin/models/nope/proposals", {"version": 1}, 404, "'nope'"),
+        ("POST", "/v1/admin/models/iris/load", {"version": 9}, 404, "no version 9 in the repository"),
+        ("POST", "/v1/admin/models/iris/unload", {"version": 2}, 409, "in use by 'champion'"),
+        ("POST", "/v1/admin/models/iris/unload", {"version": 1}, 409, "selected by its version_policy"),
+        ("POST", "/v1/admin/models/iris/unload", {}, 400, "'version' is required"),
         ("POST", "/v1/admin/proposals/999/approve", {}, 404, "no proposal 999"),
         ("POST", "/v1/admin/models/iris/aliases/champion/rollback", {}, 409, "never moved"),
         ("POST", "/v1/admin/models/iris/proposals", {"version": 1, "rule": {"min_agreement": 2}}, 400, "min_agreement"),

@@ -140,7 +140,8 @@ class AdminController(Controller):
             lifecycle.refresh()
         else:
             versions = await lifecycle.load_version(name, body.version, _actor(request))
-        return {"name": name, "versions": [str(v) for v in versions], "failed": lifecycle.status(name)["versions"]}
+        failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}
+        return {"name": name, "versions": [str(v) for v in versions], "failed": failed}
 
     @post("/models/{name:str}/unload", summary="Unload one version", opt={"role": "operator"}, status_code=200)
     async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
