@@ -2,12 +2,12 @@
 (propose -> approve -> promote), rollback, the audit log, API keys and the registry sync.
 
 Every route needs an API key; the role each one needs is in its ``opt`` and checked by :func:`require_role`.
-Bodies are decoded with msgspec so a bad field is a 400 that names it.
+Bodies are msgspec structs (documented in the OpenAPI schema); a bad field is a 400 that names it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AdminController", "reload_keys"]
 
-T = TypeVar("T")
-
 
 def _actor(request: Request[Any, Any, Any]) -> str:
     principal: Principal = request.scope["state"]["principal"]
@@ -43,16 +41,6 @@ def reload_keys(state: Any) -> None:
     keys = [(k.name, k.role, k.sha256) for k in state.settings.auth.keys]
     keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.api_keys() if k.revoked_at is None]
     state.key_ring.replace(keys)
-
-
-async def _decode(request: Request[Any, Any, Any], kind: type[T], what: str) -> T:
-    body = await request.body()
-    try:
-        return msgspec.json.decode(body or b"{}", type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"{what}: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"{what}: the body is not valid JSON: {exc}") from None
 
 
 class VersionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -129,9 +117,9 @@ class AdminController(Controller):
     @post(
         "/models/{name:str}/load", summary="Load a model or one more version", opt={"role": "operator"}, status_code=200
     )
-    async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def load(self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None) -> dict[str, Any]:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
-        body = await _decode(request, VersionBody, "load")
+        body = data or VersionBody()
         lifecycle = _lifecycle(request)
         if body.version is None:
             if name not in lifecycle.table.repository.model_names():
@@ -144,9 +132,11 @@ class AdminController(Controller):
         return {"name": name, "versions": [str(v) for v in versions], "failed": failed}
 
     @post("/models/{name:str}/unload", summary="Unload one version", opt={"role": "operator"}, status_code=200)
-    async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def unload(
+        self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None
+    ) -> dict[str, Any]:
         """Body ``{"version": N}``; refused while an alias, the routing or the version policy wants it."""
-        body = await _decode(request, VersionBody, "unload")
+        body = data or VersionBody()
         if body.version is None:
             raise BadRequest("unload: 'version' is required (POST /v2/repository/models/{name}/unload unloads all)")
         versions = await _lifecycle(request).unload_version(name, body.version, _actor(request))
@@ -155,9 +145,11 @@ class AdminController(Controller):
     # -- aliases ------------------------------------------------------------------------------------------------
 
     @put("/models/{name:str}/aliases/{alias:str}", summary="Point an alias at a version", opt={"role": "admin"})
-    async def set_alias(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+    async def set_alias(
+        self, request: Request[Any, Any, Any], name: str, alias: str, data: AliasBody
+    ) -> dict[str, Any]:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
-        body = await _decode(request, AliasBody, "alias")
+        body = data
         return await _lifecycle(request).set_alias(name, alias, body.version, _actor(request), body.reason)
 
     @delete("/models/{name:str}/aliases/{alias:str}", summary="Remove an alias", opt={"role": "admin"}, status_code=200)
@@ -172,9 +164,11 @@ class AdminController(Controller):
         opt={"role": "admin"},
         status_code=200,
     )
-    async def rollback(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+    async def rollback(
+        self, request: Request[Any, Any, Any], name: str, alias: str, data: ReasonBody | None = None
+    ) -> dict[str, Any]:
         """One call: the alias points where it pointed before its last move."""
-        body = await _decode(request, ReasonBody, "rollback")
+        body = data or ReasonBody()
         return await _lifecycle(request).rollback(name, alias, _actor(request), body.reason)
 
     # -- routing and shadow -------------------------------------------------------------------------------------
@@ -186,10 +180,10 @@ class AdminController(Controller):
         return out
 
     @put("/models/{name:str}/routing", summary="Set a model's routing policy", opt={"role": "operator"})
-    async def set_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def set_routing(self, request: Request[Any, Any, Any], name: str, data: RoutingBody) -> dict[str, Any]:
         """Body ``{"canary": {"target": "challenger", "percent": 10}}``, or ``{"split": {"parameter": "user",
         "weights": {"champion": 50, "challenger": 50}}}``, and/or ``{"shadow": {"target": "challenger"}}``."""
-        body = await _decode(request, RoutingBody, "routing")
+        body = data
         try:
             policy = RoutingPolicy(canary=body.canary, split=body.split, shadow=body.shadow)
         except ValueError as exc:
@@ -217,9 +211,9 @@ class AdminController(Controller):
     # -- proposals ----------------------------------------------------------------------------------------------
 
     @post("/models/{name:str}/proposals", summary="Propose a version for an alias", opt={"role": "operator"})
-    async def propose(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def propose(self, request: Request[Any, Any, Any], name: str, data: ProposalBody) -> dict[str, Any]:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
-        body = await _decode(request, ProposalBody, "proposal")
+        body = data
         proposal = await _lifecycle(request).propose(
             name, body.version, body.alias, body.rule, _actor(request), body.reason
         )
@@ -247,25 +241,29 @@ class AdminController(Controller):
         return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
 
     @post("/proposals/{pid:int}/approve", summary="Approve a proposal", opt={"role": "admin"}, status_code=200)
-    async def approve(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+    async def approve(
+        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+    ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
-        body = await _decode(request, ReasonBody, "approve")
+        body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).approve(pid, _actor(request), body.reason))
         return out
 
     @post(
         "/proposals/{pid:int}/promote", summary="Promote an approved proposal", opt={"role": "admin"}, status_code=200
     )
-    async def promote(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+    async def promote(
+        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+    ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
-        body = await _decode(request, ReasonBody, "promote")
+        body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).promote(pid, _actor(request), body.reason))
         return out
 
     @post("/proposals/{pid:int}/reject", summary="Reject a proposal", opt={"role": "admin"}, status_code=200)
-    async def reject(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+    async def reject(self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None) -> dict[str, Any]:
         """Closes it without moving any alias."""
-        body = await _decode(request, ReasonBody, "reject")
+        body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))
         return out
 
@@ -297,9 +295,9 @@ class AdminController(Controller):
         return out
 
     @post("/keys", summary="Create an API key", opt={"role": "admin"})
-    async def create_key(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def create_key(self, request: Request[Any, Any, Any], data: KeyBody) -> dict[str, Any]:
         """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
-        body = await _decode(request, KeyBody, "key")
+        body = data
         try:
             check_role(body.role)
         except ValueError as exc:
