@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -131,9 +133,15 @@ class Database:
             self._migrate()
 
     def _migrate(self) -> None:
-        current = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            self._conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+        # Worker processes open the same file at the same moment: one migrates while the others wait, then each
+        # re-reads the schema version. (executescript commits first, so a SQLite lock cannot span it; a file lock can.)
+        with contextlib.ExitStack() as stack:
+            if self.path != ":memory:":
+                handle = stack.enter_context(Path(f"{self.path}.migrate.lock").open("a"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                self._conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
         """Run one write statement; returns the last row id."""
