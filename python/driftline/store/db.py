@@ -127,21 +127,21 @@ class Database:
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        with self._lock:
+        # Worker processes open the same file at the same moment. Switching to WAL and migrating need the file to
+        # themselves (SQLite answers "database is locked" at once for the first, and executescript commits before
+        # it runs, so no SQLite lock spans a migration): one process at a time does both, under a file lock.
+        with self._lock, contextlib.ExitStack() as stack:
+            if self.path != ":memory:":
+                handle = stack.enter_context(Path(f"{self.path}.migrate.lock").open("a"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
 
     def _migrate(self) -> None:
-        # Worker processes open the same file at the same moment: one migrates while the others wait, then each
-        # re-reads the schema version. (executescript commits first, so a SQLite lock cannot span it; a file lock can.)
-        with contextlib.ExitStack() as stack:
-            if self.path != ":memory:":
-                handle = stack.enter_context(Path(f"{self.path}.migrate.lock").open("a"))
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                self._conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+        current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            self._conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
         """Run one write statement; returns the last row id."""
