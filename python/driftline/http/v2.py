@@ -113,11 +113,9 @@ async def run_inference(
             raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
     # `in_flight` is counted by the fast path; 1 means this request is the only one the process is handling.
     alone = state.in_flight == 1
-    if shadow is None:
-        outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
-    else:
-        start = time.perf_counter()
-        outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
+    start = time.perf_counter()
+    outputs = await model.batcher.infer(decoded.inputs, rows, priority, timeout_us, alone)
+    if shadow is not None:
         table.shadows.submit(model, shadow, decoded.inputs, rows, outputs, time.perf_counter() - start)
     if decoded.outputs is not None:
         outputs = {n: outputs[n] for n in decoded.outputs}

@@ -79,6 +79,17 @@ def _fingerprint(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def _named(name: str, versions: dict[int, LoadedModel], routes: ModelRoutes, version: str) -> LoadedModel:
+    """The loaded version a request names by number or alias."""
+    chosen = routes.resolve(version)
+    if chosen is None:
+        raise ModelNotFound(f"model {name!r} has no version or alias {version!r}")
+    model = versions.get(chosen)
+    if model is None:
+        raise ModelNotFound(f"model {name!r} has no loaded version {version!r}")
+    return model
+
+
 def _warmup(backend: Backend, batching: bool) -> None:
     """Run one inference on zeros so the first real request does not pay for lazy initialisation."""
     feed: dict[str, npt.NDArray[np.generic]] = {}
@@ -127,14 +138,11 @@ class ModelTable:
         routes = self._routes.get(name, _NO_ROUTES)
         if version is None or version == "":
             chosen = routes.default(versions)
-        else:
-            chosen = routes.resolve(version)
-            if chosen is None:
-                raise ModelNotFound(f"model {name!r} has no version or alias {version!r}")
-        model = versions.get(chosen) if chosen is not None else None
-        if model is None:
-            raise ModelNotFound(f"model {name!r} has no loaded version {version or chosen!r}")
-        return model
+            model = versions.get(chosen) if chosen is not None else None
+            if model is None:
+                raise ModelNotFound(f"model {name!r} has no loaded version {chosen!r}")
+            return model
+        return _named(name, versions, routes, version)
 
     def route(
         self,
@@ -149,10 +157,7 @@ class ModelTable:
         policy, then the default alias.
         """
         versions = self._loaded_versions(name)
-        routes = self._routes.get(name)
-        if routes is None:
-            model = self.get(name, version)
-            return model, None
+        routes = self._routes.get(name, _NO_ROUTES)
         if version is None or version == "":
             chosen = routes.pick(versions, parameters, headers)
             picked = versions.get(chosen) if chosen is not None else None
@@ -160,7 +165,7 @@ class ModelTable:
                 raise ModelNotReady(f"model {name!r}: its default version {chosen} is not loaded")
             model = picked
         else:
-            model = self.get(name, version)
+            model = _named(name, versions, routes, version)
         shadow = routes.shadow_of(model.version, versions)
         return model, versions[shadow] if shadow is not None else None
 
@@ -251,10 +256,7 @@ class ModelTable:
                 if not old:
                     self._errors[name] = str(exc)
                 raise
-            pinned = (self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())) & set(
-                source.artifacts
-            )
-            wanted = sorted(set(source.versions_to_load()) | pinned)
+            wanted = sorted(set(source.versions_to_load()) | (self._kept(name, extra) & set(source.artifacts)))
             fresh: dict[int, LoadedModel] = {}
             failures: dict[int, str] = {}
             for version in wanted:
@@ -282,7 +284,7 @@ class ModelTable:
                 fresh = {**old, **fresh}
             # An alias or route may have moved to an old version while the new ones loaded: it stays. Nothing
             # awaits from here to the swap, so no move can slip in between.
-            still = self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())
+            still = self._kept(name, extra)
             fresh.update({v: m for v, m in old.items() if v in still and v not in fresh})
             if not fresh:
                 self._errors[name] = "; ".join(f"version {v}: {e}" for v, e in sorted(failures.items()))
@@ -302,6 +304,10 @@ class ModelTable:
                             "unload", name, before=str(version), reason="not selected by version policy", actor=actor
                         )
             return sorted(fresh)
+
+    def _kept(self, name: str, extra: set[int] | None) -> set[int]:
+        """Versions that stay loaded whatever the version policy says: pinned, pointed at, or about to be."""
+        return self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())
 
     async def unload(self, name: str) -> None:
         """Stop routing to a model, drain its queues, then free its instances.
