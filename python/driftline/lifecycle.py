@@ -127,14 +127,15 @@ class Lifecycle:
                     )
         self.refresh()
 
-    def refresh(self) -> None:
-        """Install the stored aliases, routing and pins in the live table (at start, and when another worker
-        process changed them)."""
+    def _stored(self) -> tuple[dict[str, dict[str, int]], dict[str, RoutingPolicy], dict[str, set[int]]]:
+        """The store's aliases, routing and pins, per model."""
         aliases: dict[str, dict[str, int]] = {}
         for row in self.store.aliases():
             aliases.setdefault(row.model, {})[row.alias] = row.version
-        routing = self.store.routing()
-        pins = self.store.pins()
+        return aliases, self.store.routing(), self.store.pins()
+
+    def _install(self, stored: tuple[dict[str, dict[str, int]], dict[str, RoutingPolicy], dict[str, set[int]]]) -> None:
+        aliases, routing, pins = stored
         names = set(self.table.repository.model_names()) | set(aliases) | set(routing) | set(self.table.loaded())
         for name in names:
             self.table.set_routes(
@@ -147,25 +148,26 @@ class Lifecycle:
             )
             self.table.set_pins(name, pins.get(name, set()))
 
+    def refresh(self) -> None:
+        """Install the stored aliases, routing and pins in the live table (at start, and when another worker
+        process changed them)."""
+        self._install(self._stored())
+
     async def follow_store(self) -> None:
         """Take in what another worker process wrote to the store: versions it pinned or pointed an alias or
         route at are loaded here first, then the aliases and routing are swapped in, so no request meets an
         alias at a version this process has not loaded."""
-        aliases: dict[str, dict[str, int]] = {}
-        for row in self.store.aliases():
-            aliases.setdefault(row.model, {})[row.alias] = row.version
-        routing = self.store.routing()
-        pins = self.store.pins()
+        stored = self._stored()
+        aliases, routing, pins = stored
         for name, versions in self.table.loaded().items():
-            wanted = set(aliases.get(name, {}).values()) | pins.get(name, set())
             routes = ModelRoutes(aliases=aliases.get(name, {}), policy=routing.get(name, RoutingPolicy()))
-            wanted |= routes.referenced()
+            wanted = routes.referenced() | pins.get(name, set())
             if wanted - set(versions):
                 try:
                     await self.table.load(name, actor="system", extra=wanted)
                 except DriftlineError as exc:
                     _log.error("model %s: loading what another worker pointed at failed: %s", name, exc)
-        self.refresh()
+        self._install(stored)
 
     def _default_alias(self, name: str) -> str:
         loaded = self.table.loaded().get(name)
@@ -195,10 +197,8 @@ class Lifecycle:
             await self.follow_store()
 
     def _loaded(self, name: str, version: int, what: str) -> LoadedModel:
-        versions = self.table.loaded().get(name)
-        if not versions:
-            self.table.get(name)  # raises the right 404 / 503
-            raise ModelNotFound(f"model {name!r} not found")
+        self.table.require(name)  # the right 404 / 503
+        versions = self.table.loaded()[name]
         model = versions.get(version)
         if model is None:
             failure = self.table.failures(name).get(version)
@@ -230,10 +230,7 @@ class Lifecycle:
         self, name: str, alias: str, version: int, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
         """Point an alias at a loaded version (atomically: the next request sees the new version)."""
-        try:
-            check_alias_name(alias)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        _check_alias(alias)
         await self._catch_up(name, {version})
         async with self._lock:
             try:
@@ -243,23 +240,35 @@ class Lifecycle:
                     "alias_refused", name, actor=actor, version_after=str(version), reason=f"{alias}: {exc}"
                 )
                 raise
-            aliases = dict(self.table.routes(name).aliases)
-            previous = aliases.get(alias)
+            previous = self.table.routes(name).aliases.get(alias)
             if previous == version:
                 return {"model": name, "alias": alias, "version": str(version), "previous": _s(previous)}
-            self.store.move_alias(name, alias, version, previous)
-            aliases[alias] = version
-            self.table.set_routes(name, self._routes_with(name, aliases=aliases))
-            self.audit.record(
-                "alias_set",
-                name,
-                actor=actor,
-                version_before=_s(previous),
-                version_after=str(version),
-                sha256=model.sha256,
-                reason=f"{alias}: {reason}" if reason else alias,
-            )
+            self._move("alias_set", name, alias, model, previous, actor, reason)
         return {"model": name, "alias": alias, "version": str(version), "previous": _s(previous)}
+
+    def _move(
+        self,
+        action: str,
+        name: str,
+        alias: str,
+        model: LoadedModel,
+        previous: int | None,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        """Point an alias at a loaded version: the store, then the live table in one swap, then the audit log."""
+        self.store.move_alias(name, alias, model.version, previous)
+        aliases = {**self.table.routes(name).aliases, alias: model.version}
+        self.table.set_routes(name, self._routes_with(name, aliases=aliases))
+        self.audit.record(
+            action,
+            name,
+            actor=actor,
+            version_before=_s(previous),
+            version_after=str(model.version),
+            sha256=model.sha256,
+            reason=f"{alias}: {reason}" if reason else alias,
+        )
 
     async def delete_alias(self, name: str, alias: str, actor: str, reason: str | None = None) -> None:
         """Remove an alias; refused while the routing policy names it."""
@@ -290,19 +299,7 @@ class Lifecycle:
             raise Conflict(f"alias {alias!r} of model {name!r} has never moved; there is nothing to roll back to")
         async with self._lock:
             model = self._loaded(name, row.previous, f"rollback of alias {alias!r}")
-            aliases = dict(self.table.routes(name).aliases)
-            self.store.move_alias(name, alias, row.previous, row.version)
-            aliases[alias] = row.previous
-            self.table.set_routes(name, self._routes_with(name, aliases=aliases))
-            self.audit.record(
-                "rollback",
-                name,
-                actor=actor,
-                version_before=str(row.version),
-                version_after=str(row.previous),
-                sha256=model.sha256,
-                reason=f"{alias}: {reason}" if reason else alias,
-            )
+            self._move("rollback", name, alias, model, row.version, actor, reason)
         return {"model": name, "alias": alias, "version": str(row.previous), "previous": str(row.version)}
 
     # -- routing ------------------------------------------------------------------------------------------------
@@ -315,10 +312,8 @@ class Lifecycle:
         await self._catch_up(name, numbers | set(self.table.routes(name).aliases.values()))
         async with self._lock:
             routes = self.table.routes(name)
-            loaded = self.table.loaded().get(name)
-            if not loaded:
-                self.table.get(name)
-                raise ModelNotFound(f"model {name!r} not found")
+            self.table.require(name)
+            loaded = self.table.loaded()[name]
             for target in policy_targets(policy):
                 version = routes.resolve(target)
                 if version is None:
@@ -341,6 +336,9 @@ class Lifecycle:
 
     # -- load and unload ----------------------------------------------------------------------------------------
 
+    def _install_pins(self, name: str) -> None:
+        self.table.set_pins(name, self.store.pins().get(name, set()))
+
     async def load_version(self, name: str, version: int, actor: str) -> list[int]:
         """Load one more version of a model and keep it loaded (a pin), warmed up before it is routable."""
         source = self.table.repository.model(name)
@@ -350,11 +348,11 @@ class Lifecycle:
                 f"(there: {', '.join(map(str, source.artifacts))})"
             )
         self.store.pin(name, version)
-        self.table.set_pins(name, self.store.pins().get(name, set()))
+        self._install_pins(name)
         loaded = await self.table.load(name, actor=actor)
         if version not in loaded:
             self.store.unpin(name, version)
-            self.table.set_pins(name, self.store.pins().get(name, set()))
+            self._install_pins(name)
             raise Conflict(
                 f"version {version} of model {name!r} failed to load: {self.table.failures(name).get(version)}"
             )
@@ -376,7 +374,7 @@ class Lifecycle:
                 "change the policy to unload it"
             )
         self.store.unpin(name, version)
-        self.table.set_pins(name, self.store.pins().get(name, set()))
+        self._install_pins(name)
         return await self.table.load(name, actor=actor)
 
     # -- proposals ----------------------------------------------------------------------------------------------
@@ -391,10 +389,7 @@ class Lifecycle:
         reason: str | None = None,
     ) -> Proposal:
         """Make a loaded version the candidate for an alias."""
-        try:
-            check_alias_name(alias)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        _check_alias(alias)
         await self._catch_up(name, {version})
         self._check_takeover(name, alias, version)
         if self.table.routes(name).aliases.get(alias) == version:
@@ -430,7 +425,7 @@ class Lifecycle:
         )
         requests = pair.requests - pair.shadow_errors if pair else 0
         agreement = pair.agreement if pair else None
-        mad = pair.as_dict()["mean_abs_diff"] if pair else None
+        mad = pair.mean_abs_diff if pair else None
         evidence = (
             f"shadow of version {proposal.version} beside version {current}: {requests} compared request(s), "
             f"agreement {'n/a' if agreement is None else f'{agreement:.4f}'}, "
@@ -440,7 +435,7 @@ class Lifecycle:
             return False, f"{evidence}; the rule needs at least {rule.min_requests} request(s)"
         if rule.min_agreement is not None and (agreement is None or agreement < rule.min_agreement):
             return False, f"{evidence}; the rule needs agreement >= {rule.min_agreement}"
-        if rule.max_mean_abs_diff is not None and (mad is None or float(mad) > rule.max_mean_abs_diff):  # type: ignore[arg-type]
+        if rule.max_mean_abs_diff is not None and (mad is None or mad > rule.max_mean_abs_diff):
             return False, f"{evidence}; the rule needs mean abs diff <= {rule.max_mean_abs_diff}"
         return True, evidence
 
@@ -541,6 +536,13 @@ class Lifecycle:
                 msgspec.to_builtins(p) for p in self.store.proposals(name, 20) if p.state in {"proposed", "approved"}
             ],
         }
+
+
+def _check_alias(alias: str) -> None:
+    try:
+        check_alias_name(alias)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _policy_text(policy: RoutingPolicy) -> str:

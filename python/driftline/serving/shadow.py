@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from driftline.serving.signature import check_request
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -54,6 +56,11 @@ class ShadowPair:
         """Share of compared rows on which both versions gave the same answer."""
         return self.agreeing_rows / self.compared_rows if self.compared_rows else None
 
+    @property
+    def mean_abs_diff(self) -> float | None:
+        """Mean absolute difference over every floating output value both versions gave."""
+        return self.abs_diff_sum / self.abs_diff_count if self.abs_diff_count else None
+
     def as_dict(self) -> dict[str, object]:
         """The JSON form the admin API shows."""
         done = self.requests - self.shadow_errors
@@ -64,7 +71,7 @@ class ShadowPair:
             "requests": self.requests,
             "compared_rows": self.compared_rows,
             "agreement": self.agreement,
-            "mean_abs_diff": self.abs_diff_sum / self.abs_diff_count if self.abs_diff_count else None,
+            "mean_abs_diff": self.mean_abs_diff,
             "primary_latency_ms": 1e3 * self.primary_latency_s / self.requests if self.requests else None,
             "shadow_latency_ms": 1e3 * self.shadow_latency_s / done if done > 0 else None,
             "shadow_errors": self.shadow_errors,
@@ -175,8 +182,6 @@ class ShadowComparisons:
         pair.primary_latency_s += primary_latency_s
         start = time.perf_counter()
         try:
-            from driftline.serving.signature import check_request
-
             check_request(shadow, inputs, None)
             outputs = await shadow.batcher.infer(inputs, rows)
         except Exception as exc:  # noqa: BLE001 - a shadow's failure is a number on a dashboard, never the caller's
