@@ -270,22 +270,18 @@ def add_lifecycle_commands(models_sub: Any) -> None:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from driftline.auth import check_role, hash_key, new_key
     from driftline.config import load_settings
     from driftline.store import Database
     from driftline.store.lifecycle import LifecycleStore
 
+    settings = load_settings(args.config, {"database": args.database} if args.database else None)
+    db = Database(settings.database)
     try:
-        check_role(args.role)
+        key = LifecycleStore(db).create_key(args.name, args.role, [k.name for k in settings.auth.keys])
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    settings = load_settings(args.config, {"database": args.database} if args.database else None)
-    store = LifecycleStore(Database(settings.database))
-    if any(k.name == args.name for k in store.api_keys()):
-        raise BadRequest(f"a key named {args.name!r} exists already in {settings.database}")
-    key = new_key()
-    store.add_key(args.name, args.role, hash_key(key))
-    store.db.close()
+    finally:
+        db.close()
     print(key)
     return 0
 

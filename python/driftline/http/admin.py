@@ -13,7 +13,6 @@ import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter
 
-from driftline.auth import check_role, hash_key, new_key
 from driftline.errors import BadRequest, Conflict, ModelNotFound
 from driftline.http.guards import require_role
 from driftline.lifecycle import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
@@ -298,19 +297,11 @@ class AdminController(Controller):
     async def create_key(self, request: Request[Any, Any, Any], data: KeyBody) -> dict[str, Any]:
         """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
         body = data
+        state = request.app.state
         try:
-            check_role(body.role)
+            key = state.lifecycle.store.create_key(body.name, body.role, [k.name for k in state.settings.auth.keys])
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
-        state = request.app.state
-        if (
-            not body.name
-            or any(k.name == body.name for k in state.settings.auth.keys)
-            or any(k.name == body.name for k in state.lifecycle.store.api_keys())
-        ):
-            raise Conflict(f"a key named {body.name!r} exists already (or the name is empty)")
-        key = new_key()
-        state.lifecycle.store.add_key(body.name, body.role, hash_key(key))
         reload_keys(state)
         state.lifecycle.audit.record("key_created", "-", actor=_actor(request), reason=f"{body.name}: {body.role}")
         return {"name": body.name, "role": body.role, "key": key}

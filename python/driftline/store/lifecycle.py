@@ -9,10 +9,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from driftline.auth import check_role, hash_key, new_key
+from driftline.errors import Conflict
 from driftline.serving.routing import RoutingPolicy
 from driftline.serving.shadow import ShadowPair
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from driftline.store.db import Database
 
 __all__ = ["AliasRow", "ApiKeyRow", "LifecycleStore", "Proposal"]
@@ -239,10 +243,19 @@ class LifecycleStore:
         """Every stored key, revoked ones included."""
         return [ApiKeyRow(**dict(r)) for r in self.db.query("SELECT * FROM api_keys ORDER BY id")]
 
-    def add_key(self, name: str, role: str, sha256: str) -> ApiKeyRow:
-        """Store a new key's hash under a unique name."""
-        kid = self.db.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, sha256))
-        return next(k for k in self.api_keys() if k.id == kid)
+    def create_key(self, name: str, role: str, reserved: Iterable[str] = ()) -> str:
+        """Make a new key, store only its hash under a unique name, and return the key (shown this once).
+
+        Raises:
+            ValueError: an unknown role.
+            Conflict: the name is empty, or taken by a stored key or one of ``reserved`` (the config file's).
+        """
+        check_role(role)
+        if not name or name in set(reserved) or any(k.name == name for k in self.api_keys()):
+            raise Conflict(f"a key named {name!r} exists already (or the name is empty)")
+        key = new_key()
+        self.db.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, hash_key(key)))
+        return key
 
     def revoke_key(self, name: str) -> bool:
         """Revoke a key by name; False when there is no such live key."""
