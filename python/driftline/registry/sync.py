@@ -283,11 +283,14 @@ class RegistrySync:
         """Load the versions the leader placed in the repository since the last look."""
         self.state = "following"
         root = self.table.repository.root
+        changed = []
         for name in self.table.repository.model_names():
             folders = frozenset(p.name for p in (root / name).iterdir() if p.is_dir() and p.name.isdigit())
-            if self._seen_folders.get(name) == folders:
-                continue
-            self._seen_folders[name] = folders
-            self.lifecycle.refresh()
+            if self._seen_folders.get(name) != folders:
+                self._seen_folders[name] = folders
+                changed.append(name)
+        if changed:
+            self.lifecycle.refresh()  # the leader's alias moves, so the versions they point at load too
+        for name in changed:
             with contextlib.suppress(DriftlineError):
                 await self.table.load(name, actor=self.actor)
