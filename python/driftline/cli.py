@@ -179,7 +179,10 @@ def _score(args: argparse.Namespace) -> int:
 
         if args.resume:
             raise BadRequest("--resume applies to the local engine; a ray job's output appears whole or not at all")
-        summary = run_ray(spec, address=args.ray_address)
+        # Ray prints its own notices (a worker that died and was retried, say) on stdout; stdout carries only
+        # the summary line, so anything printed while Ray runs goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run_ray(spec, address=args.ray_address)
     elif args.quiet:
         summary = run_local(spec, resume=args.resume)
     else:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +61,3 @@ def test_ray_refuses_what_it_cannot_do(repo: Path, tmp_path: Path):
         )
     with pytest.raises(BadRequest, match="needs 4 columns"):
         run_ray(JobSpec(model="iris", inputs=[str(source)], output=str(tmp_path / "o"), repository=str(repo)))
-
-
-def test_cli_engine_ray(repo: Path, tmp_path: Path):
-    source = make_input(tmp_path, "parquet", 500)
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "score", "iris", str(source), "--repository", str(repo),
-         "--output", str(tmp_path / "out"), "--passthrough", "id", "--engine", "ray", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 500

@@ -20,7 +20,7 @@ from driftline.backends import load_backend
 from driftline.errors import BadRequest
 from driftline.jobs.checkpoint import MANIFEST_FILE
 from driftline.jobs.local import JobSummary, score_frame
-from driftline.jobs.prepare import prepare
+from driftline.jobs.prepare import PreparedJob, prepare
 from driftline.repository import Repository
 
 if TYPE_CHECKING:
@@ -66,14 +66,23 @@ def run_ray(spec: JobSpec, *, address: str | None = None) -> JobSummary:
         raise BadRequest("on_null = 'file' is supported by the local engine only; use 'reject' or 'fail' with ray")
     job_plan = prepare(spec)
     job_plan.backend.close()  # the actors load their own instances
-    files, version, plan = job_plan.files, job_plan.version, job_plan.plan
     output = Path(spec.output)
     if output.exists() and any(output.iterdir()):
         raise BadRequest(f"output directory {output} is not empty")
     staging = output.with_name(output.name + ".ray-staging")
     shutil.rmtree(staging, ignore_errors=True)
-    if not ray.is_initialized():
+    owned = not ray.is_initialized()
+    if owned:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _run(ray, spec, job_plan, output, staging, started)
+    finally:
+        if owned:  # a Ray we started ends with the job: no raylet left behind, no late messages after the summary
+            ray.shutdown()
+
+
+def _run(ray: Any, spec: JobSpec, job_plan: PreparedJob, output: Path, staging: Path, started: float) -> JobSummary:
+    files, version, plan = job_plan.files, job_plan.version, job_plan.plan
     data = ray.data
     datasets = []
     parquet = [str(f.path) for f in files if f.format == "parquet"]
