@@ -103,6 +103,9 @@ class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sync_aliases: bool = True
     # Only these registered models (empty: every model the source has).
     models: list[str] = msgspec.field(default_factory=list)
+    # A version the sync placed and the source no longer lists is unloaded and moved to <model>/.deleted/, unless
+    # an alias, route or pin holds it or it is the model's last version (a sync never takes a model offline).
+    mirror_deletions: bool = True
 
     def __post_init__(self) -> None:
         if self.poll_interval_s <= 0 or self.max_backoff_s < self.poll_interval_s:

@@ -3,6 +3,7 @@ interval, and no request fails on the way (the other workers load the version be
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import httpx
@@ -51,7 +52,7 @@ def test_alias_moves_reach_every_worker(tmp_path, iris_weights):
         server.stop()
 
 
-def test_registry_versions_reach_every_worker(tmp_path, iris_weights):
+def test_registry_versions_and_deletions_reach_every_worker(tmp_path, iris_weights):
     from tests.e2e.test_registry_sync import SYNC_ENV, publish
 
     source = tmp_path / "registry"
@@ -69,5 +70,17 @@ def test_registry_versions_reach_every_worker(tmp_path, iris_weights):
             with httpx.Client(base_url=server.url, timeout=10) as fresh:
                 answers.append(fresh.post("/v2/models/iris/versions/2/infer", json=ROWS).status_code)
         assert answers[-40:] == [200] * 40
+
+        # Version 2 deleted at the source: the leader unloads it and moves it aside, the other worker follows.
+        shutil.rmtree(source / "iris" / "2")
+        deadline = time.monotonic() + 30
+        seen: list[tuple[int, str]] = []
+        while time.monotonic() < deadline and (len(seen) < 40 or any(s != (404, "1") for s in seen[-40:])):
+            with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                pinned = fresh.post("/v2/models/iris/versions/2/infer", json=ROWS).status_code
+                unpinned = fresh.post("/v2/models/iris/infer", json=ROWS)
+            assert unpinned.status_code == 200, unpinned.text  # never a failed request on the way
+            seen.append((pinned, unpinned.json()["model_version"]))
+        assert seen[-40:] == [(404, "1")] * 40
     finally:
         server.stop()

@@ -111,6 +111,19 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
             ).json(),
         )
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
+
+        # A version deleted in MLflow is unloaded here and moved aside; what the aliases hold goes on serving.
+        v4 = publish_onnx_version(mlflow_server.url, name, build(tmp_path, iris_weights, 4, "v4"))
+        wait_for("v4 ready", lambda: version_state(server, name, v4) == "READY")
+        mlflow_client(mlflow_server.url).delete_model_version(name, str(v4))
+        pinned = f"{server.url}/v2/models/{name}/versions/{v4}/infer"
+        wait_for("v4 unloaded", lambda: httpx.post(pinned, json=ROWS, timeout=10).status_code == 404)
+        unloads = httpx.get(
+            f"{server.url}/v1/admin/audit?model={name}&action=unload", headers=HEADERS, timeout=10
+        ).json()
+        assert any(e["version_before"] == str(v4) and e["reason"] == "removed from the repository" for e in unloads)
+        assert list((tmp_path / "models" / name / ".deleted").glob(f"{v4}-*"))
+        assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
     finally:
         server.stop()
 

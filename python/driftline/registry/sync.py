@@ -7,7 +7,13 @@ default alias, because it is the newest). A version that fails any step is moved
 on record in the model's status and the audit log; the versions already serving go on serving.
 
 Alias values the source states are applied when they change at the source, through the same checks an operator's
-alias move meets. An unreachable source changes nothing; the next try waits twice as long, up to a limit.
+alias move meets. A refused value is tried again when the model's loaded versions or the alias's local value
+change (the target version loaded late, say), not on every poll.
+
+A version the sync placed (on record in ``<model>/.registry/``) that the source no longer lists is unloaded after
+its queue drains and moved to ``<model>/.deleted/``, unless an alias, route or pin holds it or it is the model's
+last version; versions put in the repository by hand are never touched. A listing that skipped anything it could
+not read prunes nothing. An unreachable source changes nothing; the next try waits twice as long, up to a limit.
 
 With several worker processes one of them (the holder of a file lock) talks to the source; the others watch the
 repository folders and the store, and load what the leader put there.
@@ -25,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from driftline.errors import DriftlineError, IntegrityError, RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -39,11 +47,20 @@ __all__ = ["RegistrySync"]
 
 _log = logging.getLogger("driftline.registry")
 _FAILED = ".failed"
+_DELETED = ".deleted"
+# <model>/.registry/<version>.json: which source placed a version, so only what a sync placed is ever pruned.
+_PLACED = ".registry"
 
 
-def _materialize(cached: CachedArtifact, model_dir: Path, version: int, config_toml: str | None) -> Path:
+def _materialize(
+    cached: CachedArtifact, model_dir: Path, version: int, config_toml: str | None, source_url: str
+) -> Path:
     """Place a cached version at ``model_dir/<version>`` atomically (hard links where the file system allows)."""
     model_dir.mkdir(parents=True, exist_ok=True)
+    placed = model_dir / _PLACED
+    placed.mkdir(exist_ok=True)
+    # Written before the folder appears: a version in the repository never lacks its record.
+    (placed / f"{version}.json").write_bytes(msgspec.json.encode({"source": source_url, "sha256": cached.sha256}))
     staging = model_dir / f".incoming-{version}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -73,11 +90,24 @@ def _materialize(cached: CachedArtifact, model_dir: Path, version: int, config_t
     return final
 
 
-def _set_aside(model_dir: Path, version: int, sha256: str) -> None:
-    """Move a version that failed to load out of the repository, so no restart tries it again."""
+def _placed_by(model_dir: Path, source_url: str) -> dict[int, str]:
+    """The versions in the repository that ``source_url``'s sync placed: version -> sha256."""
+    found: dict[int, str] = {}
+    for record in (model_dir / _PLACED).glob("*.json"):
+        if not record.stem.isdigit() or not (model_dir / record.stem).is_dir():
+            continue
+        with contextlib.suppress(msgspec.DecodeError, OSError):
+            placed = msgspec.json.decode(record.read_bytes(), type=dict[str, str])
+            if placed.get("source") == source_url:
+                found[int(record.stem)] = placed.get("sha256", "")
+    return found
+
+
+def _set_aside(model_dir: Path, version: int, sha256: str, where: str = _FAILED) -> None:
+    """Move a version out of the repository (a failed load, or deleted at the source) so no restart loads it."""
     folder = model_dir / str(version)
     if folder.is_dir():
-        aside = model_dir / _FAILED / f"{version}-{sha256[:12]}"
+        aside = model_dir / where / f"{version}-{sha256[:12]}"
         shutil.rmtree(aside, ignore_errors=True)
         aside.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(aside)
@@ -111,7 +141,11 @@ class RegistrySync:
         self.leader = False
         # (model, version) -> the sha256 that failed; not tried again until the source states another digest.
         self._failed: dict[tuple[str, int], str | None] = {}
-        self._refused: set[tuple[str, str, int]] = set()
+        # (model, alias) -> the refused value and the conditions it was refused under (loaded versions, the
+        # alias's value then). Tried again once those change, so a refusal is audited once, not on every poll.
+        self._refused: dict[tuple[str, str], tuple[int, frozenset[int], int | None]] = {}
+        # (model, version) deleted at the source but held here (alias, route, pin, last version): audited once.
+        self._held: dict[tuple[str, int], str] = {}
         self._seen_folders: dict[str, frozenset[str]] = {}
         self._lock_file: Any = None
         self._wake = asyncio.Event()
@@ -132,6 +166,11 @@ class RegistrySync:
             "failed_versions": [
                 {"model": m, "version": str(v), "sha256": sha} for (m, v), sha in sorted(self._failed.items())
             ],
+            "deleted_but_held": [
+                {"model": m, "version": str(v), "reason": why} for (m, v), why in sorted(self._held.items())
+            ],
+            # What the last listing skipped (a bad config.toml, a sha256 that is no digest ...).
+            "problems": list(getattr(self.source, "problems", [])),
         }
 
     def wake(self) -> None:
@@ -198,11 +237,17 @@ class RegistrySync:
             self.state = "syncing"
             self.attempts += 1
             remote = await asyncio.to_thread(self.source.list_models)
-            report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": []}
+            report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": [], "deleted": []}
             wanted = set(self.settings.models)
-            for model in remote:
-                if not wanted or model.name in wanted:
-                    await self._sync_model(model, report)
+            listed = {m.name: m for m in remote if not wanted or m.name in wanted}
+            for model in listed.values():
+                await self._sync_model(model, report)
+            # A listing that skipped anything cannot tell "deleted" from "unreadable": it prunes nothing.
+            if self.settings.mirror_deletions and not getattr(self.source, "problems", []):
+                for name in self.table.repository.model_names():
+                    if not wanted or name in wanted:
+                        still = listed.get(name)
+                        await self._prune(name, set(still.versions) if still else set(), report)
         self.state = "ok"
         self.last_error = None
         self.last_success = time.time()
@@ -220,7 +265,7 @@ class RegistrySync:
                 continue
             try:
                 cached = await asyncio.to_thread(self.cache.store, self.source, remote)
-                await asyncio.to_thread(_materialize, cached, model_dir, version, model.config_toml)
+                await asyncio.to_thread(_materialize, cached, model_dir, version, model.config_toml, self.source.url)
             except IntegrityError as exc:
                 self._fail(model.name, version, remote.sha256, str(exc), report)
                 continue
@@ -238,16 +283,57 @@ class RegistrySync:
             except DriftlineError as exc:
                 loaded = []
                 _log.error("model %s from %s failed to load: %s", model.name, self.source.url, exc)
+            failures = self.table.failures(model.name)
             for version, sha in new.items():
                 if version in loaded:
                     report["loaded"].append(f"{model.name}/{version}")
                     continue
-                reason = self.table.failures(model.name).get(version, "it did not load")
+                if version not in failures:
+                    continue  # placed, not selected by the version policy: a pin or an alias can load it later
+                reason = failures[version]
                 await asyncio.to_thread(_set_aside, model_dir, version, sha)
                 self._failed[(model.name, version)] = model.versions[version].sha256
                 report["failed"].append({"model": model.name, "version": str(version), "reason": reason})
         if self.settings.sync_aliases and model.name in self.table.loaded():
             await self._sync_aliases(model, report)
+
+    async def _prune(self, name: str, listed: set[int], report: dict[str, Any]) -> None:
+        """Unload and move aside the versions this source placed and no longer lists, unless something holds them."""
+        model_dir = self.table.repository.root / name
+        placed = await asyncio.to_thread(_placed_by, model_dir, self.source.url)
+        gone = {v: sha for v, sha in placed.items() if v not in listed}
+        if not gone:
+            self._held = {k: why for k, why in self._held.items() if k[0] != name}
+            return
+        local = {int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()}
+        held = self.table.held(name)
+        removed = []
+        for version, sha in sorted(gone.items()):  # oldest first: the newest is the one a last-version rule keeps
+            if version in held:
+                why = "an alias, route or pin holds it"
+            elif not (local - {version}):
+                why = "it is the model's last version (unload the model to take it offline)"
+            else:
+                await asyncio.to_thread(_set_aside, model_dir, version, sha, _DELETED)
+                local.discard(version)
+                self._held.pop((name, version), None)
+                removed.append(version)
+                continue
+            if self._held.get((name, version)) != why:
+                self._held[(name, version)] = why
+                self.audit.record(
+                    "delete_refused",
+                    name,
+                    actor=self.actor,
+                    version_before=str(version),
+                    sha256=sha,
+                    reason=f"deleted at the registry, kept here: {why}",
+                )
+        self._held = {k: w for k, w in self._held.items() if k[0] != name or k[1] in gone}
+        if removed:
+            with contextlib.suppress(DriftlineError):  # the versions that remain were loaded before and stay
+                await self.table.load(name, actor=self.actor)
+            report["deleted"].extend(f"{name}/{v}" for v in sorted(removed))
 
     def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: dict[str, Any]) -> None:
         self._failed[(name, version)] = sha256
@@ -260,20 +346,22 @@ class RegistrySync:
 
     async def _sync_aliases(self, model: RemoteModel, report: dict[str, Any]) -> None:
         seen = self.lifecycle.store.registry_aliases(self.source.url)
+        loaded = frozenset(self.table.loaded().get(model.name, {}))
         for alias, version in sorted(model.aliases.items()):
             if seen.get((model.name, alias)) == version:
                 continue
-            if (model.name, alias, version) in self._refused:
-                continue
+            attempt = (version, loaded, self.table.routes(model.name).aliases.get(alias))
+            if self._refused.get((model.name, alias)) == attempt:
+                continue  # refused under these same conditions: the answer would be the same
             try:
                 await self.lifecycle.set_alias(model.name, alias, version, self.actor, "moved at the registry")
             except DriftlineError as exc:
-                # Tried once per value: the registry has to move the alias again for another attempt.
-                self._refused.add((model.name, alias, version))
+                self._refused[(model.name, alias)] = attempt
                 report["refused"].append(
                     {"model": model.name, "alias": alias, "version": str(version), "reason": str(exc)}
                 )
                 continue
+            self._refused.pop((model.name, alias), None)
             self.lifecycle.store.remember_registry_alias(self.source.url, model.name, alias, version)
             report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})
 

@@ -256,7 +256,7 @@ class ModelTable:
                 if not old:
                     self._errors[name] = str(exc)
                 raise
-            wanted = sorted(set(source.versions_to_load()) | (self._kept(name, extra) & set(source.artifacts)))
+            wanted = sorted(set(source.versions_to_load()) | (self.held(name, extra) & set(source.artifacts)))
             fresh: dict[int, LoadedModel] = {}
             failures: dict[int, str] = {}
             for version in wanted:
@@ -284,7 +284,7 @@ class ModelTable:
                 fresh = {**old, **fresh}
             # An alias or route may have moved to an old version while the new ones loaded: it stays. Nothing
             # awaits from here to the swap, so no move can slip in between.
-            still = self._kept(name, extra)
+            still = self.held(name, extra)
             fresh.update({v: m for v, m in old.items() if v in still and v not in fresh})
             if not fresh:
                 self._errors[name] = "; ".join(f"version {v}: {e}" for v, e in sorted(failures.items()))
@@ -300,12 +300,12 @@ class ModelTable:
                     await self._retire(model)
                     if version not in fresh:
                         self._unwatch(model)
-                        self._record(
-                            "unload", name, before=str(version), reason="not selected by version policy", actor=actor
-                        )
+                        policy = version in source.artifacts
+                        why = "not selected by version policy" if policy else "removed from the repository"
+                        self._record("unload", name, before=str(version), reason=why, actor=actor)
             return sorted(fresh)
 
-    def _kept(self, name: str, extra: set[int] | None) -> set[int]:
+    def held(self, name: str, extra: set[int] | None = None) -> set[int]:
         """Versions that stay loaded whatever the version policy says: pinned, pointed at, or about to be."""
         return self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())
 

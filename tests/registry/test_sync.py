@@ -1,0 +1,157 @@
+"""Registry sync in process, on a real directory source, model table, SQLite store and audit log: deletions at the
+source and alias values that could not be applied at first."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.e2e.test_registry_sync import publish, set_source_aliases
+from tests.helpers import write_config
+from tests.lifecycle.test_lifecycle import Running
+
+from driftline.config import RegistrySettings
+from driftline.demo import build_classifier_onnx
+from driftline.registry import ArtifactCache, open_source
+from driftline.registry.sync import RegistrySync
+from driftline.store.audit import AuditEvent
+
+
+@pytest.fixture
+async def running(tmp_path: Path, iris_weights):
+    models = tmp_path / "models"
+    # A model put in the repository by hand: no sync may ever remove it.
+    build_classifier_onnx(models / "local" / "1" / "model.onnx", *iris_weights)
+    write_config(models / "local", "max_batch_size = 8\n")
+    r = await Running(models, tmp_path / "driftline.db").start()
+    yield r
+    await r.stop()
+
+
+def syncer(r: Running, source: Path, tmp_path: Path) -> RegistrySync:
+    settings = RegistrySettings(source=str(source), cache_dir=str(tmp_path / "cache"))
+    return RegistrySync(
+        open_source(str(source)), ArtifactCache(tmp_path / "cache"), r.table, r.lifecycle, r.audit, settings
+    )
+
+
+def actions(r: Running, action: str) -> list[AuditEvent]:
+    return r.audit.events(model="iris", action=action)
+
+
+async def test_a_version_deleted_at_the_source_is_unloaded_unless_held(running: Running, tmp_path: Path, iris_weights):
+    source = tmp_path / "registry"
+    set_source_aliases(source, 2)
+    for version in (1, 2, 3):
+        publish(source, version, iris_weights)
+    sync = syncer(running, source, tmp_path)
+    await sync.sync_once()
+    repo = tmp_path / "models" / "iris"
+    assert set(running.table.loaded()["iris"]) == {2, 3}  # latest 1, plus the champion
+    # Version 1 is placed but not loaded (the version policy did not select it): that is no failure.
+    assert (repo / "1").is_dir()
+    assert sync.status()["failed_versions"] == []
+
+    # Version 3 deleted at the source: unloaded (after its queue drained), moved aside, on record.
+    shutil.rmtree(source / "iris" / "3")
+    report = await sync.sync_once()
+    assert report["deleted"] == ["iris/3"]
+    assert set(running.table.loaded()["iris"]) == {2}
+    assert not (repo / "3").exists()
+    assert list((repo / ".deleted").glob("3-*"))
+    unload = actions(running, "unload")[0]
+    assert (unload.version_before, unload.actor) == ("3", f"registry:{source}")
+    assert unload.reason == "removed from the repository"
+    assert (await running.infer("iris"))["model_version"] == "2"
+
+    # The champion's version deleted at the source: the alias holds it; refused once, however many polls.
+    shutil.rmtree(source / "iris" / "2")
+    for _ in range(3):
+        assert (await sync.sync_once())["deleted"] == []
+    assert (repo / "2").is_dir()
+    refused = actions(running, "delete_refused")
+    assert len(refused) == 1
+    assert refused[0].version_before == "2"
+    assert "alias, route or pin holds it" in refused[0].reason
+    assert sync.status()["deleted_but_held"] == [
+        {"model": "iris", "version": "2", "reason": "an alias, route or pin holds it"}
+    ]
+    assert (await running.infer("iris"))["model_version"] == "2"
+
+    # Once the alias lets go, the next poll prunes it.
+    await running.lifecycle.load_version("iris", 1, "key:test")
+    await running.lifecycle.set_alias("iris", "champion", 1, "key:test")
+    assert (await sync.sync_once())["deleted"] == ["iris/2"]
+    assert set(running.table.loaded()["iris"]) == {1}
+    assert sync.status()["deleted_but_held"] == []
+
+    # The model put in by hand is untouched.
+    assert set(running.table.loaded()["local"]) == {1}
+    assert (tmp_path / "models" / "local" / "1").is_dir()
+
+
+async def test_the_last_version_stays_and_an_unreadable_listing_prunes_nothing(
+    running: Running, tmp_path: Path, iris_weights
+):
+    source = tmp_path / "registry"
+    write_config(source / "iris", "max_batch_size = 16\n")
+    for version in (1, 2):
+        publish(source, version, iris_weights)
+    sync = syncer(running, source, tmp_path)
+    await sync.sync_once()
+    repo = tmp_path / "models" / "iris"
+
+    # A version the listing had to skip is not a deleted version.
+    (source / "iris" / "1" / "model.onnx.sha256").write_text("not a digest\n")
+    assert (await sync.sync_once())["deleted"] == []
+    assert (repo / "1").is_dir()
+    assert "holds no sha256 digest" in sync.status()["problems"][0]
+
+    # The whole model deleted at the source: everything but the newest goes; the sync never takes a model offline.
+    shutil.rmtree(source / "iris")
+    assert (await sync.sync_once())["deleted"] == ["iris/1"]
+    assert (repo / "2").is_dir()
+    assert "last version" in actions(running, "delete_refused")[0].reason
+    assert (await running.infer("iris"))["model_version"] == "2"
+
+
+async def test_mirror_deletions_off_keeps_everything(running: Running, tmp_path: Path, iris_weights):
+    source = tmp_path / "registry"
+    write_config(source / "iris", "max_batch_size = 16\n")
+    for version in (1, 2):
+        publish(source, version, iris_weights)
+    settings = RegistrySettings(source=str(source), cache_dir=str(tmp_path / "cache"), mirror_deletions=False)
+    sync = RegistrySync(
+        open_source(str(source)), ArtifactCache(tmp_path / "cache"), running.table, running.lifecycle,
+        running.audit, settings,
+    )  # fmt: skip
+    await sync.sync_once()
+    shutil.rmtree(source / "iris" / "2")
+    assert (await sync.sync_once())["deleted"] == []
+    assert (tmp_path / "models" / "iris" / "2").is_dir()
+
+
+async def test_a_refused_alias_is_tried_again_once_its_version_loads(running: Running, tmp_path: Path, iris_weights):
+    source = tmp_path / "registry"
+    set_source_aliases(source, 2)
+    publish(source, 1, iris_weights)
+    artifact = publish(source, 2, iris_weights, sha256="0" * 64)  # a digest the artifact does not match
+    sync = syncer(running, source, tmp_path)
+    first = await sync.sync_once()
+    assert first["failed"][0]["version"] == "2"
+    assert first["refused"][0]["alias"] == "champion"
+
+    # Nothing changed: the same refusal is not tried (nor audited) again on every poll.
+    for _ in range(3):
+        assert (await sync.sync_once())["refused"] == []
+    assert len(actions(running, "alias_refused")) == 1
+
+    # The publisher fixes the digest: the version loads, and the alias the source states follows it.
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    (artifact.parent / "model.onnx.sha256").write_text(f"{digest}  model.onnx\n")
+    report = await sync.sync_once()
+    assert report["loaded"] == ["iris/2"]
+    assert report["aliases"] == [{"model": "iris", "alias": "champion", "version": "2"}]
+    assert (await running.infer("iris"))["model_version"] == "2"
