@@ -124,6 +124,18 @@ def test_mlflow_publish_shadow_promote_rollback_and_a_bad_digest(mlflow_server, 
         assert any(e["version_before"] == str(v4) and e["reason"] == "removed from the repository" for e in unloads)
         assert list((tmp_path / "models" / name / ".deleted").glob(f"{v4}-*"))
         assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
+
+        # Deleting v2 in MLflow deletes its challenger alias there. Here the shadow routing still names challenger:
+        # the alias stays (refused, on record), so v2 stays. Once the routing lets go, both follow the registry.
+        mlflow_client(mlflow_server.url).delete_model_version(name, str(v2))
+        refusals = f"{server.url}/v1/admin/audit?model={name}&action=delete_refused"
+        wait_for("v2 held", lambda: httpx.get(refusals, headers=HEADERS, timeout=10).json())
+        assert status(server, name)["aliases"]["challenger"]["version"] == str(v2)
+        r = httpx.put(f"{server.url}/v1/admin/models/{name}/routing", json={}, headers=HEADERS, timeout=10)
+        assert r.status_code == 200, r.text
+        wait_for("challenger gone", lambda: "challenger" not in status(server, name)["aliases"])
+        wait_for("v2 unloaded", lambda: version_state(server, name, v2) is None)
+        assert httpx.post(infer, json=ROWS, timeout=10).json()["model_version"] == "1"
     finally:
         server.stop()
 

@@ -16,6 +16,7 @@ from driftline.config import RegistrySettings
 from driftline.demo import build_classifier_onnx
 from driftline.registry import ArtifactCache, open_source
 from driftline.registry.sync import RegistrySync
+from driftline.serving.routing import RoutingPolicy, Shadow
 from driftline.store.audit import AuditEvent
 
 
@@ -155,3 +156,44 @@ async def test_a_refused_alias_is_tried_again_once_its_version_loads(running: Ru
     assert report["loaded"] == ["iris/2"]
     assert report["aliases"] == [{"model": "iris", "alias": "champion", "version": "2"}]
     assert (await running.infer("iris"))["model_version"] == "2"
+
+
+async def test_an_alias_deleted_at_the_registry_is_deleted_here_when_that_is_safe(
+    running: Running, tmp_path: Path, iris_weights
+):
+    source = tmp_path / "registry"
+
+    def aliases(**values: int) -> None:
+        table = ", ".join(f"{a} = {v}" for a, v in values.items())
+        write_config(
+            source / "iris", f'max_batch_size = 16\nversion_policy = {{ policy = "all" }}\naliases = {{ {table} }}\n'
+        )
+
+    aliases(champion=1, staging=2, canary=2, mine=1)
+    for version in (1, 2):
+        publish(source, version, iris_weights)
+    sync = syncer(running, source, tmp_path)
+    await sync.sync_once()
+    lifecycle = running.lifecycle
+    assert running.table.routes("iris").aliases == {"champion": 1, "staging": 2, "canary": 2, "mine": 1}
+    await lifecycle.set_routing("iris", RoutingPolicy(shadow=Shadow("canary")), "key:op")
+    await lifecycle.set_alias("iris", "mine", 2, "key:op")  # moved here: the operator's from now on
+
+    # The registry deletes every alias: staging goes; the default alias, an alias the routing names and an alias
+    # moved here stay, and each refusal is on record once however many polls.
+    aliases()
+    for _ in range(3):
+        await sync.sync_once()
+    assert running.table.routes("iris").aliases == {"champion": 1, "canary": 2, "mine": 2}
+    deleted = actions(running, "alias_deleted")
+    assert [(e.reason, e.actor) for e in deleted] == [("staging: deleted at the registry", f"registry:{source}")]
+    refused = sorted(e.reason for e in actions(running, "alias_refused"))
+    assert len(refused) == 2
+    assert refused[0].startswith("canary: deleted at the registry, kept here: alias 'canary' is used by")
+    assert refused[1].startswith("champion: deleted at the registry, kept here: it is the default alias")
+    assert (await running.infer("iris"))["model_version"] == "1"
+
+    # Once the routing lets go of it, the next poll deletes it; the champion stays.
+    await lifecycle.set_routing("iris", RoutingPolicy(), "key:op")
+    await sync.sync_once()
+    assert running.table.routes("iris").aliases == {"champion": 1, "mine": 2}

@@ -8,7 +8,9 @@ on record in the model's status and the audit log; the versions already serving 
 
 Alias values the source states are applied when they change at the source, through the same checks an operator's
 alias move meets. A refused value is tried again when the model's loaded versions or the alias's local value
-change (the target version loaded late, say), not on every poll.
+change (the target version loaded late, say), not on every poll. An alias the registry set and then deleted is
+deleted here too, unless it was moved here since (it is an operator's then), the routing policy names it, or it is
+the default alias (deleting that would send unpinned traffic to the newest version); a refusal is audited once.
 
 A version the sync placed (on record in ``<model>/.registry/``) that the source no longer lists is unloaded after
 its queue drains and moved to ``<model>/.deleted/``, unless an alias, route or pin holds it or it is the model's
@@ -144,6 +146,8 @@ class RegistrySync:
         # (model, alias) -> the refused value and the conditions it was refused under (loaded versions, the
         # alias's value then). Tried again once those change, so a refusal is audited once, not on every poll.
         self._refused: dict[tuple[str, str], tuple[int, frozenset[int], int | None]] = {}
+        # (model, alias) deleted at the registry but kept here, and why.
+        self._kept_aliases: dict[tuple[str, str], str] = {}
         # (model, version) deleted at the source but held here (alias, route, pin, last version): audited once.
         self._held: dict[tuple[str, int], str] = {}
         self._seen_folders: dict[str, frozenset[str]] = {}
@@ -348,6 +352,7 @@ class RegistrySync:
         seen = self.lifecycle.store.registry_aliases(self.source.url)
         loaded = frozenset(self.table.loaded().get(model.name, {}))
         for alias, version in sorted(model.aliases.items()):
+            self._kept_aliases.pop((model.name, alias), None)
             if seen.get((model.name, alias)) == version:
                 continue
             attempt = (version, loaded, self.table.routes(model.name).aliases.get(alias))
@@ -364,6 +369,40 @@ class RegistrySync:
             self._refused.pop((model.name, alias), None)
             self.lifecycle.store.remember_registry_alias(self.source.url, model.name, alias, version)
             report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})
+        for (name, alias), version in sorted(seen.items()):
+            if name == model.name and alias not in model.aliases:
+                await self._drop_alias(name, alias, version, report)
+
+    async def _drop_alias(self, name: str, alias: str, version: int, report: dict[str, Any]) -> None:
+        """An alias the registry set here and has since deleted: delete it here too, unless that is unsafe."""
+        routes = self.table.routes(name)
+        if routes.aliases.get(alias) != version:
+            # Moved (or deleted) here since the registry set it: the local value is an operator's, and stays.
+            self.lifecycle.store.forget_registry_alias(self.source.url, name, alias)
+            return
+        why: str | None = None
+        if alias == routes.default_alias:
+            why = "it is the default alias: deleting it would send unpinned traffic to the newest version"
+        else:
+            try:
+                await self.lifecycle.delete_alias(name, alias, self.actor, "deleted at the registry")
+            except DriftlineError as exc:
+                why = str(exc)
+        if why is None:
+            self._kept_aliases.pop((name, alias), None)
+            self.lifecycle.store.forget_registry_alias(self.source.url, name, alias)
+            report["aliases"].append({"model": name, "alias": alias, "version": None})
+            return
+        if self._kept_aliases.get((name, alias)) != why:  # tried every poll, audited once per reason
+            self._kept_aliases[(name, alias)] = why
+            self.audit.record(
+                "alias_refused",
+                name,
+                actor=self.actor,
+                version_before=str(version),
+                reason=f"{alias}: deleted at the registry, kept here: {why}",
+            )
+            report["refused"].append({"model": name, "alias": alias, "version": None, "reason": why})
 
     # -- followers ------------------------------------------------------------------------------------------------
 

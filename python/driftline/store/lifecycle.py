@@ -180,6 +180,12 @@ class LifecycleStore:
             (source, model, alias, version),
         )
 
+    def forget_registry_alias(self, source: str, model: str, alias: str) -> None:
+        """The registry no longer speaks for this alias (deleted there, or moved here since)."""
+        self.db.execute(
+            "DELETE FROM registry_aliases WHERE source = ? AND model = ? AND alias = ?", (source, model, alias)
+        )
+
     # -- shadow comparisons -------------------------------------------------------------------------------------
 
     _SHADOW_COUNTERS = (
