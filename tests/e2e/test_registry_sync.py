@@ -151,10 +151,17 @@ def test_directory_sync_end_to_end(tmp_path: Path, iris_weights):
             ),
         )
         assert answer(server) == "2"
+        up = f'driftline_registry_up{{source="{source}"}}'
+        assert f"{up} 0.0" in httpx.get(f"{server.url}/metrics", timeout=10).text
         (tmp_path / "registry-away").rename(source)
         wait_for(
             "recovered",
             lambda: httpx.get(f"{server.url}/v1/admin/registry", headers=HEADERS, timeout=10).json()["state"] == "ok",
         )
+        scrape = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert f"{up} 1.0" in scrape
+        assert f'driftline_registry_failed_versions{{source="{source}"}} 2.0' in scrape  # versions 3 and 4
+        assert 'driftline_alias_version{alias="champion",model="iris"} 2.0' in scrape
+        assert 'driftline_failed_versions{model="iris"} 2.0' in scrape
     finally:
         server.stop()

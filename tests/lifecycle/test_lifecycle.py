@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 from tests.helpers import write_config
 
 from driftline.auth import KeyRing
 from driftline.demo import build_classifier_onnx
 from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.http.metrics import LifecycleCollector
 from driftline.http.v2 import run_inference
 from driftline.lifecycle import ApprovalRule, Lifecycle
 from driftline.repository import Repository
@@ -183,12 +185,22 @@ async def test_shadow_then_rule_gated_approval_then_promotion(running):
     assert (pair.primary, pair.shadow, pair.requests, pair.shadow_errors) == (2, 1, 12, 0)
     assert pair.compared_rows == 24
     assert pair.agreement is not None
+    # The same figures on /metrics, as counters (agreement = agreeing / compared over any range).
+    metrics = CollectorRegistry()
+    metrics.register(LifecycleCollector(running.table))
+    labels = {"model": "iris", "primary_version": "2", "shadow_version": "1"}
+    assert metrics.get_sample_value("driftline_shadow_requests_total", labels) == 12
+    assert metrics.get_sample_value("driftline_shadow_compared_rows_total", labels) == 24
+    assert metrics.get_sample_value("driftline_shadow_agreeing_rows_total", labels) == pair.agreeing_rows
+    assert metrics.get_sample_value("driftline_shadow_errors_total", labels) == 0
+    assert metrics.get_sample_value("driftline_alias_version", {"model": "iris", "alias": "champion"}) == 2
     approved = await lc.approve(proposal.id, "admin", "looks fine")
     assert approved.state == "approved"
     assert approved.decided_by == "admin"
     promoted = await lc.promote(proposal.id, "admin")
     assert promoted.state == "promoted"
     assert (await running.infer("iris"))["model_version"] == "1"
+    assert metrics.get_sample_value("driftline_alias_version", {"model": "iris", "alias": "champion"}) == 1
     with pytest.raises(Conflict, match="is promoted"):
         await lc.reject(proposal.id, "admin")
     actions = [e.action for e in reversed(running.audit.events("iris"))]

@@ -23,7 +23,7 @@ from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
 from driftline.http.jobs import JobsController
-from driftline.http.metrics import ServingCollector, metrics
+from driftline.http.metrics import LifecycleCollector, RegistryCollector, ServingCollector, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.runner import JobRunner
@@ -109,6 +109,7 @@ def _start_sync(state: Any, settings: ServerSettings) -> asyncio.Task[None] | No
         state.audit,
         settings.registry,
     )
+    state.registry.register(RegistryCollector(state.sync))
     return asyncio.create_task(state.sync.run_forever())
 
 
@@ -141,6 +142,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.key_ring = KeyRing()
         state.require_key = settings.auth.require_for_inference
         state.registry.register(ServingCollector(table))
+        state.registry.register(LifecycleCollector(table))
         state.max_request_bytes = settings.http.max_request_bytes
         state.in_flight = 0  # inference requests being handled by the fast path right now
         state.settings = settings

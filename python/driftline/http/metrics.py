@@ -14,10 +14,11 @@ if TYPE_CHECKING:
 
     from prometheus_client.core import Metric
 
+    from driftline.registry.sync import RegistrySync
     from driftline.serving.stats import Histogram
     from driftline.serving.table import ModelTable
 
-__all__ = ["ServingCollector", "metrics"]
+__all__ = ["LifecycleCollector", "RegistryCollector", "ServingCollector", "metrics"]
 
 LABELS = ["model", "version"]
 
@@ -64,6 +65,90 @@ class ServingCollector(Collector):
                 depth.add_metric(labels, q.get("queued_requests", 0))
                 busy.add_metric(labels, q.get("busy_instances", 0))
         yield from (requests, inferences, executions, latency, queue, compute, batch, depth, busy)
+
+
+class LifecycleCollector(Collector):
+    """Aliases, failed versions and the shadow comparison of every pair, as this process sees them.
+
+    Shadow figures are counters, so agreement over any range is
+    ``rate(driftline_shadow_agreeing_rows_total) / rate(driftline_shadow_compared_rows_total)``.
+    """
+
+    def __init__(self, table: ModelTable) -> None:
+        """Collect from this table."""
+        self._table = table
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        aliases = GaugeMetricFamily(
+            "driftline_alias_version", "The version an alias points at", labels=["model", "alias"]
+        )
+        failed = GaugeMetricFamily(
+            "driftline_failed_versions", "Versions of a model that failed to load and take no traffic", labels=["model"]
+        )
+        for name in sorted({*self._table.loaded(), *self._table.repository.model_names()}):
+            for alias, version in sorted(self._table.routes(name).aliases.items()):
+                aliases.add_metric([name, alias], version)
+            failed.add_metric([name], len(self._table.failures(name)))
+        pair_labels = ["model", "primary_version", "shadow_version"]
+
+        def counter(name: str, doc: str, extra: list[str] | None = None) -> CounterMetricFamily:
+            return CounterMetricFamily(f"driftline_shadow_{name}", doc, labels=[*pair_labels, *(extra or [])])
+
+        requests = counter("requests", "Requests copied to the shadow version")
+        compared = counter("compared_rows", "Rows whose outputs were compared")
+        agreeing = counter("agreeing_rows", "Compared rows on which both versions agreed")
+        errors = counter("errors", "Shadow requests that failed (never seen by the caller)")
+        dropped = counter("dropped", "Shadow copies dropped because too many were in flight")
+        latency = counter("latency_seconds", "Time each version spent on the shadowed requests", ["role"])
+        for pair in self._table.shadows.pairs():
+            labels = [pair.model, str(pair.primary), str(pair.shadow)]
+            requests.add_metric(labels, pair.requests)
+            compared.add_metric(labels, pair.compared_rows)
+            agreeing.add_metric(labels, pair.agreeing_rows)
+            errors.add_metric(labels, pair.shadow_errors)
+            dropped.add_metric(labels, pair.dropped)
+            latency.add_metric([*labels, "primary"], pair.primary_latency_s)
+            latency.add_metric([*labels, "shadow"], pair.shadow_latency_s)
+        yield from (aliases, failed, requests, compared, agreeing, errors, dropped, latency)
+
+
+class RegistryCollector(Collector):
+    """The registry sync's health: alert on ``driftline_registry_up == 0`` or a stale last success."""
+
+    def __init__(self, sync: RegistrySync) -> None:
+        """Collect from this sync."""
+        self._sync = sync
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        sync = self._sync
+        labels = [sync.source.url]
+        up = GaugeMetricFamily(
+            "driftline_registry_up",
+            "1 when the last poll succeeded (a follower's: read what the leader placed)",
+            labels=["source"],
+        )
+        up.add_metric(labels, int(sync.last_error is None and sync.state != "starting"))
+        leader = GaugeMetricFamily("driftline_registry_leader", "1 when this process syncs", labels=["source"])
+        leader.add_metric(labels, int(sync.leader))
+        success = GaugeMetricFamily(
+            "driftline_registry_last_success_timestamp_seconds", "When the last poll succeeded", labels=["source"]
+        )
+        if sync.last_success is not None:
+            success.add_metric(labels, sync.last_success)
+        status = sync.status()
+        failed = GaugeMetricFamily(
+            "driftline_registry_failed_versions", "Versions from the source refused at any step", labels=["source"]
+        )
+        failed.add_metric(labels, len(status["failed_versions"]))
+        held = GaugeMetricFamily(
+            "driftline_registry_deleted_but_held",
+            "Versions deleted at the source that an alias, route or pin keeps here",
+            labels=["source"],
+        )
+        held.add_metric(labels, len(status["deleted_but_held"]))
+        yield from (up, leader, success, failed, held)
 
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=True, tags=["operations"])

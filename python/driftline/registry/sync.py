@@ -207,6 +207,7 @@ class RegistrySync:
                         await self.sync_once()
                     else:
                         await self.follow_once()
+                        self.last_error = None
                     delay = self.settings.poll_interval_s
                 except RegistryUnavailable as exc:
                     self.state = "unreachable"
