@@ -197,3 +197,25 @@ async def test_an_alias_deleted_at_the_registry_is_deleted_here_when_that_is_saf
     await lifecycle.set_routing("iris", RoutingPolicy(), "key:op")
     await sync.sync_once()
     assert running.table.routes("iris").aliases == {"champion": 1, "mine": 2}
+
+
+async def test_a_version_republished_with_other_bytes_is_refused_once(running: Running, tmp_path: Path, iris_weights):
+    source = tmp_path / "registry"
+    write_config(source / "iris", "max_batch_size = 16\n")
+    artifact = publish(source, 1, iris_weights)
+    sync = syncer(running, source, tmp_path)
+    await sync.sync_once()
+    placed = hashlib.sha256((tmp_path / "models" / "iris" / "1" / "model.onnx").read_bytes()).hexdigest()
+
+    # The source now states another digest for version 1: the version placed here stays, on record once.
+    other = "1" * 64
+    (artifact.parent / "model.onnx.sha256").write_text(f"{other}  model.onnx\n")
+    for _ in range(3):
+        await sync.sync_once()
+    refused = actions(running, "republish_refused")
+    assert len(refused) == 1
+    assert (refused[0].version_before, refused[0].sha256) == ("1", other)
+    assert "versions are immutable" in refused[0].reason
+    assert sync.status()["changed_at_source"] == [{"model": "iris", "version": "1", "source_sha256": other}]
+    assert hashlib.sha256((tmp_path / "models" / "iris" / "1" / "model.onnx").read_bytes()).hexdigest() == placed
+    assert (await running.infer("iris"))["model_version"] == "1"

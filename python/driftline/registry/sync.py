@@ -148,6 +148,8 @@ class RegistrySync:
         self._refused: dict[tuple[str, str], tuple[int, frozenset[int], int | None]] = {}
         # (model, alias) deleted at the registry but kept here, and why.
         self._kept_aliases: dict[tuple[str, str], str] = {}
+        # (model, version) -> the sha256 the source states for a version placed here with other bytes.
+        self._changed: dict[tuple[str, int], str] = {}
         # (model, version) deleted at the source but held here (alias, route, pin, last version): audited once.
         self._held: dict[tuple[str, int], str] = {}
         self._seen_folders: dict[str, frozenset[str]] = {}
@@ -172,6 +174,9 @@ class RegistrySync:
             ],
             "deleted_but_held": [
                 {"model": m, "version": str(v), "reason": why} for (m, v), why in sorted(self._held.items())
+            ],
+            "changed_at_source": [
+                {"model": m, "version": str(v), "source_sha256": sha} for (m, v), sha in sorted(self._changed.items())
             ],
             # What the last listing skipped (a bad config.toml, a sha256 that is no digest ...).
             "problems": list(getattr(self.source, "problems", [])),
@@ -262,8 +267,12 @@ class RegistrySync:
         root = self.table.repository.root
         model_dir = root / model.name
         new: dict[int, str] = {}
+        placed = await asyncio.to_thread(_placed_by, model_dir, self.source.url)
         for version, remote in sorted(model.versions.items()):
             if (model_dir / str(version)).is_dir():
+                here = placed.get(version)
+                if here and remote.sha256 and remote.sha256 != here:
+                    self._republished(model.name, version, here, remote.sha256)
                 continue
             key = (model.name, version)
             if key in self._failed and self._failed[key] == remote.sha256:
@@ -339,6 +348,23 @@ class RegistrySync:
             with contextlib.suppress(DriftlineError):  # the versions that remain were loaded before and stay
                 await self.table.load(name, actor=self.actor)
             report["deleted"].extend(f"{name}/{v}" for v in sorted(removed))
+
+    def _republished(self, name: str, version: int, local: str, remote: str) -> None:
+        """A version number the source now states other bytes for: versions are immutable here, so the one
+        placed keeps serving and the change is on record once (publish a new version number instead)."""
+        if self._changed.get((name, version)) == remote:
+            return
+        self._changed[(name, version)] = remote
+        self.audit.record(
+            "republish_refused",
+            name,
+            actor=self.actor,
+            version_before=str(version),
+            sha256=remote,
+            reason=f"the source states sha256 {remote[:12]} for version {version}, placed here as {local[:12]}; "
+            "versions are immutable: publish a new version number",
+        )
+        _log.error("version %s of %s changed at %s; the version placed here stays", version, name, self.source.url)
 
     def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: dict[str, Any]) -> None:
         self._failed[(name, version)] = sha256
