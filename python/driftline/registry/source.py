@@ -60,6 +60,8 @@ class RegistrySource(Protocol):
     """A place models are published to, which the sync mirrors into the local repository."""
 
     url: str
+    # What the last listing skipped and why (a bad config.toml, a sha256 that is no digest ...); empty at first.
+    problems: list[str]
 
     def list_models(self) -> list[RemoteModel]:
         """Every model the source holds; raises RegistryUnavailable when it cannot be reached or read."""

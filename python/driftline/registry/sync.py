@@ -179,7 +179,7 @@ class RegistrySync:
                 {"model": m, "version": str(v), "source_sha256": sha} for (m, v), sha in sorted(self._changed.items())
             ],
             # What the last listing skipped (a bad config.toml, a sha256 that is no digest ...).
-            "problems": list(getattr(self.source, "problems", [])),
+            "problems": list(self.source.problems),
         }
 
     def wake(self) -> None:
@@ -250,24 +250,29 @@ class RegistrySync:
             report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": [], "deleted": []}
             wanted = set(self.settings.models)
             listed = {m.name: m for m in remote if not wanted or m.name in wanted}
+            local = [n for n in self.table.repository.model_names() if not wanted or n in wanted]
+            # What this source placed, read once per poll: the republish check and the pruning both use it.
+            placed = await asyncio.to_thread(self._placed, {*listed, *local})
             for model in listed.values():
-                await self._sync_model(model, report)
+                await self._sync_model(model, placed[model.name], report)
             # A listing that skipped anything cannot tell "deleted" from "unreadable": it prunes nothing.
-            if self.settings.mirror_deletions and not getattr(self.source, "problems", []):
-                for name in self.table.repository.model_names():
-                    if not wanted or name in wanted:
-                        still = listed.get(name)
-                        await self._prune(name, set(still.versions) if still else set(), report)
+            if self.settings.mirror_deletions and not self.source.problems:
+                for name in local:
+                    still = listed.get(name)
+                    await self._prune(name, set(still.versions) if still else set(), placed[name], report)
         self.state = "ok"
         self.last_error = None
         self.last_success = time.time()
         return report
 
-    async def _sync_model(self, model: RemoteModel, report: dict[str, Any]) -> None:
+    def _placed(self, names: set[str]) -> dict[str, dict[int, str]]:
+        root = self.table.repository.root
+        return {name: _placed_by(root / name, self.source.url) for name in names}
+
+    async def _sync_model(self, model: RemoteModel, placed: dict[int, str], report: dict[str, Any]) -> None:
         root = self.table.repository.root
         model_dir = root / model.name
         new: dict[int, str] = {}
-        placed = await asyncio.to_thread(_placed_by, model_dir, self.source.url)
         for version, remote in sorted(model.versions.items()):
             if (model_dir / str(version)).is_dir():
                 here = placed.get(version)
@@ -311,13 +316,13 @@ class RegistrySync:
         if self.settings.sync_aliases and model.name in self.table.loaded():
             await self._sync_aliases(model, report)
 
-    async def _prune(self, name: str, listed: set[int], report: dict[str, Any]) -> None:
+    async def _prune(self, name: str, listed: set[int], placed: dict[int, str], report: dict[str, Any]) -> None:
         """Unload and move aside the versions this source placed and no longer lists, unless something holds them."""
         model_dir = self.table.repository.root / name
-        placed = await asyncio.to_thread(_placed_by, model_dir, self.source.url)
         gone = {v: sha for v, sha in placed.items() if v not in listed}
+        # Only versions still gone can still be held; the loop below updates those.
+        self._held = {k: why for k, why in self._held.items() if k[0] != name or k[1] in gone}
         if not gone:
-            self._held = {k: why for k, why in self._held.items() if k[0] != name}
             return
         local = {int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()}
         held = self.table.held(name)
@@ -343,7 +348,6 @@ class RegistrySync:
                     sha256=sha,
                     reason=f"deleted at the registry, kept here: {why}",
                 )
-        self._held = {k: w for k, w in self._held.items() if k[0] != name or k[1] in gone}
         if removed:
             with contextlib.suppress(DriftlineError):  # the versions that remain were loaded before and stay
                 await self.table.load(name, actor=self.actor)
