@@ -140,12 +140,13 @@ def _check_shape(name: str, shape: Sequence[int], datatype: str, dtype: np.dtype
     """Return ``prod(shape)`` once the shape is one numpy can build (checked before any data is read)."""
     if len(shape) > MAX_DIMS:
         raise BadRequest(f"input {name!r}: shape has {len(shape)} dimensions, at most {MAX_DIMS} are supported")
-    for dim in shape:
-        if dim < 0:
-            raise BadRequest(f"input {name!r}: shape {shape} has a negative dimension")
-    if math.prod(d for d in shape if d) * dtype.itemsize > _MAX_BYTES:
+    if shape and min(shape) < 0:
+        raise BadRequest(f"input {name!r}: shape {shape} has a negative dimension")
+    count = math.prod(shape)
+    # numpy bounds the bytes over the non-zero dimensions, so an empty tensor can be too large as well.
+    if (count or math.prod(d for d in shape if d)) * dtype.itemsize > _MAX_BYTES:
         raise BadRequest(f"input {name!r}: shape {shape} of {datatype} is too large for any tensor")
-    return math.prod(shape)
+    return count
 
 
 def _show(value: object) -> str:
