@@ -22,6 +22,7 @@ __all__ = [
     "CLASSIFIER_TORCH_SIGNATURE",
     "IRIS_FEATURES",
     "build_demo_repository",
+    "build_mixed_onnx",
     "build_mlp_onnx",
     "iris_like_data",
     "train_softmax",
@@ -118,6 +119,34 @@ def build_mlp_onnx(path: Path, inputs: int, hidden: int, layers: int, outputs: i
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", inputs])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", outputs])],
         initializer=inits,
+    )
+    _save(graph, path)
+
+
+def build_mixed_onnx(path: Path, width: int = 3) -> None:
+    """Integer, boolean and string inputs: ``ids`` INT64 and ``mask`` BOOL [-1, width], ``tag`` BYTES [-1, 1].
+
+    Outputs ``total`` INT64 [-1] (the sum of the ids where the mask is set) and ``tag_echo`` BYTES [-1, 1], so that
+    tests reach every non-float datatype path of the protocol and the backend.
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["mask"], ["mask_i"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["ids", "mask_i"], ["kept"]),
+            helper.make_node("ReduceSum", ["kept", "axes"], ["total"], keepdims=0),
+            helper.make_node("Identity", ["tag"], ["tag_echo"]),
+        ],
+        "mixed",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", width]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, ["batch", width]),
+            helper.make_tensor_value_info("tag", TensorProto.STRING, ["batch", 1]),
+        ],
+        [
+            helper.make_tensor_value_info("total", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("tag_echo", TensorProto.STRING, ["batch", 1]),
+        ],
+        initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
     )
     _save(graph, path)
 

@@ -71,6 +71,8 @@ class InferFastPath:
         state.in_flight += 1
         try:
             body = await self._read_body(receive, state.max_request_bytes)
+            if body is None:
+                return  # the client left before its body was whole: nobody to answer, nothing to run
             encoding: str | None = None
             header_length: str | None = None
             for key, value in scope["headers"]:
@@ -104,8 +106,11 @@ class InferFastPath:
         await send({"type": "http.response.body", "body": payload})
 
     @staticmethod
-    async def _read_body(receive: Receive, limit: int) -> bytes:
+    async def _read_body(receive: Receive, limit: int) -> bytes | None:
+        """The whole request body, or None when the client disconnected before sending all of it."""
         message: Any = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > limit:
@@ -116,7 +121,7 @@ class InferFastPath:
         while message.get("more_body", False):
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import reprlib
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -106,11 +107,11 @@ async def run_inference(
     rows = check_request(model, decoded.inputs, decoded.outputs)
     priority = timeout_us = 0
     if params:
-        try:
-            priority = int(params.get("priority", 0))
-            timeout_us = int(params.get("timeout", 0))
-        except (TypeError, ValueError):
-            raise BadRequest("parameters 'priority' and 'timeout' must be integers") from None
+        # Only JSON integers: int() would take true as 1 and truncate 0.5; the batcher checks the ranges.
+        priority, timeout_us = params.get("priority", 0), params.get("timeout", 0)
+        for key, value in (("priority", priority), ("timeout", timeout_us)):
+            if type(value) is not int:
+                raise BadRequest(f"parameter {key!r} must be an integer, got {reprlib.repr(value)}")
     # `in_flight` is counted by the fast path; 1 means this request is the only one the process is handling.
     alone = state.in_flight == 1
     start = time.perf_counter()

@@ -64,9 +64,16 @@ def decode_binary(
 
 
 def _decode_bytes(name: str, buf: memoryview, shape: list[int], count: int) -> np.ndarray[Any, Any]:
+    end = len(buf)
+    # Each element carries a 4-byte length: a shape the bytes cannot hold is refused before the array is made.
+    if count * _LENGTH.size > end:
+        raise BadRequest(
+            f"input {name!r}: shape {shape} of BYTES needs at least {count * _LENGTH.size} bytes "
+            f"(a 4-byte length per element) but binary_data_size is {end}"
+        )
     # A Python loop is unavoidable here: every element becomes its own bytes object.
     out = np.empty(count, dtype=object)
-    pos, end = 0, len(buf)
+    pos = 0
     unpack = _LENGTH.unpack_from
     for i in range(count):
         if pos + 4 > end:

@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+import numpy as np
 
 from driftline.errors import BadRequest, InferenceFailed
 from driftline.protocol.binary_codec import decode_binary, encode_binary
 from driftline.protocol.datatypes import to_datatype, to_numpy_dtype
-from driftline.protocol.json_codec import HeaderInput, WireOutput, decode_data, decode_header, encode_data
+from driftline.protocol.json_codec import (
+    HeaderInput,
+    WireOutput,
+    check_parameters,
+    decode_data,
+    decode_header,
+    encode_data,
+)
 from driftline.protocol.types import InferenceResponse, ResponseOutput
 
 if TYPE_CHECKING:
-    import numpy as np
+    from collections.abc import Sequence
 
 __all__ = ["DecodedRequest", "decode_infer_request", "encode_infer_response"]
 
 _ENCODER: Final = msgspec.json.Encoder()
 _SHARED_MEMORY: Final = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+# What numpy can build: NPY_MAXDIMS dimensions (64 from numpy 2, 32 before), and at most intp-max bytes counted
+# over the non-zero dimensions (numpy refuses [0, 2**63 - 1] although it holds nothing).
+MAX_DIMS: Final = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+_MAX_BYTES: Final = int(np.iinfo(np.intp).max)
 
 
 @dataclass(slots=True)
@@ -67,6 +80,7 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Decod
             raise BadRequest(f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes")
         view = memoryview(body)
         req = decode_header(view[:header_length])
+    check_parameters("", req.parameters)
     offset = header_length or 0
     inputs: dict[str, np.ndarray[Any, Any]] = {}
     input_parameters: dict[str, dict[str, Any]] = {}
@@ -95,11 +109,9 @@ def _decode_input(
         dtype = to_numpy_dtype(datatype)
     except BadRequest as exc:
         raise BadRequest(f"input {name!r}: {exc}") from None
-    for dim in shape:
-        if dim < 0:
-            raise BadRequest(f"input {name!r}: shape {shape} has a negative dimension")
-    count = math.prod(shape)
+    count = _check_shape(name, shape, datatype, dtype)
     params = params or {}
+    check_parameters(f"input {name!r}: ", params)
     size = params.pop("binary_data_size", None)
     for key in _SHARED_MEMORY:
         if key in params:
@@ -109,7 +121,7 @@ def _decode_input(
             raise BadRequest(f"input {name!r} has neither data nor parameters.binary_data_size")
         return decode_data(name, data, datatype, dtype, shape, count), params, 0
     if type(size) is not int or size < 0:
-        raise BadRequest(f"input {name!r}: binary_data_size must be a non-negative integer, got {size!r}")
+        raise BadRequest(f"input {name!r}: binary_data_size must be a non-negative integer, got {_show(size)}")
     if data is not None:
         raise BadRequest(f"input {name!r} has both data and parameters.binary_data_size")
     if header_length is None:
@@ -124,13 +136,31 @@ def _decode_input(
     return decode_binary(name, view, offset, size, datatype, dtype, shape, count), params, size
 
 
+def _check_shape(name: str, shape: Sequence[int], datatype: str, dtype: np.dtype[Any]) -> int:
+    """Return ``prod(shape)`` once the shape is one numpy can build (checked before any data is read)."""
+    if len(shape) > MAX_DIMS:
+        raise BadRequest(f"input {name!r}: shape has {len(shape)} dimensions, at most {MAX_DIMS} are supported")
+    if shape and min(shape) < 0:
+        raise BadRequest(f"input {name!r}: shape {shape} has a negative dimension")
+    count = math.prod(shape)
+    # numpy bounds the bytes over the non-zero dimensions, so an empty tensor can be too large as well.
+    if (count or math.prod(d for d in shape if d)) * dtype.itemsize > _MAX_BYTES:
+        raise BadRequest(f"input {name!r}: shape {shape} of {datatype} is too large for any tensor")
+    return count
+
+
+def _show(value: object) -> str:
+    # A client's value in a message: bounded in length and depth whatever was sent.
+    return reprlib.repr(value)
+
+
 def _requested_outputs(
     wire: list[WireOutput] | None, parameters: dict[str, Any]
 ) -> tuple[list[str] | None, set[str] | bool]:
     # Triton's rule: binary_data_output is the default for every output; an output's binary_data overrides it.
     default = parameters.get("binary_data_output", False)
     if type(default) is not bool:
-        raise BadRequest(f"parameter 'binary_data_output' must be true or false, got {default!r}")
+        raise BadRequest(f"parameter 'binary_data_output' must be true or false, got {_show(default)}")
     if wire is None:
         return None, default
     names: list[str] = []
@@ -142,9 +172,10 @@ def _requested_outputs(
         names.append(name)
         flag = default
         if out.parameters:
+            check_parameters(f"output {name!r}: ", out.parameters)
             flag = out.parameters.get("binary_data", default)
             if type(flag) is not bool:
-                raise BadRequest(f"output {name!r}: parameter 'binary_data' must be a boolean, not {flag!r}")
+                raise BadRequest(f"output {name!r}: parameter 'binary_data' must be a boolean, not {_show(flag)}")
             for key in ("classification", *_SHARED_MEMORY):
                 if key in out.parameters:
                     raise BadRequest(f"output {name!r}: parameter {key!r} is not supported")

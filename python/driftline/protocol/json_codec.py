@@ -15,11 +15,13 @@ from driftline.errors import BadRequest
 from driftline.protocol.datatypes import DATATYPES
 
 __all__ = [
+    "MAX_PARAMETER_DEPTH",
     "Header",
     "HeaderInput",
     "WireInput",
     "WireOutput",
     "WireRequest",
+    "check_parameters",
     "decode_data",
     "decode_header",
     "encode_data",
@@ -73,7 +75,8 @@ def _element_type(datatype: str) -> Any:
     if datatype == "BYTES":
         return str
     if datatype in ("FP16", "FP32", "FP64", "BF16"):
-        # null stands for NaN: JSON has no NaN, and the encoder writes NaN/inf as null.
+        # null stands for NaN: JSON has no NaN, and the encoder writes NaN/inf as null (kept so that a JSON
+        # response can be sent back as a request; binary tensors carry NaN and inf exactly).
         return float | None
     if datatype == "UINT64":
         # msgspec bounds must fit in int64; numpy raises OverflowError past 2**64 - 1.
@@ -111,6 +114,14 @@ _TypedRequest: Final[Any] = msgspec.defstruct(
 )
 _TYPED_DECODER: Final = msgspec.json.Decoder(_TypedRequest)
 _RAW_DECODER: Final = msgspec.json.Decoder(WireRequest)
+# Floats narrower than a JSON number (a double): the cast from the parsed value can overflow to infinity.
+_FLOAT_MAX: Final = {"FP16": 65504.0, "FP32": 3.4028234663852886e38, "BF16": 3.3895313892515355e38}
+_NARROW_FLOATS: Final = frozenset(_FLOAT_MAX)
+# msgspec parses nesting recursively and gives up at Python's recursion limit (about 1,000 levels, less the stack).
+_TOO_DEEP: Final = "malformed JSON in inference request: nested too deeply"
+#: Parameter values (request, input or output level) may nest lists and objects this deep: code that reads them
+#: (str() of a routing key, repr() in messages) recurses, and must never meet the parser's own limit.
+MAX_PARAMETER_DEPTH: Final = 32
 
 
 def decode_header(buf: bytes | memoryview) -> Header:
@@ -132,6 +143,8 @@ def decode_header(buf: bytes | memoryview) -> Header:
         pass  # the slow path below finds out what is wrong, or reads what the fast path cannot
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON in inference request: {exc}") from None
+    except RecursionError:
+        raise BadRequest(_TOO_DEEP) from None
     else:
         inputs = [(i.name, i.shape, _TYPED_INPUTS[type(i)], i.parameters, i.data) for i in typed.inputs]
         return Header(typed.id, typed.parameters, typed.outputs, inputs)
@@ -139,12 +152,37 @@ def decode_header(buf: bytes | memoryview) -> Header:
         req = _RAW_DECODER.decode(buf)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid inference request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        # A body both mistyped and malformed: the fast path stopped at the type, this parse reaches the syntax.
+        raise BadRequest(f"malformed JSON in inference request: {exc}") from None
+    except RecursionError:
+        raise BadRequest(_TOO_DEEP) from None
     return Header(
         req.id,
         req.parameters,
         req.outputs,
         [(i.name, i.shape, i.datatype, i.parameters, i.data if _has_data(i.data) else None) for i in req.inputs],
     )
+
+
+def check_parameters(where: str, params: dict[str, Any] | None) -> None:
+    """Refuse parameter values nested deeper than :data:`MAX_PARAMETER_DEPTH` (``where`` opens the message).
+
+    Raises:
+        BadRequest: naming the parameter.
+    """
+    if not params:
+        return
+    for key, value in params.items():
+        if not isinstance(value, list | dict):
+            continue  # the usual case: a scalar, nothing to walk
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if depth > MAX_PARAMETER_DEPTH:
+                raise BadRequest(f"{where}parameter {key!r} is nested more than {MAX_PARAMETER_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, list | dict))
 
 
 def _has_data(raw: msgspec.Raw) -> bool:
@@ -210,7 +248,7 @@ def decode_data(
     if datatype == "BYTES":
         return _bytes_array(name, values, shape, nested)
     try:
-        arr = np.array(values, dtype=dtype)
+        arr = _to_array(name, values, datatype, dtype)
     except OverflowError:
         # Only UINT64 gets here: msgspec cannot bound-check past int64.
         raise BadRequest(f"input {name!r}: data does not fit datatype {datatype}: a value is out of range") from None
@@ -221,6 +259,36 @@ def decode_data(
     if nested and list(arr.shape) != shape and not (count == 0 and arr.size == 0):
         raise BadRequest(f"input {name!r}: nested data has shape {list(arr.shape)}, expected {shape}")
     return arr.reshape(shape)
+
+
+def _to_array(name: str, values: list[Any], datatype: str, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    # JSON numbers are finite doubles (msgspec refuses 1e400) and null is NaN, so an infinity after the cast is
+    # a finite value the datatype cannot hold: refused rather than handed to the model as inf.
+    if datatype not in _NARROW_FLOATS:
+        return np.array(values, dtype=dtype)
+    try:
+        with np.errstate(over="raise"):
+            if datatype == "BF16":
+                # Through float64: ml_dtypes' bfloat16 takes no None, and one rounding from the double keeps it exact.
+                arr = np.array(values, dtype=np.float64).astype(dtype)
+            else:
+                arr = np.array(values, dtype=dtype)
+    except FloatingPointError:
+        arr = None
+    # bfloat16's cast rounds to inf without raising the overflow flag, hence the check on the result too.
+    if arr is None or (datatype == "BF16" and np.isinf(arr).any()):
+        raise BadRequest(_out_of_range(name, values, datatype, dtype)) from None
+    return arr
+
+
+def _out_of_range(name: str, values: list[Any], datatype: str, dtype: np.dtype[Any]) -> str:
+    flat = np.array(values, dtype=np.float64).reshape(-1)
+    with np.errstate(over="ignore"):
+        index = int(np.flatnonzero(np.isinf(flat.astype(dtype)))[0])
+    return (
+        f"input {name!r}: data element {index} ({float(flat[index])!r}) is out of range for datatype {datatype} "
+        f"(it would become infinite; the largest finite {datatype} is {_FLOAT_MAX[datatype]!r})"
+    )
 
 
 def _bytes_array(name: str, values: list[Any], shape: list[int], nested: bool) -> np.ndarray[Any, Any]:

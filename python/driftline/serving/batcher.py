@@ -11,12 +11,12 @@ import asyncio
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 
 from driftline._core import BatchQueue, QueueClosed, QueueFull
-from driftline.errors import InferenceFailed, InferenceTimeout, ModelNotReady, ServerBusy
+from driftline.errors import BadRequest, InferenceFailed, InferenceTimeout, ModelNotReady, ServerBusy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -28,9 +28,12 @@ if TYPE_CHECKING:
     from driftline.repository.model_config import ModelConfig
     from driftline.serving.stats import ModelStats
 
-__all__ = ["Arrays", "Batcher"]
+__all__ = ["MAX_TIMEOUT_US", "Arrays", "Batcher"]
 
 Arrays = dict[str, "npt.NDArray[np.generic]"]
+#: The largest request ``parameters.timeout``, one day in microseconds: far inside what the Rust queue takes (u64,
+#: added to its clock), and past any queue wait a client could mean.
+MAX_TIMEOUT_US: Final = 86_400_000_000
 _log = logging.getLogger("driftline.serving")
 
 
@@ -80,6 +83,7 @@ class Batcher:
         self._loop = loop
         self._on_batch = on_batch
         self._input_names = [t.name for t in backends[0].inputs]
+        self._priority_levels = b.priority_levels
         self._queue = BatchQueue(
             config.max_batch_size,
             preferred_batch_sizes=list(b.preferred_batch_sizes),
@@ -124,7 +128,15 @@ class Batcher:
             ModelNotReady: the model is being unloaded (503).
             InferenceTimeout: the request expired in the queue (504).
             InferenceFailed: the backend raised on its batch (500).
+            BadRequest: ``priority`` is outside 0..priority_levels or ``timeout_us`` outside 0..MAX_TIMEOUT_US (400).
         """
+        if not 0 <= priority <= self._priority_levels:
+            raise BadRequest(
+                f"parameter 'priority' must be within 0..{self._priority_levels} for model {self.label} "
+                f"(1 is the highest level, 0 the default), got {priority}"
+            )
+        if not 0 <= timeout_us <= MAX_TIMEOUT_US:
+            raise BadRequest(f"parameter 'timeout' must be within 0..{MAX_TIMEOUT_US} microseconds, got {timeout_us}")
         # Inline only for a lone request on a cheap, idle model: with company, the queue batches and the worker
         # thread uses the other core while the loop goes on with HTTP (measured: inline at concurrency 64 lost 30%).
         cost = self._infer_ns

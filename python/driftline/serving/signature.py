@@ -45,6 +45,8 @@ def check_request(model: LoadedModel, inputs: Mapping[str, npt.NDArray[np.generi
         datatype = to_datatype(array.dtype)
         if datatype != spec.datatype:
             raise BadRequest(f"{label}: input '{spec.name}' expects datatype {spec.datatype}, got {datatype}")
+        if datatype == "BYTES":
+            _check_text(label, spec.name, array)
         shape = array.shape
         if len(shape) != len(spec.shape) or any(e != -1 and d != e for d, e in zip(shape, spec.shape, strict=True)):
             raise BadRequest(f"{label}: input '{spec.name}' expects shape {list(spec.shape)}, got {list(shape)}")
@@ -69,3 +71,17 @@ def check_request(model: LoadedModel, inputs: Mapping[str, npt.NDArray[np.generi
         if unknown_out:
             raise BadRequest(f"{label}: unknown output(s) {unknown_out}; the model has {sorted(known)}")
     return rows if batching else 1
+
+
+def _check_text(label: str, name: str, array: npt.NDArray[np.generic]) -> None:
+    # Only ONNX models take BYTES (torch refuses them at load), and ONNX strings are UTF-8 text: bytes that are not
+    # would fail the whole batch in the worker (a 500 for every request in it), so they are refused here.
+    for i, value in enumerate(array.reshape(-1).tolist()):
+        if isinstance(value, bytes):
+            try:
+                value.decode()
+            except UnicodeDecodeError as exc:
+                raise BadRequest(
+                    f"{label}: input {name!r} element {i} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "the model's BYTES inputs are strings"
+                ) from None
