@@ -15,7 +15,7 @@ from tests.helpers import write_config
 
 from driftline.auth import KeyRing
 from driftline.demo import build_classifier_onnx
-from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady
 from driftline.http.metrics import LifecycleCollector
 from driftline.http.v2 import run_inference
 from driftline.lifecycle import ApprovalRule, Lifecycle
@@ -244,7 +244,7 @@ async def test_a_corrupt_new_version_never_serves_and_the_old_ones_keep_going(ru
     assert await running.table.load("iris") == [1, 2]
     assert 3 in running.table.failures("iris")
     assert (await running.infer("iris"))["model_version"] == "2"
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(ModelNotReady, match="failed to load"):
         await running.infer("iris", "3")
     with pytest.raises(Conflict, match="it failed to load"):
         await running.lifecycle.set_alias("iris", "champion", 3, "t")
