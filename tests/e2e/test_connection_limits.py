@@ -183,3 +183,22 @@ def test_the_connection_cap_leaves_descriptors_for_the_process():
     assert connection_cap(100, 1024) == 100
     assert connection_cap(1000, 256) == 224
     assert connection_cap(1000, 16) == 1
+
+
+def test_granian_gets_the_body_deadline_and_its_header_timeout(tmp_path, iris_weights):
+    pytest.importorskip("granian", reason="the granian extra is not installed (pip install -e '.[granian]')")
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    env = {"DRIFTLINE_HTTP__HEADER_TIMEOUT_S": "1.5", "DRIFTLINE_HTTP__BODY_TIMEOUT_S": "1.5"}
+    srv = start_server(root, tmp_path, env, extra_args=["--server", "granian"])
+    try:
+        with connect(srv) as sock:
+            sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 200\r\n\r\n{")
+            raw, _ = read_until_closed(sock)
+        assert status_and_json(raw)[0] == 408
+        with connect(srv) as sock:
+            sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: x\r\n")
+            _, took = read_until_closed(sock)  # granian closes late headers without an answer
+        assert took < 8
+        still_serving(srv)
+    finally:
+        srv.stop()
