@@ -481,7 +481,10 @@ class Lifecycle:
             row = next((r for r in self.store.aliases(name) if r.alias == alias), None)
             before = row.version if row is not None else None
             try:
-                if row is not None and row.updated_at > proposal.updated_at:
+                now = self._proposal(pid)  # as it is now: another call may have decided it while this one waited
+                if now.state != "approved":
+                    raise Conflict(f"proposal {pid} is {now.state}: it was decided meanwhile; it cannot be promoted")
+                if row is not None and row.updated_at > now.updated_at:
                     raise Conflict(
                         f"alias {alias!r} of model {name!r} moved to version {row.version} after proposal {pid} "
                         "was approved; propose again"
@@ -490,8 +493,8 @@ class Lifecycle:
                 # The claim is one conditional UPDATE, so of two promotes (or a promote and a reject) in any
                 # processes exactly one wins; the alias moves only after it.
                 if not self.store.decide(pid, "promoted", actor, reason, expect="approved"):
-                    now = self._proposal(pid).state
-                    raise Conflict(f"proposal {pid} is {now}: it was decided meanwhile; it cannot be promoted")
+                    state = self._proposal(pid).state
+                    raise Conflict(f"proposal {pid} is {state}: it was decided meanwhile; it cannot be promoted")
             except DriftlineError as exc:
                 self.audit.record(
                     "promote_refused", name, actor=actor, version_after=str(proposal.version), reason=str(exc)
