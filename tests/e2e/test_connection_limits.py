@@ -125,7 +125,17 @@ def test_a_keep_alive_connection_is_closed_after_its_idle_timeout(limited):
     assert 0.5 < took < 8
 
 
-def test_past_the_connection_cap_a_new_connection_gets_503_at_once_and_service_resumes(limited):
+def test_past_the_connection_cap_a_new_connection_gets_503_at_once_and_service_resumes(tmp_path, iris_weights):
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    # A header timeout long enough that the idle sockets surely hold the cap while the test looks.
+    limited = start_server(root, tmp_path, {**LIMITS, "DRIFTLINE_HTTP__HEADER_TIMEOUT_S": "20"})
+    try:
+        _past_the_cap(limited)
+    finally:
+        limited.stop()
+
+
+def _past_the_cap(limited) -> None:
     idle = [connect(limited) for _ in range(16)]  # the cap, held by idle sockets
     try:
         time.sleep(0.2)
@@ -154,7 +164,7 @@ def test_idle_sockets_past_the_open_file_limit_do_not_stop_service(tmp_path, iri
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the server inherits it; the default cap stays 1000
     try:
-        srv = start_server(root, tmp_path, {"DRIFTLINE_HTTP__HEADER_TIMEOUT_S": "4"})
+        srv = start_server(root, tmp_path, {"DRIFTLINE_HTTP__HEADER_TIMEOUT_S": "20"})
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     idle: list[socket.socket] = []
