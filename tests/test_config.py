@@ -44,3 +44,12 @@ def test_bad_env_value_is_reported():
 def test_missing_file_is_a_config_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("keep_alive_s", "0"), ("header_timeout_s", "-1"), ("body_timeout_s", "0"), ("max_connections", "0")],
+)
+def test_http_limits_must_be_positive(key: str, value: str):
+    with pytest.raises(ConfigError, match=f"http.{key}"):
+        load_settings(environ={f"DRIFTLINE_HTTP__{key.upper()}": value})

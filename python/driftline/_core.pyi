@@ -73,7 +73,7 @@ class BatchQueue:
     def __len__(self) -> int: ...
 
 # ---------------------------------------------------------------------------------------------------
-# drift (rust/drift/): reference profiles, live windows, statistics (definitions: shared/DRIFT.md)
+# drift (rust/drift/): reference profiles, live windows, statistics (definitions: docs/drift.md)
 # ---------------------------------------------------------------------------------------------------
 _FloatArray2 = NDArray[np.float64] | NDArray[np.float32]
 

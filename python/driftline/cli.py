@@ -65,8 +65,11 @@ def run_server(settings: ServerSettings) -> None:
     target = "driftline.http.app:create_app_from_env"
     if http.server == "granian":
         from granian.constants import Interfaces
+        from granian.http import HTTP1Settings
         from granian.server import Server
 
+        # granian has a header deadline and a cap on concurrent requests (more wait, none is refused); it has no
+        # keep-alive idle timeout and no connection cap. The body deadline is the app's, so it holds here too.
         Server(
             target,
             address=http.host,
@@ -74,9 +77,13 @@ def run_server(settings: ServerSettings) -> None:
             interface=Interfaces.ASGI,
             workers=http.workers,
             factory=True,
+            http1_settings=HTTP1Settings(header_read_timeout=int(http.header_timeout_s * 1000)),
+            backpressure=max(1, http.max_connections // http.workers),
         ).serve()
         return
     import uvicorn
+
+    from driftline.http.connections import LimitedHttpToolsProtocol
 
     uvicorn.run(
         target,
@@ -85,7 +92,8 @@ def run_server(settings: ServerSettings) -> None:
         port=http.port,
         workers=http.workers,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol,  # httptools, plus the header deadline and the connection cap
+        timeout_keep_alive=http.keep_alive_s,  # type: ignore[arg-type] # uvicorn types it int; call_later takes float
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,

@@ -44,6 +44,16 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_request_bytes: int = 64 * 1024 * 1024
     # Seconds a request may wait for its result before 504; each model's queue timeout applies first.
     request_timeout_s: float = 60.0
+    # Connection limits, per worker process (uvicorn; see the README for what granian takes of them).
+    # An idle keep-alive connection is closed this many seconds after its last response.
+    keep_alive_s: float = 5.0
+    # A request's headers must be in within this many seconds of its first byte (else 408 and close); a new
+    # connection that sends nothing is closed after it too (slowloris and idle sockets hold no descriptor for long).
+    header_timeout_s: float = 10.0
+    # A request's whole body must be in within this many seconds of its first read (else 408 and close).
+    body_timeout_s: float = 60.0
+    # Open connections; one more is answered 503 at once and closed. Kept below the open-file limit (RLIMIT_NOFILE).
+    max_connections: int = 1000
 
 
 class JobSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,6 +149,11 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"http.server must be 'uvicorn' or 'granian', got {self.http.server!r}")
         if self.http.max_request_bytes < 1024:
             raise ValueError("http.max_request_bytes must be at least 1024")
+        for key in ("keep_alive_s", "header_timeout_s", "body_timeout_s"):
+            if not getattr(self.http, key) > 0:
+                raise ValueError(f"http.{key} must be > 0, got {getattr(self.http, key)}")
+        if self.http.max_connections < 1:
+            raise ValueError(f"http.max_connections must be >= 1, got {self.http.max_connections}")
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

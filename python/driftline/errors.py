@@ -21,6 +21,7 @@ __all__ = [
     "QueueClosed",
     "QueueFull",
     "RegistryUnavailable",
+    "RequestTimeout",
     "ServerBusy",
     "Unauthorized",
 ]
@@ -66,6 +67,12 @@ class ServerBusy(DriftlineError):
     """The model's queue is full or closed; the client should retry later."""
 
     http_status = 503
+
+
+class RequestTimeout(DriftlineError):
+    """The client did not send its request (its body) within the server's deadline."""
+
+    http_status = 408
 
 
 class InferenceTimeout(DriftlineError):

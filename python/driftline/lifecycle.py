@@ -466,21 +466,51 @@ class Lifecycle:
         return self._proposal(pid)
 
     async def promote(self, pid: int, actor: str, reason: str | None = None) -> Proposal:
-        """Move the alias of an approved proposal to its version (atomically)."""
+        """Move the alias of an approved proposal to its version (atomically).
+
+        A lost race is refused (409, audited as ``promote_refused``, the alias untouched): the proposal was
+        rejected or promoted meanwhile (by this or another worker process), or the alias moved after the approval
+        (the approval's evidence was about the version it pointed at then).
+        """
         proposal = self._proposal(pid)
         if proposal.state != "approved":
             raise Conflict(f"proposal {pid} is {proposal.state}; it must be approved before it is promoted")
-        before = self.table.routes(proposal.model).aliases.get(proposal.alias)
-        await self.set_alias(proposal.model, proposal.alias, proposal.version, actor, f"promotion of proposal {pid}")
-        self.store.decide(pid, "promoted", actor, reason, expect="approved")
-        self.audit.record(
-            "promote",
-            proposal.model,
-            actor=actor,
-            version_before=_s(before),
-            version_after=str(proposal.version),
-            reason=f"proposal {pid}: {proposal.alias}" + (f": {reason}" if reason else ""),
-        )
+        name, alias = proposal.model, proposal.alias
+        await self._catch_up(name, {proposal.version})
+        async with self._lock:
+            row = next((r for r in self.store.aliases(name) if r.alias == alias), None)
+            before = row.version if row is not None else None
+            try:
+                now = self._proposal(pid)  # as it is now: another call may have decided it while this one waited
+                if now.state != "approved":
+                    raise Conflict(f"proposal {pid} is {now.state}: it was decided meanwhile; it cannot be promoted")
+                if row is not None and row.updated_at > now.updated_at:
+                    raise Conflict(
+                        f"alias {alias!r} of model {name!r} moved to version {row.version} after proposal {pid} "
+                        "was approved; propose again"
+                    )
+                model = self._check_takeover(name, alias, proposal.version)
+                # The claim is one conditional UPDATE, so of two promotes (or a promote and a reject) in any
+                # processes exactly one wins; the alias moves only after it.
+                if not self.store.decide(pid, "promoted", actor, reason, expect="approved"):
+                    state = self._proposal(pid).state
+                    raise Conflict(f"proposal {pid} is {state}: it was decided meanwhile; it cannot be promoted")
+            except DriftlineError as exc:
+                self.audit.record(
+                    "promote_refused", name, actor=actor, version_after=str(proposal.version), reason=str(exc)
+                )
+                raise
+            if before != proposal.version:
+                self._move("alias_set", name, alias, model, before, actor, f"promotion of proposal {pid}")
+            self.audit.record(
+                "promote",
+                name,
+                actor=actor,
+                version_before=_s(before),
+                version_after=str(proposal.version),
+                sha256=model.sha256,
+                reason=f"proposal {pid}: {alias}" + (f": {reason}" if reason else ""),
+            )
         return self._proposal(pid)
 
     async def reject(self, pid: int, actor: str, reason: str | None = None) -> Proposal:

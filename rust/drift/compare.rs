@@ -18,7 +18,7 @@ use crate::errors::Result;
 use numpy::ndarray::ArrayView2;
 use rayon::prelude::*;
 
-/// Floor applied to proportions for PSI and KL in quantile binning (DRIFT.md).
+/// Floor applied to proportions for PSI and KL in quantile binning (docs/drift.md).
 pub const PROPORTION_FLOOR: f64 = 1e-4;
 
 /// The current side of one feature, from an array or a window.

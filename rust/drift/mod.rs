@@ -27,7 +27,7 @@ pub mod window;
 
 use crate::errors::{Error, Result};
 
-/// A drift statistic by its DRIFT.md name.
+/// A drift statistic by its docs/drift.md name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stat {
     /// Two-sample Kolmogorov-Smirnov.
@@ -140,7 +140,7 @@ impl Stat {
 /// How PSI/JS/KL/Hellinger bin numeric features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binning {
-    /// DRIFT.md default: the reference's quantile edges, proportions floored at 1e-4.
+    /// docs/drift.md default: the reference's quantile edges, proportions floored at 1e-4.
     Quantile,
     /// Evidently's bins (Sturges on the pooled data, or one per value) and zero filling.
     Evidently,

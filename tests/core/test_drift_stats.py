@@ -1,4 +1,4 @@
-"""`driftline._core` drift statistics against their scipy/numpy references (shared/DRIFT.md), to 1e-9."""
+"""`driftline._core` drift statistics against their scipy/numpy references (docs/drift.md), to 1e-9."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ EXAMPLES = int(os.environ.get("DRIFTLINE_HYPOTHESIS_EXAMPLES", "40"))
 
 
 def assert_close(got: float, want: float, what: str) -> None:
-    """DRIFT.md equality: 1e-9 absolute or relative, whichever is larger; inf == inf, NaN == NaN."""
+    """docs/drift.md equality: 1e-9 absolute or relative, whichever is larger; inf == inf, NaN == NaN."""
     if np.isnan(want):
         assert np.isnan(got), f"{what}: got {got}, want NaN"
         return
@@ -55,7 +55,7 @@ def _quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def reference_numeric(ref: NDArray[np.float64], cur: NDArray[np.float64], bins: int = 10) -> dict[str, float]:
-    """Every numeric statistic computed by scipy/numpy exactly as DRIFT.md defines it."""
+    """Every numeric statistic computed by scipy/numpy exactly as docs/drift.md defines it."""
     ref = ref[~np.isnan(ref)]
     cur = cur[~np.isnan(cur)]
     out: dict[str, float] = {}
@@ -219,7 +219,7 @@ def test_fisher_exact_tables(a: int, b: int, c: int, d: int) -> None:
 def evidently_binned(
     ref: NDArray[np.float64], cur: NDArray[np.float64], numeric: bool
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Evidently's `get_binned_data` without pandas (DRIFT.md's Evidently-compatible mode)."""
+    """Evidently's `get_binned_data` without pandas (docs/drift.md's Evidently-compatible mode)."""
     if numeric and len(np.unique(ref)) > 20:
         edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
         return np.histogram(ref, edges)[0] / len(ref), np.histogram(cur, edges)[0] / len(cur)

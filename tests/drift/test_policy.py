@@ -1,4 +1,4 @@
-"""Statistic/threshold choice and verdicts against DRIFT.md "Verdicts" (Evidently, alibi-detect)."""
+"""Statistic/threshold choice and verdicts against docs/drift.md "Verdicts" (Evidently, alibi-detect)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""compute_drift end to end: statistics equal their scipy/numpy references (DRIFT.md), verdicts, JSON."""
+"""compute_drift end to end: statistics equal their scipy/numpy references (docs/drift.md), verdicts, JSON."""
 
 import math
 

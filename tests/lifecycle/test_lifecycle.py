@@ -15,7 +15,7 @@ from tests.helpers import write_config
 
 from driftline.auth import KeyRing
 from driftline.demo import build_classifier_onnx
-from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady
 from driftline.http.metrics import LifecycleCollector
 from driftline.http.v2 import run_inference
 from driftline.lifecycle import ApprovalRule, Lifecycle
@@ -244,7 +244,7 @@ async def test_a_corrupt_new_version_never_serves_and_the_old_ones_keep_going(ru
     assert await running.table.load("iris") == [1, 2]
     assert 3 in running.table.failures("iris")
     assert (await running.infer("iris"))["model_version"] == "2"
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(ModelNotReady, match="failed to load"):
         await running.infer("iris", "3")
     with pytest.raises(Conflict, match="it failed to load"):
         await running.lifecycle.set_alias("iris", "champion", 3, "t")
@@ -300,3 +300,55 @@ async def test_a_seeded_alias_at_a_missing_version_is_refused(lifecycle_repo, tm
         assert (await r.infer("iris"))["model_version"] == "2"  # everything else started
     finally:
         await r.stop()
+
+
+async def _blocked_on_the_lock(*coros) -> list[asyncio.Task]:
+    """Start lifecycle calls while the lifecycle's lock is held, so they reach it together (a real race)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    for _ in range(20):  # bounded: each call reaches the lock within a few loop turns
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def test_of_two_concurrent_promotes_one_wins_and_the_other_is_refused(running):
+    lc = running.lifecycle
+    proposal = await lc.propose("iris", 1, "champion", None, "op")
+    await lc.approve(proposal.id, "admin")
+    async with lc._lock:
+        tasks = await _blocked_on_the_lock(lc.promote(proposal.id, "a"), lc.promote(proposal.id, "b"))
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    assert sorted(type(x).__name__ for x in results) == ["Conflict", "Proposal"]
+    assert "decided meanwhile" in str(next(x for x in results if isinstance(x, Conflict)))
+    assert len(running.audit.events("iris", action="promote")) == 1
+    assert len(running.audit.events("iris", action="promote_refused")) == 1
+    assert (await running.infer("iris"))["model_version"] == "1"
+
+
+async def test_a_promote_that_loses_to_a_reject_leaves_the_alias_alone(running):
+    lc = running.lifecycle
+    proposal = await lc.propose("iris", 1, "champion", None, "op")
+    await lc.approve(proposal.id, "admin")
+    before = snapshot(running, "iris")
+    async with lc._lock:
+        (promote,) = await _blocked_on_the_lock(lc.promote(proposal.id, "admin"))
+        await lc.reject(proposal.id, "other-admin")  # reject takes no lock: it lands while promote waits
+    with pytest.raises(Conflict, match=f"proposal {proposal.id} is rejected"):
+        await asyncio.wait_for(promote, 30)
+    assert snapshot(running, "iris") == before
+    assert not running.audit.events("iris", action="promote")
+    assert (await running.infer("iris"))["model_version"] == "2"
+    with pytest.raises(Conflict, match="is rejected"):  # and later, plainly
+        await lc.promote(proposal.id, "admin")
+
+
+async def test_a_promote_after_the_alias_moved_since_approval_is_refused(running):
+    lc = running.lifecycle
+    proposal = await lc.propose("iris", 1, "challenger", None, "op")
+    await lc.approve(proposal.id, "admin")
+    await asyncio.sleep(0.01)  # store timestamps have millisecond resolution
+    await lc.set_alias("iris", "challenger", 2, "op")
+    with pytest.raises(Conflict, match="moved to version 2 after proposal"):
+        await lc.promote(proposal.id, "admin")
+    assert running.table.routes("iris").aliases["challenger"] == 2
+    assert lc.store.proposal(proposal.id).state == "approved"
+    assert not running.audit.events("iris", action="promote")

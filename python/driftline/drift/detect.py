@@ -75,7 +75,7 @@ def evaluate(
         profile: The reference profile.
         current: Data encoded with `profile.encode`, or a `_core.DriftWindow` built on `profile.core`.
         policy: Statistic/threshold choice (default: DriftPolicy()).
-        binning: "quantile" (DRIFT.md) or "evidently" (Evidently-compatible psi/js/kl).
+        binning: "quantile" (docs/drift.md) or "evidently" (Evidently-compatible psi/js/kl).
         histograms: Attach reference/current histograms for charts.
         model: Model name to record.
         version: Model version to record.

@@ -1,4 +1,4 @@
-"""Which statistic and threshold judge each feature, and the verdicts they give (DRIFT.md "Verdicts")."""
+"""Which statistic and threshold judge each feature, and the verdicts they give (docs/drift.md "Verdicts")."""
 
 from __future__ import annotations
 

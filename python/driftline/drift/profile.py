@@ -113,7 +113,7 @@ class ReferenceProfile:
 
         Args:
             current: Encoded (rows, features) array or a `_core.DriftWindow` on this profile.
-            stats: Statistic names (shared/DRIFT.md).
+            stats: Statistic names (docs/drift.md).
             binning: "quantile" or "evidently".
 
         Returns:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import DriftlineError, PayloadTooLarge
+from driftline.http.deadline import BodyDeadline
 from driftline.http.v2 import HEADER_LENGTH, run_inference
 
 if TYPE_CHECKING:
@@ -56,12 +57,15 @@ class InferFastPath:
         self._state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route one ASGI connection."""
-        if scope["type"] == "http" and scope["method"] == "POST":
-            target = _split(scope["path"])
-            if target is not None:
-                await self._infer(scope, receive, send, *target)
-                return
+        """Route one ASGI connection; every HTTP request's body is read under the body deadline (408)."""
+        if scope["type"] == "http":
+            deadline = BodyDeadline(receive, send, self._state.settings.http.body_timeout_s)
+            receive, send = deadline.receive, deadline.send
+            if scope["method"] == "POST":
+                target = _split(scope["path"])
+                if target is not None:
+                    await self._infer(scope, receive, send, *target)
+                    return
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:

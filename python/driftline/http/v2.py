@@ -166,8 +166,8 @@ class V2Controller(Controller):
             table_of(request).get(name, version)
         except ModelNotFound:
             raise
-        except DriftlineError:
-            return Response({"name": name, "ready": False}, status_code=503)
+        except DriftlineError as exc:  # present but not loaded (failed, unloaded, or its alias's version is not)
+            return Response({"name": name, "ready": False, "reason": str(exc)}, status_code=503)
         return Response({"name": name, "ready": True}, status_code=200)
 
     @post(["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"], summary="Inference")

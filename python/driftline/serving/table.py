@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from driftline.backends import load_backend
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
 from driftline.serving.batcher import Batcher
+from driftline.serving.instances import build_instances
+from driftline.serving.instances import fingerprint as artifact_fingerprint
 from driftline.serving.routing import ModelRoutes
 from driftline.serving.shadow import ShadowComparisons
 from driftline.serving.stats import ModelStats
@@ -20,9 +18,6 @@ from driftline.serving.watch import unwatch_version, watch_version
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
-
-    import numpy.typing as npt
 
     from driftline.backends.base import Backend, TensorSpec
     from driftline.drift import DriftMonitor
@@ -32,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["LoadedModel", "ModelTable"]
 
 _log = logging.getLogger("driftline.serving")
-_WARMUP_DTYPES = {"BOOL": np.bool_, "BYTES": np.object_}
 _NO_ROUTES = ModelRoutes()
 
 
@@ -66,42 +60,6 @@ class LoadedModel:
         return self.source.config.max_batch_size
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fingerprint(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _named(name: str, versions: dict[int, LoadedModel], routes: ModelRoutes, version: str) -> LoadedModel:
-    """The loaded version a request names by number or alias."""
-    chosen = routes.resolve(version)
-    if chosen is None:
-        raise ModelNotFound(f"model {name!r} has no version or alias {version!r}")
-    model = versions.get(chosen)
-    if model is None:
-        raise ModelNotFound(f"model {name!r} has no loaded version {version!r}")
-    return model
-
-
-def _warmup(backend: Backend, batching: bool) -> None:
-    """Run one inference on zeros so the first real request does not pay for lazy initialisation."""
-    feed: dict[str, npt.NDArray[np.generic]] = {}
-    for spec in backend.inputs:
-        shape = tuple(1 if d < 0 else d for d in spec.shape)
-        if batching and shape:
-            shape = (1, *shape[1:])
-        dtype = _WARMUP_DTYPES.get(spec.datatype) or np.dtype(spec.datatype.replace("FP", "float").lower())
-        feed[spec.name] = np.full(shape, b"", dtype=object) if dtype is np.object_ else np.zeros(shape, dtype)
-    backend.infer(feed)
-
-
 class ModelTable:
     """Owns every loaded model version; loads run in threads so the event loop never blocks."""
 
@@ -123,6 +81,8 @@ class ModelTable:
         self._locks: dict[str, asyncio.Lock] = {}
         self._routes: dict[str, ModelRoutes] = {}
         self._pins: dict[str, set[int]] = {}
+        # Versions in the repository at each model's last load: a request for one that is not loaded gets 503.
+        self._known: dict[str, set[int]] = {}
         self.shadows = ShadowComparisons()
 
     # -- lookups (event loop, hot path) --------------------------------------------------------------------------
@@ -132,17 +92,13 @@ class ModelTable:
 
         Raises:
             ModelNotFound: unknown model, version or alias.
-            ModelNotReady: the model exists in the repository but is not loaded.
+            ModelNotReady: a known model, version or alias whose version is not loaded (see :meth:`_version`).
         """
         versions = self._loaded_versions(name)
         routes = self._routes.get(name, _NO_ROUTES)
-        if version is None or version == "":
-            chosen = routes.default(versions)
-            model = versions.get(chosen) if chosen is not None else None
-            if model is None:
-                raise ModelNotFound(f"model {name!r} has no loaded version {chosen!r}")
-            return model
-        return _named(name, versions, routes, version)
+        if not version:
+            return self._version(name, versions, routes.default(versions), "its default version", known=True)
+        return self._named(name, versions, routes, version)
 
     def route(
         self,
@@ -154,23 +110,20 @@ class ModelTable:
         """The version that answers a request and the one that gets a shadow copy of it (or None).
 
         A request that names a version or an alias is pinned to it; one that names none meets the canary or split
-        policy, then the default alias.
+        policy, then the default alias. Errors as :meth:`get`.
         """
         versions = self._loaded_versions(name)
         routes = self._routes.get(name, _NO_ROUTES)
-        if version is None or version == "":
+        if not version:
             chosen = routes.pick(versions, parameters, headers)
-            picked = versions.get(chosen) if chosen is not None else None
-            if picked is None:
-                raise ModelNotReady(f"model {name!r}: its default version {chosen} is not loaded")
-            model = picked
+            model = self._version(name, versions, chosen, "its default version", known=True)
         else:
-            model = _named(name, versions, routes, version)
+            model = self._named(name, versions, routes, version)
         shadow = routes.shadow_of(model.version, versions)
         return model, versions[shadow] if shadow is not None else None
 
     def require(self, name: str) -> None:
-        """Raise the right error when a model has no loaded version (404 unknown, 503 failed)."""
+        """Raise the right error when a model has no loaded version (404 unknown, 503 known but not loaded)."""
         self._loaded_versions(name)
 
     def _loaded_versions(self, name: str) -> dict[int, LoadedModel]:
@@ -178,8 +131,34 @@ class ModelTable:
         if not versions:
             if name in self._errors:
                 raise ModelNotReady(f"model {name!r} is not ready: {self._errors[name]}")
+            # Unloaded, or in the repository but never loaded: present, so 503 (the disk is read on this error only).
+            if name in self._known or name in self.repository.model_names():
+                raise ModelNotReady(f"model {name!r} is not loaded")
             raise ModelNotFound(f"model {name!r} not found")
         return versions
+
+    def _named(self, name: str, versions: dict[int, LoadedModel], routes: ModelRoutes, ref: str) -> LoadedModel:
+        chosen = routes.resolve(ref)
+        if chosen is None:
+            raise ModelNotFound(f"model {name!r} has no version or alias {ref!r}")
+        if ref.isdigit():
+            return self._version(name, versions, chosen, f"version {ref!r}", known=False)
+        return self._version(name, versions, chosen, f"alias {ref!r} (version {chosen})", known=True)
+
+    def _version(
+        self, name: str, versions: dict[int, LoadedModel], chosen: int | None, what: str, known: bool
+    ) -> LoadedModel:
+        """The one rule for a version that is not loaded: 503 when the model knows it (an alias or the default
+        points at it, it is in the repository, or it failed to load; the reason is given), 404 otherwise."""
+        model = versions.get(chosen) if chosen is not None else None
+        if model is not None:
+            return model
+        failure = self._failures.get(name, {}).get(chosen) if chosen is not None else None
+        if failure is not None:
+            raise ModelNotReady(f"model {name!r}: {what} failed to load: {failure}")
+        if known or chosen in self._known.get(name, ()):
+            raise ModelNotReady(f"model {name!r}: {what} is not loaded")
+        raise ModelNotFound(f"model {name!r} has no {what}")
 
     def routes(self, name: str) -> ModelRoutes:
         """A model's routing state (empty when it has none)."""
@@ -210,16 +189,16 @@ class ModelTable:
         return {name: dict(versions) for name, versions in self._models.items()}
 
     def index(self) -> list[dict[str, str]]:
-        """Triton's repository index: every model in the repository with its state."""
+        """Triton's repository index: every model with its state; a version that failed is UNAVAILABLE with why."""
         rows: list[dict[str, str]] = []
-        for name in sorted(set(self.repository.model_names()) | set(self._models)):
-            versions = self._models.get(name)
-            if versions:
-                rows.extend({"name": name, "version": str(v), "state": "READY"} for v in sorted(versions))
-            elif name in self._errors:
-                rows.append({"name": name, "state": "UNAVAILABLE", "reason": self._errors[name]})
-            else:
-                rows.append({"name": name, "state": "UNAVAILABLE", "reason": "unloaded"})
+        for name in sorted(set(self.repository.model_names()) | set(self._models) | set(self._failures)):
+            versions = self._models.get(name, {})
+            failed = {v: why for v, why in self._failures.get(name, {}).items() if v not in versions}
+            rows.extend({"name": name, "version": str(v), "state": "READY"} for v in sorted(versions))
+            unavailable = {"name": name, "state": "UNAVAILABLE"}
+            rows.extend({**unavailable, "version": str(v), "reason": why} for v, why in sorted(failed.items()))
+            if not versions and not failed:
+                rows.append({**unavailable, "reason": self._errors.get(name, "unloaded")})
         return rows
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -256,6 +235,7 @@ class ModelTable:
                 if not old:
                     self._errors[name] = str(exc)
                 raise
+            self._known[name] = set(source.artifacts)
             wanted = sorted(set(source.versions_to_load()) | (self.held(name, extra) & set(source.artifacts)))
             fresh: dict[int, LoadedModel] = {}
             failures: dict[int, str] = {}
@@ -264,7 +244,7 @@ class ModelTable:
                 if (
                     current is not None
                     and current.source.config == source.config
-                    and current.fingerprint == _fingerprint(source.artifacts[version])
+                    and current.fingerprint == artifact_fingerprint(source.artifacts[version])
                 ):
                     fresh[version] = current
                     continue
@@ -333,28 +313,8 @@ class ModelTable:
     async def _load_version(self, source: ModelSource, version: int) -> LoadedModel:
         config = source.config
         path = source.artifacts[version]
-        fingerprint = _fingerprint(path)
-
-        def build() -> tuple[list[Backend], str]:
-            digest = _sha256(path)
-            backends: list[Backend] = []
-            try:
-                for _ in range(config.instances):
-                    backend = load_backend(source.backend, path, config)
-                    if config.warmup:
-                        _warmup(backend, config.max_batch_size > 0)
-                    backends.append(backend)
-            except ConfigError:
-                for b in backends:
-                    b.close()
-                raise
-            except Exception as exc:  # noqa: BLE001 - warm-up failures and runtime errors of any kind
-                for b in backends:
-                    b.close()
-                raise ConfigError(f"{path}: warm-up inference failed: {exc}") from None
-            return backends, digest
-
-        backends, digest = await asyncio.to_thread(build)
+        fingerprint = artifact_fingerprint(path)
+        backends, digest = await asyncio.to_thread(build_instances, source, version)
         on_batch = None
         if self.drift is not None:
             try:
