@@ -7,6 +7,7 @@ exits 2, like every other user error of the CLI.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import urllib.error
@@ -269,6 +270,14 @@ def add_lifecycle_commands(models_sub: Any) -> None:
     add("registry", "registry sync status", _registry)
 
 
+def _local_actor() -> str:
+    """Who ran a local command, for the audit log (there is no API key on this path)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no $USER (a bare container)
+        return f"cli:uid={os.getuid()}"
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
     from driftline.store import Database
@@ -277,7 +286,8 @@ def _keys_create(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, {"database": args.database} if args.database else None)
     db = Database(settings.database)
     try:
-        key = LifecycleStore(db).create_key(args.name, args.role, [k.name for k in settings.auth.keys])
+        reserved = [k.name for k in settings.auth.keys]
+        key = LifecycleStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     finally:
