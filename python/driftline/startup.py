@@ -16,6 +16,8 @@ from driftline.auth import check_exposure
 from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from driftline.config import ServerSettings
 
 __all__ = ["bind_listener", "check_database", "check_registry", "preflight", "prepare_repository"]
@@ -69,11 +71,14 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def prepare_repository(settings: ServerSettings, *, demo: bool) -> None:
-    """The one place that decides what happens to a repository that does not exist.
+def prepare_repository(settings: ServerSettings, *, demo: bool) -> Callable[[], None] | None:
+    """The one place that decides what happens to a repository that does not exist (nothing is written yet).
 
     The demo models are built only into the default repository (``create_demo``) or with ``--demo``; a missing
     repository the user named is refused (a typo must never serve iris), unless a registry source will fill it.
+
+    Returns:
+        What to do once every other check passed (build the demo, create the folder), or None.
     """
     from driftline.config import ServerSettings
 
@@ -81,34 +86,43 @@ def prepare_repository(settings: ServerSettings, *, demo: bool) -> None:
     if root.exists():
         if not root.is_dir():
             raise ConfigError(f"repository {root} is not a directory")
-        return
+        return None
     is_default = root.resolve() == Path(ServerSettings().repository).resolve()
     if demo or (settings.create_demo and is_default):
-        from driftline.demo import build_demo_repository
 
-        build_demo_repository(root)
-        return
-    if settings.registry.source:
-        root.mkdir(parents=True)
-        _log.info("repository %s did not exist: created it for the sync from %s", root, settings.registry.source)
-        return
+        def build() -> None:
+            from driftline.demo import build_demo_repository
+
+            build_demo_repository(root)
+
+        return build
+    source = settings.registry.source
+    if source:
+
+        def create() -> None:
+            root.mkdir(parents=True)
+            _log.info("repository %s did not exist: created it for the sync from %s", root, source)
+
+        return create
     hint = "create_demo = false" if is_default else "check the path, or pass --demo to build the demo models there"
     raise ConfigError(f"repository {root} does not exist ({hint})")
 
 
 def preflight(settings: ServerSettings, *, demo: bool) -> socket.socket:
-    """Every start-up check in order, cheapest first; the models' repository is touched last.
+    """Every start-up check, those that write nothing first; the demo is built (or the folder made) last.
 
     Returns:
         The bound (not yet listening) socket to hand to the server.
     """
     check_registry(settings)
+    make_repository = prepare_repository(settings, demo=demo)
     has_keys = check_database(settings.database) or bool(settings.auth.keys)
     check_exposure(settings.http.host, has_keys=has_keys, allow=settings.auth.allow_unauthenticated)
     sock = bind_listener(settings.http.host, settings.http.port)
-    try:
-        prepare_repository(settings, demo=demo)
-    except BaseException:
-        sock.close()
-        raise
+    if make_repository is not None:
+        try:
+            make_repository()
+        except BaseException:
+            sock.close()
+            raise
     return sock

@@ -53,6 +53,7 @@ def test_a_missing_repository_named_by_the_user_is_refused_not_filled_with_the_d
     out = serve(tmp_path, "mistyped/path", "--port", str(free_port()))
     assert_refused(out, tmp_path, "mistyped/path", "does not exist")
     assert not (tmp_path / "mistyped").exists()
+    assert not (tmp_path / "driftline.db").exists()  # refused before anything was written
 
 
 def test_the_missing_default_repository_with_create_demo_off_is_refused(tmp_path: Path):
