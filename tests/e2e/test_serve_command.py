@@ -84,6 +84,16 @@ def test_first_run_builds_and_serves_the_demo_repository(tmp_path):
     assert any(line.endswith("model iris: serving version(s) 1, 2") for line in lines)
 
 
+def test_the_demo_goes_into_a_named_repository_only_when_asked(tmp_path):
+    srv = launch(tmp_path, "try-it", "--demo")
+    try:
+        assert httpx.post(f"{srv.url}/v2/models/iris/infer", json=IRIS, timeout=10).status_code == 200
+    finally:
+        srv.stop()
+    assert (tmp_path / "try-it" / "iris" / "2" / "model.onnx").exists()
+    assert not (tmp_path / "demo-models").exists()
+
+
 def test_several_worker_processes(tmp_path, iris_weights):
     root = build_test_repository(tmp_path / "models", iris_weights)
     srv = start_server(root, tmp_path, extra_args=["--workers", "2"])

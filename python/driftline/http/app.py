@@ -214,4 +214,6 @@ def create_server_app(settings: ServerSettings) -> InferFastPath:
 
 def create_app_from_env() -> InferFastPath:
     """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
+    # Library warnings (warnings.warn) go through logging too, so they come out in the one log format.
+    logging.captureWarnings(True)
     return create_server_app(load_settings())
