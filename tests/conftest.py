@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from tests.helpers import build_test_repository
 
 from driftline.demo import iris_like_data, train_softmax
+
+# Hypothesis profiles for every property test: `fast` (the default, derandomized so a run is reproducible) and
+# `slow` (more random examples, for a nightly run). Chosen by HYPOTHESIS_PROFILE, not a DRIFTLINE_* variable: the
+# server's settings loader rejects unknown DRIFTLINE_* names, so one set for tests would break every e2e server.
+PROFILE_ENV = "HYPOTHESIS_PROFILE"
+settings.register_profile("fast", max_examples=40, deadline=None, derandomize=True)
+settings.register_profile("slow", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get(PROFILE_ENV, "fast"))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ exits 2, like every other user error of the CLI.
 
 from __future__ import annotations
 
+import getpass
+import http.client
 import json
 import os
 import urllib.error
@@ -29,11 +31,22 @@ class ApiError(DriftlineError):
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to the admin API; returns the decoded JSON answer."""
-    url = (args.url or os.environ.get("DRIFTLINE_URL") or DEFAULT_URL).rstrip("/") + path
+    """One request to the admin API; returns the decoded JSON answer.
+
+    Raises:
+        BadRequest: ``--url`` is no http(s) URL, or ``--key`` cannot be sent as a header.
+        ApiError: the server cannot be reached, refuses the request, or answers something that is not JSON.
+    """
+    base = (args.url or os.environ.get("DRIFTLINE_URL") or DEFAULT_URL).rstrip("/")
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise BadRequest(f"--url {base!r} (or DRIFTLINE_URL) must look like http://HOST:PORT")
+    url = base + path
     key = args.key or os.environ.get("DRIFTLINE_API_KEY")
+    if key is not None and (not key or not key.isascii() or not key.isprintable() or " " in key):
+        raise BadRequest("--key (or DRIFTLINE_API_KEY) must be printable ASCII without spaces, as keys are")
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - the user's own server URL
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - checked to be http(s) above
     request.add_header("content-type", "application/json")
     if key:
         request.add_header("authorization", f"Bearer {key}")
@@ -46,11 +59,20 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
             message = json.loads(text).get("error", text)
         except (ValueError, AttributeError):
             message = text
-        raise ApiError(f"{method} {path}: HTTP {exc.code}: {message}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
+        raise ApiError(f"{method} {path}: HTTP {exc.code}: {_one_line(str(message))}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise ApiError(f"cannot reach the driftline server at {url}: {reason} (set --url or DRIFTLINE_URL)") from None
-    return json.loads(raw) if raw else None
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        raise ApiError(f"{method} {url}: the answer is not JSON (is this a driftline server?)") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """An error body as one line (an HTML error page from a proxy has many)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _print(value: Any) -> int:
@@ -80,6 +102,8 @@ def _status(args: argparse.Namespace) -> int:
         for v in m["versions"]:
             if v["state"] != "READY":
                 print(f"  version {v['version']} {v['state']}: {v.get('reason')}")
+            elif v.get("note"):
+                print(f"  version {v['version']}: {v['note']}")
         if m.get("error"):
             print(f"  error: {m['error']}")
     return 0
@@ -269,6 +293,14 @@ def add_lifecycle_commands(models_sub: Any) -> None:
     add("registry", "registry sync status", _registry)
 
 
+def _local_actor() -> str:
+    """Who ran a local command, for the audit log (there is no API key on this path)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no $USER (a bare container)
+        return f"cli:uid={os.getuid()}"
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
     from driftline.store import Database
@@ -277,7 +309,8 @@ def _keys_create(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, {"database": args.database} if args.database else None)
     db = Database(settings.database)
     try:
-        key = LifecycleStore(db).create_key(args.name, args.role, [k.name for k in settings.auth.keys])
+        reserved = [k.name for k in settings.auth.keys]
+        key = LifecycleStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -15,9 +14,10 @@ import msgspec
 
 from driftline import __version__
 from driftline.config import load_settings
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Sequence
 
     from driftline.config import ServerSettings
@@ -26,23 +26,29 @@ __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from driftline.logs import configure_logging
+    from driftline.startup import preflight
+
+    # Flags are checked here so the message names the flag, not the setting it overrides.
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port}: must be in 1..65535")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
     overrides: dict[str, Any] = {"http": {}}
     if args.repository:
         overrides["repository"] = args.repository
     if args.registry:
         overrides["registry"] = {"source": args.registry}
+    if args.allow_unauthenticated:
+        overrides["auth"] = {"allow_unauthenticated": True}
     for key in ("host", "port", "workers", "server"):
         if getattr(args, key) is not None:
             overrides["http"][key] = getattr(args, key)
     settings = load_settings(args.config, overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = Path(settings.repository)
-    if settings.create_demo and not root.exists():
-        from driftline.demo import build_demo_repository
-
-        build_demo_repository(root)
+    configure_logging(settings.log_level)
+    listener = preflight(settings, demo=args.demo)
     _export(settings, args.config)
-    run_server(settings)
+    run_server(settings, listener)
     return 0
 
 
@@ -52,15 +58,17 @@ def _export(settings: ServerSettings, config_file: str | None) -> None:
         os.environ["DRIFTLINE_CONFIG"] = str(Path(config_file).resolve())
     os.environ["DRIFTLINE_REPOSITORY"] = settings.repository
     os.environ["DRIFTLINE_DATABASE"] = settings.database
-    os.environ["DRIFTLINE_CREATE_DEMO"] = "false"
     for key, value in msgspec.structs.asdict(settings.http).items():
         os.environ[f"DRIFTLINE_HTTP__{key.upper()}"] = str(value)
     if settings.registry.source:
         os.environ["DRIFTLINE_REGISTRY__SOURCE"] = settings.registry.source
 
 
-def run_server(settings: ServerSettings) -> None:
-    """Run the ASGI server chosen in the settings until it is stopped (SIGINT/SIGTERM drain the queues)."""
+def run_server(settings: ServerSettings, listener: socket.socket) -> None:
+    """Run the ASGI server chosen in the settings until it is stopped (SIGINT/SIGTERM drain the queues).
+
+    ``listener`` is the socket `driftline.startup.preflight` bound; uvicorn serves on it (its worker processes too).
+    """
     http = settings.http
     target = "driftline.http.app:create_app_from_env"
     if http.server == "granian":
@@ -70,6 +78,8 @@ def run_server(settings: ServerSettings) -> None:
 
         # granian has a header deadline and a cap on concurrent requests (more wait, none is refused); it has no
         # keep-alive idle timeout and no connection cap. The body deadline is the app's, so it holds here too.
+        # Granian binds its own socket: the preflight bind only proved the port free.
+        listener.close()
         Server(
             target,
             address=http.host,
@@ -84,18 +94,19 @@ def run_server(settings: ServerSettings) -> None:
     import uvicorn
 
     from driftline.http.connections import LimitedHttpToolsProtocol
+    from driftline.logs import log_config
 
     uvicorn.run(
         target,
         factory=True,
-        host=http.host,
-        port=http.port,
+        fd=listener.fileno(),
         workers=http.workers,
         loop="uvloop",
         http=LimitedHttpToolsProtocol,  # httptools, plus the header deadline and the connection cap
         timeout_keep_alive=http.keep_alive_s,  # type: ignore[arg-type] # uvicorn types it int; call_later takes float
         access_log=False,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         timeout_graceful_shutdown=30,
     )
 
@@ -230,14 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "repository",
         nargs="?",
-        help="model repository directory (default: ./demo-models, built on first run)",
+        help="model repository directory (default: ./demo-models, built on first run); it must exist",
     )
+    serve.add_argument("--demo", action="store_true", help="build the demo models into REPOSITORY if it is missing")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--server", choices=["uvicorn", "granian"], help="ASGI server (default uvicorn)")
     serve.add_argument("--config", help="server TOML file (also $DRIFTLINE_CONFIG)")
     serve.add_argument("--registry", help="sync versions and aliases from a directory, fsspec URL or mlflow+http://...")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="listen on a non-loopback --host with no API key (auth.allow_unauthenticated)",
+    )
     serve.set_defaults(func=_serve)
 
     models = sub.add_parser(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import ConfigError
+from driftline.logs import LOG_LEVELS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -97,6 +98,8 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: list[ApiKeySetting] = msgspec.field(default_factory=list)
     # Inference needs a key of role predictor or above.
     require_for_inference: bool = False
+    # Listen on a non-loopback address with no API key at all (anyone reaching the port may unload models).
+    allow_unauthenticated: bool = False
 
 
 class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -127,7 +130,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     repository: str = "demo-models"
     database: str = "driftline.db"
-    # Build the bundled demo models when the repository directory does not exist yet.
+    # Build the bundled demo models when the default repository (demo-models) does not exist yet; a missing
+    # repository named otherwise is refused at start (unless a registry source fills it).
     create_demo: bool = True
     log_level: str = "info"
     http: HttpSettings = HttpSettings()
@@ -154,6 +158,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"http.{key} must be > 0, got {getattr(self.http, key)}")
         if self.http.max_connections < 1:
             raise ValueError(f"http.max_connections must be >= 1, got {self.http.max_connections}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

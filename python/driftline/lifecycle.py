@@ -542,6 +542,11 @@ class Lifecycle:
             {"version": str(v), "state": "READY", "sha256": m.sha256, "backend": m.backends[0].platform}
             for v, m in sorted(loaded.items())
         ]
+        for row in versions:
+            # Served, but with a caveat worth showing (a drift profile that could not be saved).
+            window = self.table.drift.window(name, row["version"]) if self.table.drift is not None else None
+            if window is not None and window.profile.unsaved:
+                row["note"] = window.profile.unsaved
         versions += [
             {"version": str(v), "state": "FAILED", "reason": why}
             for v, why in sorted(self.table.failures(name).items())

@@ -44,3 +44,20 @@ def test_version_flag():
     out = run("--version")
     assert out.returncode == 0
     assert out.stdout.startswith("driftline ")
+
+
+def test_keys_create_writes_an_audit_record(tmp_path: Path):
+    from driftline.store import AuditLog, Database
+
+    db_path = tmp_path / "driftline.db"
+    out = run("keys", "create", "ci", "--role", "predictor", "--database", str(db_path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("dl_")
+    db = Database(db_path)
+    try:
+        events = AuditLog(db).events(action="key_created")
+    finally:
+        db.close()
+    assert len(events) == 1
+    assert events[0].actor.startswith("cli:")
+    assert events[0].reason == "ci: predictor"

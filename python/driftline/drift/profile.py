@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,9 @@ REFERENCE_FILE = "reference.parquet"
 _MAGIC = b"DLPROFv1"
 
 Binning = Literal["quantile", "evidently"]
+_log = logging.getLogger("driftline.drift")
+# Model folders whose profile could not be saved, already logged (a reload builds it again, and says nothing).
+_unsaved_logged: set[Path] = set()
 
 
 class ReferenceProfile:
@@ -36,12 +40,14 @@ class ReferenceProfile:
     Attributes:
         core: The Rust profile.
         schema: Columns in order: kind, vocabulary, distinct count.
+        unsaved: Why `for_model` kept a profile it built only in memory (the folder is read-only), else None.
     """
 
     def __init__(self, core: _core.ReferenceProfile, schema: Schema) -> None:
         self.core = core
         self.schema = schema
         self.encoder = Encoder(schema)
+        self.unsaved: str | None = None
 
     @classmethod
     def build(
@@ -184,8 +190,12 @@ class ReferenceProfile:
         """
         target = Path(path)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(target)
+        try:
+            tmp.write_bytes(self.to_bytes())
+            tmp.replace(target)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path) -> ReferenceProfile:
@@ -228,5 +238,12 @@ class ReferenceProfile:
         if not parquet.exists():
             return None
         profile = cls.build(parquet, categorical=categorical, bins=bins)
-        profile.save(saved)
+        try:
+            profile.save(saved)
+        except OSError as exc:
+            # A read-only repository still serves the model: the profile lives in memory, rebuilt at each load.
+            profile.unsaved = f"{saved} could not be written ({exc.strerror or exc}): the profile is kept in memory"
+            if folder not in _unsaved_logged:
+                _unsaved_logged.add(folder)
+                _log.warning("drift reference profile: %s", profile.unsaved)
         return profile

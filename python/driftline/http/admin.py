@@ -299,11 +299,11 @@ class AdminController(Controller):
         body = data
         state = request.app.state
         try:
-            key = state.lifecycle.store.create_key(body.name, body.role, [k.name for k in state.settings.auth.keys])
+            reserved = [k.name for k in state.settings.auth.keys]
+            key = state.lifecycle.store.create_key(body.name, body.role, reserved, actor=_actor(request))
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         reload_keys(state)
-        state.lifecycle.audit.record("key_created", "-", actor=_actor(request), reason=f"{body.name}: {body.role}")
         return {"name": body.name, "role": body.role, "key": key}
 
     @delete("/keys/{key_name:str}", summary="Revoke an API key", opt={"role": "admin"}, status_code=200)

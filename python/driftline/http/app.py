@@ -113,6 +113,22 @@ def _start_sync(state: Any, settings: ServerSettings) -> asyncio.Task[None] | No
     return asyncio.create_task(state.sync.run_forever())
 
 
+def _log_models(table: ModelTable, settings: ServerSettings) -> None:
+    """Name every model and the versions it serves; a version that failed is a warning with its reason."""
+    loaded = table.loaded()
+    names = sorted(set(table.repository.model_names()) | set(loaded))
+    for name in names:
+        for version, reason in sorted(table.failures(name).items()):
+            _log.warning("model %s version %d failed to load: %s", name, version, reason)
+        versions = sorted(loaded.get(name, {}))
+        if versions:
+            _log.info("model %s: serving version(s) %s", name, ", ".join(map(str, versions)))
+        else:
+            _log.error("model %s: no version loaded: %s", name, table.error(name) or "unloaded")
+    if not names and not settings.registry.source:
+        _log.warning("the repository %s holds no model: nothing will be served", table.repository.root)
+
+
 def create_app(settings: ServerSettings) -> Litestar:
     """Build the ASGI app; models load in the lifespan, before the server reports ready."""
 
@@ -121,11 +137,8 @@ def create_app(settings: ServerSettings) -> Litestar:
         state = app.state
         state.started = False
         db = Database(settings.database)
+        # A missing repository was decided on (demo, refusal, or created for the sync) by `driftline serve`.
         root = Path(settings.repository)
-        if settings.create_demo and not root.exists():
-            from driftline.demo import build_demo_repository
-
-            await asyncio.to_thread(build_demo_repository, root)
         drift = settings.drift
         state.registry = CollectorRegistry()
         state.drift = DriftMonitor(
@@ -162,6 +175,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         if sync is not None:
             tasks.append(sync)
         state.started = True
+        _log_models(table, settings)
         _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), root)
         try:
             yield
@@ -187,6 +201,8 @@ def create_app(settings: ServerSettings) -> Litestar:
         },
         request_max_body_size=settings.http.max_request_bytes,
         openapi_config=OpenAPIConfig(title="driftline", version=__version__, path="/docs"),
+        # Litestar's own logging setup brings its own format; its records go to the root logger's handler.
+        logging_config=None,
         debug=False,
     )
 
@@ -198,4 +214,6 @@ def create_server_app(settings: ServerSettings) -> InferFastPath:
 
 def create_app_from_env() -> InferFastPath:
     """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
+    # Library warnings (warnings.warn) go through logging too, so they come out in the one log format.
+    logging.captureWarnings(True)
     return create_server_app(load_settings())

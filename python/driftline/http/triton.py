@@ -115,9 +115,18 @@ class TritonController(Controller):
             models = [table.get(name, version)]
         return {"model_stats": [m.stats.as_triton(m.name, str(m.version)) for m in models]}
 
-    @post("/repository/index", summary="Repository index", status_code=200)
+    @post(
+        "/repository/index",
+        summary="Repository index",
+        status_code=200,
+        guards=[require_role_when_keyed],
+        opt={"role": "viewer"},  # a read, though Triton makes it a POST
+    )
     async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
-        """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones."""
+        """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones.
+
+        Needs a viewer key once the server has any key, like the other reads keys guard.
+        """
         body = await request.body()
         ready_only = False
         if body.strip():

@@ -38,12 +38,27 @@ class DirectorySource:
         """
         self.url = url
         self.problems: list[str] = []
+        protocol = fsspec.core.split_protocol(url)[0] or "file"
         try:
-            fs, root = fsspec.core.url_to_fs(url)
+            fsspec.get_filesystem_class(protocol)
         except (ValueError, ImportError) as e:
-            raise ConfigError(f"registry url {url!r}: {e}") from e
-        self._fs: Any = fs
-        self._root: str = root.rstrip("/") or "/"
+            raise ConfigError(f"registry url {url!r}: {e}") from None
+        # The filesystem is made on first use: some (ftp, sftp) connect when made, and an unreachable source must
+        # be retried with backoff by the sync, not stop the server.
+        self._fs_made: Any = None
+        self._root_made = ""
+
+    @property
+    def _fs(self) -> Any:
+        if self._fs_made is None:
+            fs, root = fsspec.core.url_to_fs(self.url)
+            self._fs_made, self._root_made = fs, root.rstrip("/") or "/"
+        return self._fs_made
+
+    @property
+    def _root(self) -> str:
+        self._fs  # noqa: B018 - makes the filesystem, which sets the root
+        return self._root_made
 
     def list_models(self) -> list[RemoteModel]:
         """Every model folder with at least one version, sorted by name; `problems` lists what was skipped.
@@ -58,7 +73,7 @@ class DirectorySource:
             raise
         except Exception as e:
             # fsspec backends raise their own error types (OSError, botocore, aiohttp ...): all mean "cannot read".
-            raise RegistryUnavailable(f"registry {self.url}: cannot list {self._root}: {e!r}") from e
+            raise RegistryUnavailable(f"registry {self.url}: cannot list {self._root_made or self.url}: {e!r}") from e
         self.problems = problems
         return sorted(models, key=lambda m: m.name)
 
@@ -68,9 +83,8 @@ class DirectorySource:
         Raises:
             RegistryUnavailable: The folder cannot be read.
         """
-        src = self._fs._strip_protocol(version.ref).rstrip("/")
         try:
-            self._copy(version, src, dest)
+            self._copy(version, self._fs._strip_protocol(version.ref).rstrip("/"), dest)
         except RegistryUnavailable:
             raise
         except Exception as e:

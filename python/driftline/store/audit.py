@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from driftline.store.db import Database
 
 __all__ = ["AuditEvent", "AuditLog"]
@@ -44,13 +46,17 @@ class AuditLog:
         version_after: str | None = None,
         sha256: str | None = None,
         reason: str | None = None,
+        conn: sqlite3.Connection | None = None,
     ) -> int:
-        """Append one event; returns its id."""
-        return self._db.execute(
+        """Append one event; returns its id. ``conn``: inside a `Database.transaction`, so it lands with the change."""
+        sql = (
             "INSERT INTO audit_log (actor, action, model, version_before, version_after, sha256, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (actor, action, model, version_before, version_after, sha256, reason),
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
+        params = (actor, action, model, version_before, version_after, sha256, reason)
+        if conn is not None:
+            return conn.execute(sql, params).lastrowid or 0
+        return self._db.execute(sql, params)
 
     def events(
         self, model: str | None = None, limit: int = 100, action: str | None = None, after_id: int = 0

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftline.errors import ConfigError
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -120,13 +122,25 @@ class Database:
     """A SQLite file opened in WAL mode; every write goes through one lock so threads can share it."""
 
     def __init__(self, path: str | Path) -> None:
-        """Open (creating if needed) and migrate the database at ``path`` (``:memory:`` works too)."""
+        """Open (creating if needed) and migrate the database at ``path`` (``:memory:`` works too).
+
+        Raises:
+            ConfigError: naming the file, when it cannot be created, opened or written, or is no SQLite database.
+        """
         self.path = str(path)
+        self._lock = threading.Lock()
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self._conn.close()
+            raise ConfigError(f"database {self.path}: {_reason(exc)}") from None
+
+    def _open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
         # Worker processes open the same file at the same moment. Switching to WAL and migrating need the file to
         # themselves (SQLite answers "database is locked" at once for the first, and executescript commits before
         # it runs, so no SQLite lock spans a migration): one process at a time does both, under a file lock.
@@ -137,6 +151,26 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
+
+    def check_integrity(self) -> None:
+        """Run ``PRAGMA integrity_check`` (the whole file is read: done once at server start, not per worker).
+
+        Raises:
+            ConfigError: the file is damaged; the message holds SQLite's first findings.
+        """
+        try:
+            with self._lock:
+                rows = [row[0] for row in self._conn.execute("PRAGMA integrity_check(5)").fetchall()]
+                if rows == ["ok"]:
+                    # SQLite opens a file it may not write read-only, without a word: write its header once
+                    # (the same schema version) so that shows now rather than at the first alias change.
+                    version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                    self._conn.execute(f"PRAGMA user_version = {int(version)}")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"database {self.path}: {_reason(exc)}") from None
+        if rows != ["ok"]:
+            findings = "; ".join(line for row in rows for line in str(row).splitlines())
+            raise ConfigError(f"database {self.path} fails its integrity check ({findings}): restore it from a backup")
 
     def _migrate(self) -> None:
         current = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -175,3 +209,11 @@ class Database:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FileExistsError):  # a component of the path is a file, not a folder
+        return f"cannot create the folder {exc.filename}: a file is in the way"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
+    return str(exc)

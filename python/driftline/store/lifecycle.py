@@ -13,6 +13,7 @@ from driftline.auth import check_role, hash_key, new_key
 from driftline.errors import Conflict
 from driftline.serving.routing import RoutingPolicy
 from driftline.serving.shadow import ShadowPair
+from driftline.store.audit import AuditLog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -249,8 +250,11 @@ class LifecycleStore:
         """Every stored key, revoked ones included."""
         return [ApiKeyRow(**dict(r)) for r in self.db.query("SELECT * FROM api_keys ORDER BY id")]
 
-    def create_key(self, name: str, role: str, reserved: Iterable[str] = ()) -> str:
+    def create_key(self, name: str, role: str, reserved: Iterable[str] = (), *, actor: str) -> str:
         """Make a new key, store only its hash under a unique name, and return the key (shown this once).
+
+        The admin API and ``driftline keys create`` both come here, so every key is audited as ``key_created``
+        (by ``actor``) in the same transaction that stores it.
 
         Raises:
             ValueError: an unknown role.
@@ -260,7 +264,9 @@ class LifecycleStore:
         if not name or name in set(reserved) or any(k.name == name for k in self.api_keys()):
             raise Conflict(f"a key named {name!r} exists already (or the name is empty)")
         key = new_key()
-        self.db.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, hash_key(key)))
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, hash_key(key)))
+            AuditLog(self.db).record("key_created", "-", actor=actor, reason=f"{name}: {role}", conn=conn)
         return key
 
     def revoke_key(self, name: str) -> bool:
