@@ -53,8 +53,11 @@ class Table:
             A new table.
 
         Raises:
-            DriftInputError: A name is not a column.
+            DriftInputError: A name is not a column, or is named twice.
         """
+        twice = sorted({n for n in names if list(names).count(n) > 1})
+        if twice:
+            raise DriftInputError(f"feature(s) named more than once: {twice}")
         missing = [n for n in names if n not in self.columns]
         if missing:
             raise DriftInputError(f"unknown feature(s) {missing}; the data has {self.names}")
