@@ -59,7 +59,6 @@ def test_full_queue_drops_instead_of_blocking(rng):
         m.close()
 
 
-
 @pytest.mark.timeout(60)
 def test_dropped_counts_every_drop_from_many_threads(rng):
     import inspect
