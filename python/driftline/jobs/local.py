@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
     from driftline.backends.base import Backend, TensorSpec
     from driftline.drift.policy import DriftPolicy
+    from driftline.drift.report import DriftReport
     from driftline.jobs.roots import Roots
     from driftline.jobs.sources import ColumnPlan
     from driftline.jobs.spec import JobSpec
 
-__all__ = ["JobCancelled", "JobDrift", "JobSummary", "run_local", "score_frame"]
+__all__ = ["JobCancelled", "JobDrift", "JobSummary", "job_drift", "run_local", "score_frame"]
 
 _DONE = None
 
@@ -106,16 +107,20 @@ def score_frame(
     return out, rejected, rejected_rows
 
 
-def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
-    if window.n_rows == 0:
-        return None
-    report = window.report(policy, view="current")
+def job_drift(report: DriftReport, rows: int) -> JobDrift:
+    """The summary's drift section from a report on the rows a job scored (both engines use this)."""
     return JobDrift(
         verdict=report.verdict,
         drifted_share=round(report.drifted_share, 4),
         drifted=[f.name for f in report.features if f.verdict == "drift"],
-        rows=window.n_rows,
+        rows=rows,
     )
+
+
+def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
+    if window.n_rows == 0:
+        return None
+    return job_drift(window.report(policy, view="current"), window.n_rows)
 
 
 def run_local(

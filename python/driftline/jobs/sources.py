@@ -23,7 +23,17 @@ if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
     from driftline.jobs.roots import Roots
 
-__all__ = ["ColumnPlan", "InputFile", "expand_inputs", "iter_chunks", "plan_columns", "scan", "to_arrays"]
+__all__ = [
+    "ColumnPlan",
+    "InputFile",
+    "chunk_count",
+    "expand_inputs",
+    "iter_chunks",
+    "plan_columns",
+    "read_chunk",
+    "scan",
+    "to_arrays",
+]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -206,8 +216,24 @@ def iter_chunks(
         yield from _chunks(file, source, chunk_rows, skip)
 
 
+def chunk_count(file: InputFile, chunk_rows: int) -> int:
+    """Chunks of a file (an empty file has one, empty, so that its output still has a schema)."""
+    return max(1, math.ceil(file.rows / chunk_rows))
+
+
+def read_chunk(file: InputFile, chunk_rows: int, index: int) -> pl.DataFrame:
+    """Chunk ``index`` of a file on its own, the same rows ``iter_chunks`` gives it (the Ray engine's unit of work).
+
+    A CSV chunk is read by skipping the rows before it: fine for the chunk sizes jobs use, quadratic in the worst
+    case, where the local engine streams.
+    """
+    if file.rows == 0:
+        return scan(file.path, file.format).collect()
+    return scan(file.path, file.format).slice(index * chunk_rows, chunk_rows).collect()
+
+
 def _chunks(file: InputFile, source: Path, chunk_rows: int, skip: set[int]) -> Iterator[tuple[int, pl.DataFrame]]:
-    total_chunks = max(1, math.ceil(file.rows / chunk_rows))
+    total_chunks = chunk_count(file, chunk_rows)
     if file.rows == 0:
         if 0 not in skip:
             yield 0, scan(source, file.format).collect()
