@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def test_symlinks_out_of_the_roots_are_refused_where_files_are_opened(repo, area
         pass
     with pytest.raises(BadRequest, match="outside the allowed job roots"):
         pinned_dir(root / "out-link", roots)
+    os.mkfifo(root / "fifo.parquet")  # swapped in for a file: refused at once, never a hang in open()
+    with pytest.raises(BadRequest, match="not a regular file"), opened(root / "fifo.parquet", roots):
+        pass
 
     # run_local itself checks (no confine() before it): both directions.
     with pytest.raises(BadRequest, match="outside the allowed job roots"):

@@ -164,7 +164,12 @@ def run_local(
 
     # The output directory stays open (and checked) for the whole job: every part is written through it.
     with JobDir(spec.output, roots) as job:
-        done = job.start(spec, files, resume)
+        try:
+            done = job.start(spec, files, resume)
+        except BaseException:
+            for backend in backends:  # nothing was started yet that would close them
+                backend.close()
+            raise
         total = sum(f.rows for f in files)
         finished = sum(r.rows + r.rejected for r in job.records())
 

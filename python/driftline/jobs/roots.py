@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,13 +102,16 @@ def opened(path: Path, roots: Roots | None) -> Iterator[Path]:
     Without roots (the command line), the path itself.
 
     Raises:
-        BadRequest: the file cannot be opened or lies outside the roots.
+        BadRequest: the file cannot be opened, is not a regular file, or lies outside the roots.
     """
     if roots is None:
         yield path
         return
-    fd = _open(path, os.O_RDONLY)
+    # O_NONBLOCK: a FIFO swapped in for the file must not hang the job runner in open(); it is refused below.
+    fd = _open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadRequest(f"{path}: not a regular file")
         yield roots.verified(fd, path)
     finally:
         os.close(fd)
