@@ -94,9 +94,8 @@ impl PyBatchQueue {
     #[new]
     #[pyo3(signature = (
         max_batch_size, *, preferred_batch_sizes = Vec::new(), max_queue_delay_us = 0, max_queue_size = 0,
-        priority_levels = 1, default_priority_level = 0, default_timeout_us = 0, instances = 1
+        priority_levels = 1, default_priority_level = 0, default_timeout_us = 0
     ))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         max_batch_size: i64,
         preferred_batch_sizes: Vec<i64>,
@@ -105,11 +104,7 @@ impl PyBatchQueue {
         priority_levels: i64,
         default_priority_level: i64,
         default_timeout_us: i64,
-        instances: i64,
     ) -> PyResult<Self> {
-        if instances < 1 {
-            return Err(Error::InvalidArgument(format!("instances must be >= 1, got {instances}")).into());
-        }
         let priority_levels = count("priority_levels", priority_levels)?;
         let default_priority_level = count("default_priority_level", default_priority_level)?;
         let max_batch_size = count("max_batch_size", max_batch_size)?;

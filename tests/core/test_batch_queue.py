@@ -89,7 +89,6 @@ def test_sequence_numbers_count_up() -> None:
         ({"max_batch_size": 4, "priority_levels": 0}, "priority_levels must be >= 1"),
         ({"max_batch_size": 4, "priority_levels": 2, "default_priority_level": 3}, "default_priority_level"),
         ({"max_batch_size": 4, "max_queue_delay_us": -5}, "max_queue_delay_us must be >= 0"),
-        ({"max_batch_size": 4, "instances": 0}, "instances must be >= 1"),
     ],
 )
 def test_bad_settings_raise_value_error(kwargs: dict[str, object], match: str) -> None:
@@ -170,7 +169,7 @@ def test_next_batch_releases_the_gil() -> None:
 
 @pytest.mark.timeout(20)
 def test_idle_fast_path_sends_at_once_and_busy_instances_wait_for_the_delay() -> None:
-    q = BatchQueue(8, max_queue_delay_us=300_000, instances=1)
+    q = BatchQueue(8, max_queue_delay_us=300_000)
     q.submit(1)
     start = time.perf_counter()
     first = q.next_batch(timeout_ms=5000)
@@ -186,6 +185,18 @@ def test_idle_fast_path_sends_at_once_and_busy_instances_wait_for_the_delay() ->
     assert second.rows == 3
     q.task_done()
     q.task_done()
+    assert q.stats()["busy_instances"] == 0
+
+
+def test_the_queue_takes_no_instance_count_it_counts_the_busy_ones() -> None:
+    # The rule needs only how many instances are busy (each worker's next_batch/task_done says so); an
+    # `instances` setting was validated and then ignored, so it is gone.
+    with pytest.raises(TypeError, match="instances"):
+        BatchQueue(4, instances=2)  # type: ignore[call-arg]
+    q = BatchQueue(4, max_queue_delay_us=10_000_000)
+    for _ in range(3):
+        q.submit(1)
+        assert take(q).rows == 1, "a lone request on an idle queue never waits"
     assert q.stats()["busy_instances"] == 0
 
 
@@ -318,7 +329,7 @@ def test_close_drains_then_every_waiter_gets_none() -> None:
 @pytest.mark.timeout(60)
 def test_stress_every_ticket_dispatched_expired_or_cancelled_exactly_once() -> None:
     submitters, per_submitter, max_rows = 4, 2000, 16
-    q = BatchQueue(max_rows, preferred_batch_sizes=[8], max_queue_delay_us=200, priority_levels=2, instances=2)
+    q = BatchQueue(max_rows, preferred_batch_sizes=[8], max_queue_delay_us=200, priority_levels=2)
     submitted: list[tuple[int, int]] = []
     cancelled: list[int] = []
     dispatched: list[int] = []
@@ -392,7 +403,7 @@ operation = st.one_of(
 def test_random_operations_keep_the_invariants(
     ops: list[tuple[str, int, int, int]], max_batch_size: int, delay_us: int
 ) -> None:
-    q = BatchQueue(max_batch_size, max_queue_delay_us=delay_us, priority_levels=3, instances=2)
+    q = BatchQueue(max_batch_size, max_queue_delay_us=delay_us, priority_levels=3)
     queued: dict[int, tuple[int, int, int]] = {}  # ticket -> (rows, level, shape_key)
     out: set[int] = set()
     busy = 0

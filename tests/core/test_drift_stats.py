@@ -214,6 +214,20 @@ def test_fisher_exact_tables(a: int, b: int, c: int, d: int) -> None:
     assert_close(float(got["fisher_exact_pvalue"][0]), float(want.pvalue), "p-value")
 
 
+@pytest.mark.parametrize(("a", "c"), [(500_000, 500_170), (300_000, 300_120), (500_200, 500_000), (1_000, 1_010)])
+def test_fisher_exact_a_million_rows_per_side(a: int, c: int) -> None:
+    # A log-gamma pmf is ~1e-8 off at this size (ulp of ln_gamma(2e6)); scipy's own Boost cdf is ~3e-10 off.
+    n = 1_000_000
+    ref = np.zeros(n)
+    ref[:c] = 1
+    cur = np.zeros(n)
+    cur[:a] = 1
+    got = _core.drift_stats(ref[:, None], cur[:, None], [True], ["fisher_exact"])
+    want = stats.fisher_exact([[a, n - a], [c, n - c]])
+    assert 0.7 < want.pvalue < 0.9
+    assert_close(float(got["fisher_exact_pvalue"][0]), float(want.pvalue), "p-value")
+
+
 def evidently_binned(
     ref: NDArray[np.float64], cur: NDArray[np.float64], numeric: bool
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -58,6 +58,14 @@ def test_options(files, tmp_path, capsys):
         (["--stat", "t-test"], "unknown statistic"),
         (["--stat", "wasserstein"], "no default threshold"),
         (["--categorical", "nope"], "nope"),
+        (["--threshold", "-1"], "threshold must be a finite number >= 0, got -1.0"),
+        (["--threshold", "nan"], "threshold must be a finite number >= 0, got nan"),
+        (["--threshold", "inf", "--stat", "psi"], "threshold must be a finite number >= 0, got inf"),
+        (["--preset", "significance", "--threshold", "1"], "p-value threshold (ks is a test) and must be in (0, 1)"),
+        (["--preset", "significance", "--threshold", "0"], "must be in (0, 1)"),
+        (["--stat", "chi2", "--features", "age,income"], "'chi2' applies to none of the features (all numeric)"),
+        (["--features", "age,age"], "named more than once: ['age']"),
+        (["--drift-share", "1.5"], "drift_share"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(files, capsys, extra, message):

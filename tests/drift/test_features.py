@@ -1,5 +1,7 @@
 """Column kinds, vocabularies and encoding onto a schema."""
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -68,3 +70,66 @@ def test_arrays_and_mappings():
     schema = infer_schema(to_table(np.zeros((2, 2))))
     with pytest.raises(DriftInputError, match=r"\(rows, 2\)"):
         Encoder(schema).encode(np.zeros((2, 3)))
+
+
+def _by_name(report):
+    return {f.name: f for f in report.features}
+
+
+def test_pyarrow_tables_and_batches_keep_names_and_kinds(frames):
+    import pyarrow as pa
+
+    from driftline.drift import compute_drift
+
+    ref, cur = frames
+    # "income" is drawn the same way in both frames: it must not drift, and must be tested as numeric.
+    for convert in (lambda f: f.to_arrow(), lambda f: f.to_arrow().to_batches()[0]):
+        arrow_ref, arrow_cur = convert(ref), convert(cur)
+        assert isinstance(arrow_ref, pa.Table | pa.RecordBatch)
+        table = to_table(arrow_ref)
+        assert table.names == ref.columns
+        assert table.string_columns == {"city"}
+        assert table.bool_columns == {"member"}
+        got = _by_name(compute_drift(arrow_ref, arrow_cur))
+        want = _by_name(compute_drift(ref, cur))
+        assert list(got) == ref.columns
+        assert got["income"].kind == "numeric"
+        assert got["income"].verdict == "ok"
+        assert got["income"].value < 0.5
+        for name, feature in want.items():
+            assert (got[name].kind, got[name].stat, got[name].verdict) == (feature.kind, feature.stat, feature.verdict)
+            assert got[name].value == pytest.approx(feature.value, rel=1e-12)
+
+
+def test_lazy_frames_are_collected_and_series_are_one_feature(frames):
+    from driftline.drift import compute_drift
+
+    ref, cur = frames
+    lazy = compute_drift(ref.lazy(), cur.lazy())
+    assert _by_name(lazy)["age"].verdict == "drift"
+    assert [f.name for f in lazy.features] == ref.columns
+    series = compute_drift(ref.get_column("income"), cur.get_column("income"))
+    assert [(f.name, f.kind, f.verdict) for f in series.features] == [("income", "numeric", "ok")]
+    pandas_series = to_table(ref.to_pandas()["city"])
+    assert pandas_series.names == ["city"]
+    assert pandas_series.string_columns == {"city"}
+
+
+def test_unsupported_data_types_are_refused_by_name(frames):
+    import pyarrow as pa
+
+    from driftline.drift import compute_drift
+
+    ref, _ = frames
+    cases = [
+        (object(), "builtins.object"),
+        ({1, 2}, "builtins.set"),
+        (pa.array([1.0, 2.0]), "pyarrow.lib.DoubleArray"),
+        (pl.col("age"), "polars.expr.expr.Expr"),
+        (ref.to_pandas().index, "pandas.core.indexes.range.RangeIndex"),
+    ]
+    for data, name in cases:
+        with pytest.raises(DriftInputError, match=rf"unsupported data type {re.escape(name)}; expected a polars"):
+            to_table(data)
+    with pytest.raises(DriftInputError, match=r"unsupported data type builtins\.object"):
+        compute_drift(ref, object())

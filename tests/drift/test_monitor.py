@@ -1,6 +1,7 @@
 """DriftMonitor: batches fed by the drift thread, reports and alerts per model version."""
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -54,5 +55,55 @@ def test_full_queue_drops_instead_of_blocking(rng):
         results = [m.submit("m", "1", np.zeros((1, 1))) for _ in range(200)]
         m.join()
         assert m.dropped == results.count(False)
+    finally:
+        m.close()
+
+
+@pytest.mark.timeout(60)
+def test_dropped_counts_every_drop_from_many_threads(rng):
+    import inspect
+    import threading
+    import time
+
+    m = DriftMonitor(max_pending=1)
+
+    source, first = inspect.getsourcelines(DriftMonitor.submit)
+    counting = {first + i for i, line in enumerate(source) if "dropped +=" in line}
+    assert counting
+
+    def yield_between_opcodes(frame, event, arg):
+        # Give the GIL away between the opcodes of the counter's read-add-write: when no lock guards it, another
+        # thread's increment lands in between and is lost (as it is on a free-threaded build without this help).
+        if event == "opcode" and frame.f_lineno in counting:
+            time.sleep(0)
+        return yield_between_opcodes
+
+    def tracer(frame, event, arg):
+        if frame.f_code is DriftMonitor.submit.__code__:
+            frame.f_trace_opcodes = True
+            return yield_between_opcodes
+        return None
+
+    try:
+        m.register("m", "1", ReferenceProfile.build(rng.normal(0, 1, (50, 1))))
+        batch = np.zeros((1, 1))
+        refused = [0] * 6
+
+        def submit(i: int) -> None:
+            sys.settrace(tracer)
+            try:
+                refused[i] = sum(not m.submit("m", "1", batch) for _ in range(300))
+            finally:
+                sys.settrace(None)
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(refused))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        m.join()
+        assert sum(refused) > 0
+        assert m.dropped == sum(refused)
     finally:
         m.close()

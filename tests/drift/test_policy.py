@@ -76,7 +76,25 @@ def test_bad_overrides_name_the_feature():
         DriftPolicy(stat="t-test")
     with pytest.raises(DriftInputError, match="no default threshold"):
         resolve(SCHEMA, 10, DriftPolicy(stat="wasserstein"))
-    assert stats_of(10, DriftPolicy(stat="wasserstein", threshold=2.0))[0] == ("wasserstein", 2.0)
+    assert stats_of(10, DriftPolicy(stat="wasserstein", thresholds={"num": 2.0}))[0] == ("wasserstein", 2.0)
+
+
+def test_thresholds_out_of_range_are_refused():
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(DriftInputError, match="must be a finite number >= 0"):
+            DriftPolicy(threshold=bad)
+        with pytest.raises(DriftInputError, match="threshold of 'num' must be a finite number >= 0"):
+            DriftPolicy(thresholds={"num": bad})
+    # One threshold for every feature: the p-value tests (chi2 on 'lowcard' here) need it in (0, 1).
+    with pytest.raises(DriftInputError, match=r"threshold 2 for feature 'lowcard' .*chi2.* must be in \(0, 1\)"):
+        resolve(SCHEMA, 10, DriftPolicy(stat="wasserstein", threshold=2.0))
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(DriftInputError, match="must be in"):
+            resolve(SCHEMA, 10, DriftPolicy(thresholds={"flag": bad}))
+    assert stats_of(10, DriftPolicy(thresholds={"flag": 0.01}))[3] == ("fisher_exact", 0.01)
+    assert stats_of(2000, DriftPolicy(threshold=0.0))[0] == ("wasserstein_norm", 0.0)
+    with pytest.raises(DriftInputError, match="'ks' applies to none of the features"):
+        resolve(Schema([SCHEMA.columns[2]]), 10, DriftPolicy(stat="ks"))
 
 
 def test_verdicts_distance_and_pvalue_rules():

@@ -105,3 +105,47 @@ def test_cancel_a_running_job(tmp_path, iris_weights):
         assert job["state"] == "cancelled"
     finally:
         srv.stop()
+
+
+def test_symlinks_swapped_before_a_job_runs_cannot_leave_the_roots(tmp_path, iris_weights):
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    root = build_test_repository(work / "models", iris_weights)
+    write_input(work / "big.parquet", 200_000)
+    write_input(work / "in.parquet", 300)
+    write_input(outside / "secret.parquet", 300)
+    (work / "in-link.parquet").symlink_to(work / "in.parquet")
+    (work / "real-out").mkdir()
+    (work / "out-link").symlink_to(work / "real-out", target_is_directory=True)
+    srv = start_server(root, work)
+    try:
+        body = {"model": "iris", "passthrough": ["id"], "chunk_rows": 500}
+        post = lambda **kw: httpx.post(f"{srv.url}/v1/jobs", json={**body, **kw}, timeout=10)  # noqa: E731
+        # One long job keeps the runner busy, so the next ones wait in the queue with their paths checked.
+        blocker = post(inputs=["big.parquet"], output="big-out").json()["id"]
+        wait_for(srv.url, blocker, {"running"})
+        reads = post(inputs=["in-link.parquet"], output="out-a")
+        writes = post(inputs=["in.parquet"], output="out-link")
+        assert reads.status_code == writes.status_code == 202, (reads.text, writes.text)
+        # Both links now lead out of the roots: one to a file to read, one to a directory to write.
+        (work / "in-link.parquet").unlink()
+        (work / "in-link.parquet").symlink_to(outside / "secret.parquet")
+        (work / "out-link").unlink()
+        (work / "out-link").symlink_to(outside, target_is_directory=True)
+        assert httpx.delete(f"{srv.url}/v1/jobs/{blocker}", timeout=5).status_code == 200
+        for job_id in (reads.json()["id"], writes.json()["id"]):
+            job = wait_for(srv.url, job_id, {"succeeded", "failed"})
+            assert job["state"] == "failed", job
+            assert "outside the allowed job roots" in job["error"]
+        assert sorted(p.name for p in outside.iterdir()) == ["secret.parquet"]
+        assert not list(work.glob("out-a/part-*"))
+
+        nul = post(inputs=["in\u0000.parquet"], output="o")
+        assert nul.status_code == 400, nul.text
+        assert "inputs[0]" in nul.json()["error"]
+        nul = post(inputs=["in.parquet"], output="o\u0000")
+        assert nul.status_code == 400, nul.text
+        assert nul.json()["error"].startswith("output:")
+    finally:
+        srv.stop()

@@ -198,3 +198,19 @@ def test_job_ends_with_a_drift_summary_when_the_model_has_reference_data(repo: P
     manifest = json.loads((tmp_path / "out2" / "_manifest.json").read_text())
     assert manifest["drift"]["drifted"] == moved.drift.drifted
     assert run_local(spec(repo, [tmp_path / "calm.parquet"], tmp_path / "out3", version="1")).drift is not None
+
+
+def test_a_drift_policy_whose_threshold_fits_no_statistic_is_a_config_error(repo: Path, tmp_path: Path):
+    from driftline.demo import IRIS_FEATURES, iris_like_data
+    from driftline.errors import ConfigError
+
+    x_ref, _ = iris_like_data(500, seed=21)
+    pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(
+        repo / "iris" / "reference.parquet"
+    )
+    config = repo / "iris" / "config.toml"
+    config.write_text(config.read_text() + "[drift.policy]\nthreshold = 5.0\n")
+    frame(50).write_parquet(tmp_path / "in.parquet")
+    # 500 reference rows: KS tests, whose p-value threshold must lie in (0, 1).
+    with pytest.raises(ConfigError, match=r"config.toml: \[drift.policy\] threshold 5 for feature 'sepal_length'"):
+        run_local(spec(repo, [tmp_path / "in.parquet"], tmp_path / "out"))

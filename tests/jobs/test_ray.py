@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -39,8 +40,11 @@ def test_ray_equals_local(repo: Path, tmp_path: Path, fmt: str):
     source = make_input(tmp_path, fmt)
     common = {"model": "iris", "inputs": [str(source)], "repository": str(repo), "passthrough": ["id"]}
     local = run_local(JobSpec(output=str(tmp_path / "local"), chunk_rows=700, **common))
-    remote = run_ray(JobSpec(output=str(tmp_path / "ray"), batch_size=256, instances=2, **common))
+    remote = run_ray(JobSpec(output=str(tmp_path / "ray"), batch_size=256, chunk_rows=700, instances=2, **common))
     assert remote.rows == local.rows == 3000
+    # Both engines name parts part-FFFFF-CCCCCC.parquet (input file, chunk), as the README documents.
+    assert remote.parts == local.parts == [f"part-00000-{c:06d}.parquet" for c in range(5)]
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*.parquet")) == remote.parts
     a = pl.read_parquet(tmp_path / "local" / "part-*.parquet").sort("id")
     b = pl.read_parquet(tmp_path / "ray" / "*.parquet").sort("id")
     assert a["id"].to_list() == b["id"].to_list()
@@ -61,3 +65,32 @@ def test_ray_refuses_what_it_cannot_do(repo: Path, tmp_path: Path):
         )
     with pytest.raises(BadRequest, match="needs 4 columns"):
         run_ray(JobSpec(model="iris", inputs=[str(source)], output=str(tmp_path / "o"), repository=str(repo)))
+
+
+def test_ray_summary_agrees_with_local_drift_included(repo: Path, tmp_path: Path):
+    from driftline.demo import IRIS_FEATURES, iris_like_data
+
+    x_ref, _ = iris_like_data(3000, seed=21)
+    pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(
+        repo / "iris" / "reference.parquet"
+    )
+    x, _ = iris_like_data(2000, seed=22)
+    shifted = pl.DataFrame({"id": np.arange(2000), **{f"f{i}": x[:, i] for i in range(4)}})
+    shifted = shifted.with_columns(pl.col("f2") + 2.5, f0=pl.when(pl.col("id") % 100 == 0).then(None).otherwise("f0"))
+    inputs = [tmp_path / "a.parquet", tmp_path / "b.csv"]
+    shifted.head(1200).write_parquet(inputs[0])
+    shifted.tail(800).write_csv(inputs[1])
+    common = {"model": "iris", "inputs": [str(p) for p in inputs], "repository": str(repo), "passthrough": ["id"]}
+    common["chunk_rows"] = 500
+    local = msgspec.to_builtins(run_local(JobSpec(output=str(tmp_path / "local"), **common)))
+    remote = msgspec.to_builtins(run_ray(JobSpec(output=str(tmp_path / "ray"), instances=2, **common)))
+    assert set(local) == set(remote)
+    assert local["drift"] is not None
+    assert remote["drift"] == local["drift"]
+    assert "petal_length" in remote["drift"]["drifted"]
+    for key in ("model", "version", "rows", "rejected", "parts"):
+        assert remote[key] == local[key], key
+    assert remote["rejected"] == 20
+    assert remote["parts"] == [f"part-0000{f}-00000{c}.parquet" for f, n in ((0, 3), (1, 2)) for c in range(n)]
+    manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
+    assert manifest["drift"] == local["drift"]

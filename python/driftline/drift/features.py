@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import numpy as np
 
+from driftline.drift.frames import Table, load_table, to_table
 from driftline.errors import DriftInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
 __all__ = ["Column", "FeatureKind", "Schema", "Table", "encode", "load_table", "to_table"]
@@ -70,163 +72,6 @@ class Schema(msgspec.Struct, frozen=True):
             if c.name == name:
                 return i
         raise DriftInputError(f"unknown feature {name!r}; the profile has {self.names}")
-
-
-class Table:
-    """Named 1-D columns taken from a frame or an array, before encoding.
-
-    Attributes:
-        columns: Name -> column values (numpy arrays; strings as object arrays).
-        string_columns: Names whose values are strings (or categorical/enum dtypes).
-        bool_columns: Names whose values are booleans.
-    """
-
-    def __init__(self, columns: dict[str, NDArray[Any]], string_columns: set[str], bool_columns: set[str]) -> None:
-        self.columns = columns
-        self.string_columns = string_columns
-        self.bool_columns = bool_columns
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) > 1:
-            raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
-        self.n_rows = lengths.pop() if lengths else 0
-
-    @property
-    def names(self) -> list[str]:
-        """Column names in order."""
-        return list(self.columns)
-
-    def select(self, names: Sequence[str]) -> Table:
-        """Keep only `names`, in that order.
-
-        Args:
-            names: Columns to keep.
-
-        Returns:
-            A new table.
-
-        Raises:
-            DriftInputError: A name is not a column.
-        """
-        missing = [n for n in names if n not in self.columns]
-        if missing:
-            raise DriftInputError(f"unknown feature(s) {missing}; the data has {self.names}")
-        return Table(
-            {n: self.columns[n] for n in names},
-            {n for n in names if n in self.string_columns},
-            {n for n in names if n in self.bool_columns},
-        )
-
-
-def _from_polars(frame: Any) -> Table:
-    import polars as pl
-
-    cols: dict[str, NDArray[Any]] = {}
-    strings: set[str] = set()
-    bools: set[str] = set()
-    for name in frame.columns:
-        s = frame.get_column(name)
-        dt = s.dtype
-        if dt in (pl.Utf8, pl.Categorical) or isinstance(dt, pl.Enum):
-            cols[name] = s.cast(pl.Utf8).to_numpy().astype(object)
-            strings.add(name)
-        elif dt == pl.Boolean:
-            cols[name] = s.cast(pl.Float64).to_numpy()
-            bools.add(name)
-        elif dt.is_numeric():
-            cols[name] = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
-        else:
-            raise DriftInputError(f"feature {name!r} has unsupported dtype {dt}")
-    return Table(cols, strings, bools)
-
-
-def _from_pandas(frame: Any) -> Table:
-    cols: dict[str, NDArray[Any]] = {}
-    strings: set[str] = set()
-    bools: set[str] = set()
-    for name in frame.columns:
-        s = frame[name]
-        kind = s.dtype.kind if hasattr(s.dtype, "kind") else "O"
-        key = str(name)
-        if kind == "b":
-            cols[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            bools.add(key)
-        elif kind in "iuf" and str(s.dtype) != "category":
-            cols[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            cols[key] = np.asarray(s.astype(object).where(s.notna(), None).to_numpy(), dtype=object)
-            strings.add(key)
-    return Table(cols, strings, bools)
-
-
-def to_table(data: Any, names: Sequence[str] | None = None) -> Table:
-    """Take columns from a polars or pandas DataFrame, a mapping of arrays, or a 2-D numpy array.
-
-    Args:
-        data: The data. pandas is optional and only recognised, never imported, when absent.
-        names: Column names for a numpy array (default f0, f1, ...); ignored for frames.
-
-    Returns:
-        The columns as a Table.
-
-    Raises:
-        DriftInputError: Unsupported input type, dtype or shape.
-    """
-    if isinstance(data, Table):
-        return data
-    module = type(data).__module__
-    if module.startswith("polars"):
-        return _from_polars(data)
-    if module.startswith("pandas"):
-        return _from_pandas(data)
-    if isinstance(data, Mapping):
-        import polars as pl
-
-        arrays = {str(k): np.asarray(v) for k, v in data.items()}
-        lengths = sorted({len(v) for v in arrays.values()})
-        if len(lengths) > 1:
-            raise DriftInputError(f"columns have different lengths: {lengths}")
-        return _from_polars(pl.DataFrame(arrays))
-    arr = np.asarray(data)
-    if arr.ndim != 2:
-        raise DriftInputError(f"expected a 2-D array (rows, features), got shape {arr.shape}")
-    if names is None:
-        names = [f"f{i}" for i in range(arr.shape[1])]
-    if len(names) != arr.shape[1]:
-        raise DriftInputError(f"{len(names)} names given for {arr.shape[1]} columns")
-    if arr.dtype.kind in "iufb":
-        kinds_bool = arr.dtype.kind == "b"
-        fl = arr.astype(np.float64, copy=False)
-        cols = {str(n): fl[:, i] for i, n in enumerate(names)}
-        return Table(cols, set(), set(cols) if kinds_bool else set())
-    cols = {str(n): arr[:, i].astype(object) for i, n in enumerate(names)}
-    return Table(cols, set(cols), set())
-
-
-def load_table(path: str) -> Table:
-    """Read a Parquet or CSV file with polars.
-
-    Args:
-        path: A `.parquet`/`.pq` or `.csv` file.
-
-    Returns:
-        The file's columns.
-
-    Raises:
-        DriftInputError: Missing file or unknown extension.
-    """
-    import polars as pl
-
-    lower = path.lower()
-    try:
-        if lower.endswith((".parquet", ".pq")):
-            return _from_polars(pl.read_parquet(path))
-        if lower.endswith(".csv"):
-            return _from_polars(pl.read_csv(path))
-    except FileNotFoundError as exc:
-        raise DriftInputError(f"no such file: {path}") from exc
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DriftInputError(f"cannot read {path}: {exc}") from exc
-    raise DriftInputError(f"unknown file type {path!r}: expected .parquet or .csv")
 
 
 def _strings(values: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[Any]]:

@@ -30,7 +30,8 @@ class DriftMonitor:
     alert manager.
 
     Attributes:
-        dropped: Batches dropped because the queue was full.
+        dropped: Batches dropped because the queue was full (read-only; counted under a lock, since every
+            inference worker thread may drop at once).
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class DriftMonitor:
         sample_cap: int = 100_000,
     ) -> None:
         self.alerts = alerts
-        self.dropped = 0
+        self._dropped = 0
         self._window_args: dict[str, Any] = {
             "rows": window_rows,
             "seconds": window_seconds,
@@ -119,9 +120,16 @@ class DriftMonitor:
         try:
             self._queue.put_nowait(((model, version), batch))
         except queue.Full:
-            self.dropped += 1
+            with self._lock:
+                self._dropped += 1
             return False
         return True
+
+    @property
+    def dropped(self) -> int:
+        """Batches dropped because the queue was full."""
+        with self._lock:
+            return self._dropped
 
     def _run(self) -> None:
         while True:

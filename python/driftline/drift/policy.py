@@ -81,7 +81,8 @@ class DriftPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """Check names and ranges.
 
         Raises:
-            DriftInputError: Unknown statistic or preset, or a share/p-value outside (0, 1].
+            DriftInputError: Unknown statistic or preset, a share/p-value outside (0, 1], or a threshold that is
+                negative or not finite.
         """
         for s in [self.stat, *self.stats.values()]:
             if s is not None and s not in ALL_STATS:
@@ -90,6 +91,12 @@ class DriftPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise DriftInputError(f"unknown preset {self.preset!r}; known: default, significance")
         if not 0 < self.drift_share <= 1 or not 0 < self.p_value <= 1:
             raise DriftInputError("drift_share and p_value must be in (0, 1]")
+        given = [("threshold", self.threshold)] if self.threshold is not None else []
+        given += [(f"threshold of {name!r}", t) for name, t in self.thresholds.items()]
+        for what, t in given:
+            # p-value thresholds are checked against (0, 1) in resolve(), once the statistic is known.
+            if not 0 <= t < math.inf:
+                raise DriftInputError(f"{what} must be a finite number >= 0, got {t}")
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -135,13 +142,21 @@ def resolve(schema: Schema, n_ref: int, policy: DriftPolicy) -> list[Rule]:
 
     Raises:
         DriftInputError: An override names an unknown feature, a statistic that does not apply to the
-            feature's kind, or `wasserstein` without a threshold.
+            feature's kind (or `stat` that applies to none), `wasserstein` without a threshold, or a p-value
+            threshold outside (0, 1).
     """
     names = set(schema.names)
     unknown = sorted((set(policy.stats) | set(policy.thresholds)) - names)
     if unknown:
         raise DriftInputError(f"policy names unknown feature(s) {unknown}; the profile has {schema.names}")
     n_features = len(schema.columns)
+    kinds = {c.kind for c in schema.columns}
+    if policy.stat is not None and not any(
+        policy.stat in (NUMERIC_STATS if kind == "numeric" else CATEGORICAL_STATS) for kind in kinds
+    ):
+        raise DriftInputError(
+            f"statistic {policy.stat!r} applies to none of the features (all {' and '.join(sorted(kinds))})"
+        )
     rules: list[Rule] = []
     for col in schema.columns:
         allowed = NUMERIC_STATS if col.kind == "numeric" else CATEGORICAL_STATS
@@ -157,6 +172,11 @@ def resolve(schema: Schema, n_ref: int, policy: DriftPolicy) -> list[Rule]:
                 )
         is_p = stat in PVALUE_STATS
         threshold = policy.thresholds.get(col.name, policy.threshold)
+        if threshold is not None and is_p and not 0 < threshold < 1:
+            raise DriftInputError(
+                f"threshold {threshold:g} for feature {col.name!r} is a p-value threshold ({stat} is a test) "
+                "and must be in (0, 1)"
+            )
         corrected = False
         if threshold is None:
             if is_p:

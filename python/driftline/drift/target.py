@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from driftline.drift.policy import DriftPolicy
+from driftline.drift.policy import DriftPolicy, resolve
 from driftline.drift.profile import ReferenceProfile
 from driftline.errors import ConfigError, CoreError
 
@@ -59,6 +59,12 @@ def drift_target(source: ModelSource, inputs: tuple[TensorSpec, ...]) -> DriftTa
         raise ConfigError(f"{source.path}: cannot build the drift reference profile: {exc}") from None
     if profile is None:
         return None
+    try:
+        # Thresholds that fit no statistic (a p-value threshold of 5, say) are a config error at load, not a
+        # failure of every later drift check.
+        resolve(profile.schema, profile.n_rows, config.policy)
+    except CoreError as exc:
+        raise ConfigError(f"{where}: [drift.policy] {exc}") from None
     width = len(profile.names)
     if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].shape[1] not in (-1, width):
         raise ConfigError(

@@ -26,6 +26,7 @@ from driftline.http.jobs import JobsController
 from driftline.http.metrics import LifecycleCollector, RegistryCollector, ServingCollector, metrics
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
+from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.lifecycle import Lifecycle
 from driftline.repository import Repository
@@ -160,7 +161,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.in_flight = 0  # inference requests being handled by the fast path right now
         state.settings = settings
         state.job_store = JobStore(db)
-        state.job_runner = JobRunner(state.job_store)
+        state.job_runner = JobRunner(state.job_store, Roots(settings.jobs.roots))
         state.job_runner.start()
         reload_keys(state)
         # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.

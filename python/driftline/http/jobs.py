@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -10,6 +9,7 @@ from litestar import Controller, Request, delete, get, post
 
 from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.guards import require_role_when_keyed
+from driftline.jobs.roots import check_path_text
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
 from driftline.lifecycle import resolve_version
@@ -51,6 +51,9 @@ class JobsController(Controller):
     async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
         """Validate paths and model, queue the job, and return it (state ``queued``)."""
         runner, store = _state(request)
+        for i, path in enumerate(data.inputs):
+            check_path_text(f"inputs[{i}]", path)
+        check_path_text("output", data.output)
         name, version = parse_model_ref(data.model)
         settings = request.app.state.settings
         if name not in request.app.state.table.repository.model_names():
@@ -72,7 +75,7 @@ class JobsController(Controller):
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        confine(spec, [Path(r) for r in settings.jobs.roots])
+        confine(spec, runner.roots)
         record = store.get(runner.submit(spec))
         assert record is not None  # just written
         return record

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
     from driftline.backends.base import Backend, TensorSpec
     from driftline.drift.policy import DriftPolicy
+    from driftline.drift.report import DriftReport
+    from driftline.jobs.roots import Roots
     from driftline.jobs.sources import ColumnPlan
     from driftline.jobs.spec import JobSpec
 
-__all__ = ["JobCancelled", "JobDrift", "JobSummary", "run_local", "score_frame"]
+__all__ = ["JobCancelled", "JobDrift", "JobSummary", "job_drift", "run_local", "score_frame"]
 
 _DONE = None
 
@@ -105,16 +107,20 @@ def score_frame(
     return out, rejected, rejected_rows
 
 
-def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
-    if window.n_rows == 0:
-        return None
-    report = window.report(policy, view="current")
+def job_drift(report: DriftReport, rows: int) -> JobDrift:
+    """The summary's drift section from a report on the rows a job scored (both engines use this)."""
     return JobDrift(
         verdict=report.verdict,
         drifted_share=round(report.drifted_share, 4),
         drifted=[f.name for f in report.features if f.verdict == "drift"],
-        rows=window.n_rows,
+        rows=rows,
     )
+
+
+def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
+    if window.n_rows == 0:
+        return None
+    return job_drift(window.report(policy, view="current"), window.n_rows)
 
 
 def run_local(
@@ -123,6 +129,7 @@ def run_local(
     resume: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    roots: Roots | None = None,
 ) -> JobSummary:
     """Run (or resume) a scoring job on this machine.
 
@@ -134,13 +141,15 @@ def run_local(
         resume: finish a job whose output directory already exists.
         progress: called from this thread with (rows done, rows in all) after each durable part.
         cancel: set it to stop at the next part; the job can be resumed later.
+        roots: the server's job roots: every input file and the output directory is checked against them where
+            it is opened (a symlink swapped in since the job was submitted cannot lead out of them).
 
     Raises:
-        BadRequest: bad inputs, model reference or output directory.
+        BadRequest: bad inputs, model reference or output directory; paths outside the roots.
         JobCancelled: ``cancel`` was set.
     """
     started = time.perf_counter()
-    job_plan = prepare(spec)
+    job_plan = prepare(spec, roots)
     files, source, version, plan = job_plan.files, job_plan.source, job_plan.version, job_plan.plan
     backends = [job_plan.backend]
     backends += [
@@ -153,91 +162,97 @@ def run_local(
         if window is not None and target is not None:
             window.update(arrays[target.input_name])
 
-    job = JobDir(spec.output)
-    done = job.start(spec, files, resume)
-    total = sum(f.rows for f in files)
-    finished = sum(r.rows + r.rejected for r in job.records())
+    # The output directory stays open (and checked) for the whole job: every part is written through it.
+    with JobDir(spec.output, roots) as job:
+        try:
+            done = job.start(spec, files, resume)
+        except BaseException:
+            for backend in backends:  # nothing was started yet that would close them
+                backend.close()
+            raise
+        total = sum(f.rows for f in files)
+        finished = sum(r.rows + r.rejected for r in job.records())
 
-    work: queue.Queue[tuple[int, int, pl.DataFrame] | None] = queue.Queue(maxsize=2 * len(backends))
-    results: queue.Queue[tuple[int, int, pl.DataFrame, int, pl.DataFrame | None] | BaseException | None] = queue.Queue(
-        maxsize=2 * len(backends)
-    )
-    stop = threading.Event()
+        work: queue.Queue[tuple[int, int, pl.DataFrame] | None] = queue.Queue(maxsize=2 * len(backends))
+        results: queue.Queue[tuple[int, int, pl.DataFrame, int, pl.DataFrame | None] | BaseException | None] = (
+            queue.Queue(maxsize=2 * len(backends))
+        )
+        stop = threading.Event()
 
-    def put(q: queue.Queue[Any], item: Any) -> bool:
-        while not stop.is_set():
+        def put(q: queue.Queue[Any], item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                except queue.Full:
+                    continue
+                return True
+            return False
+
+        def read() -> None:
             try:
-                q.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
+                for index, file in enumerate(files):
+                    skip = {chunk for f, chunk in done if f == index}
+                    for chunk, frame in iter_chunks(file, spec.chunk_rows, skip, roots):
+                        if not put(work, (index, chunk, frame)):
+                            return
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
+                put(results, exc)
+            finally:
+                for _ in backends:
+                    put(work, _DONE)
 
-    def read() -> None:
-        try:
-            for index, file in enumerate(files):
-                skip = {chunk for f, chunk in done if f == index}
-                for chunk, frame in iter_chunks(file, spec.chunk_rows, skip):
-                    if not put(work, (index, chunk, frame)):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
-            put(results, exc)
-        finally:
-            for _ in backends:
-                put(work, _DONE)
+        def score(backend: Backend) -> None:
+            try:
+                while (item := work.get()) is not _DONE:
+                    file, chunk, frame = item
+                    put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
+                put(results, exc)
+            finally:
+                put(results, _DONE)
 
-    def score(backend: Backend) -> None:
-        try:
-            while (item := work.get()) is not _DONE:
-                file, chunk, frame = item
-                put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
-            put(results, exc)
-        finally:
-            put(results, _DONE)
-
-    threads = [threading.Thread(target=read, name="driftline-job-reader", daemon=True)]
-    threads += [
-        threading.Thread(target=score, args=(b,), name=f"driftline-job-{i}", daemon=True)
-        for i, b in enumerate(backends)
-    ]
-    for thread in threads:
-        thread.start()
-    remaining = len(backends)
-    try:
-        while remaining:
-            item = results.get()
-            if item is _DONE:
-                remaining -= 1
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            file, chunk, frame, rejected, rejected_rows = item
-            job.write_part(file, chunk, frame, rejected, rejected_rows)
-            finished += len(frame) + rejected
-            if progress is not None:
-                progress(finished, total)
-            if cancel is not None and cancel.is_set():
-                raise JobCancelled(f"job writing to {spec.output} was cancelled; --resume finishes it")
-    finally:
-        stop.set()
+        threads = [threading.Thread(target=read, name="driftline-job-reader", daemon=True)]
+        threads += [
+            threading.Thread(target=score, args=(b,), name=f"driftline-job-{i}", daemon=True)
+            for i, b in enumerate(backends)
+        ]
         for thread in threads:
-            thread.join(timeout=30)
-        for backend in backends:
-            backend.close()
-    records = job.records()
-    seconds = time.perf_counter() - started
-    rows = sum(r.rows for r in records)
-    summary = JobSummary(
-        model=spec.model,
-        version=version,
-        rows=rows,
-        rejected=sum(r.rejected for r in records),
-        seconds=round(seconds, 3),
-        rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
-        output=str(job.root),
-        parts=[r.path for r in records],
-        drift=_drift_summary(window, target.policy) if window is not None and target is not None else None,
-    )
-    job.write_manifest(msgspec.to_builtins(summary))
-    return summary
+            thread.start()
+        remaining = len(backends)
+        try:
+            while remaining:
+                item = results.get()
+                if item is _DONE:
+                    remaining -= 1
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                file, chunk, frame, rejected, rejected_rows = item
+                job.write_part(file, chunk, frame, rejected, rejected_rows)
+                finished += len(frame) + rejected
+                if progress is not None:
+                    progress(finished, total)
+                if cancel is not None and cancel.is_set():
+                    raise JobCancelled(f"job writing to {spec.output} was cancelled; --resume finishes it")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+            for backend in backends:
+                backend.close()
+        records = job.records()
+        seconds = time.perf_counter() - started
+        rows = sum(r.rows for r in records)
+        summary = JobSummary(
+            model=spec.model,
+            version=version,
+            rows=rows,
+            rejected=sum(r.rejected for r in records),
+            seconds=round(seconds, 3),
+            rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
+            output=str(job.root),
+            parts=[r.path for r in records],
+            drift=_drift_summary(window, target.policy) if window is not None and target is not None else None,
+        )
+        job.write_manifest(msgspec.to_builtins(summary))
+        return summary

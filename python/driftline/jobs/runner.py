@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftline.errors import BadRequest, DriftlineError
+from driftline.errors import DriftlineError
 from driftline.jobs.local import JobCancelled, run_local
+from driftline.jobs.roots import check_path_text
 from driftline.jobs.sources import expand_inputs
 
 if TYPE_CHECKING:
+    from driftline.jobs.roots import Roots
     from driftline.jobs.spec import JobSpec
     from driftline.store.jobs import JobStore
 
@@ -23,39 +25,48 @@ _log = logging.getLogger("driftline.jobs")
 _PROGRESS_EVERY_S = 0.5
 
 
-def confine(spec: JobSpec, roots: list[Path]) -> None:
-    """Refuse a job that would read or write outside the configured roots (checked after globs expand).
+def confine(spec: JobSpec, roots: Roots) -> None:
+    """Refuse a job that would read or write outside the roots (checked after globs expand).
+
+    Called when a job is submitted and again when a job resumes after a restart; the job itself checks every file
+    where it opens it (``run_local(..., roots=...)``), so a symlink swapped in between changes nothing.
 
     Raises:
-        BadRequest: naming each path outside every root.
+        BadRequest: naming a path with a NUL byte, or each path outside every root.
     """
-    resolved = [r.resolve() for r in roots]
-
-    def inside(path: Path) -> bool:
-        p = path.resolve()
-        return any(p.is_relative_to(r) for r in resolved)
-
-    outside = [p for p in (*spec.inputs, spec.output) if not inside(Path(p))]
-    if not outside:
-        outside = [str(f.path) for f in expand_inputs(spec.inputs) if not inside(f.path)]
+    for i, path in enumerate(spec.inputs):
+        check_path_text(f"inputs[{i}]", path)
+    check_path_text("output", spec.output)
+    outside = [p for p in (*spec.inputs, spec.output) if not roots.contains(Path(p).resolve())]
     if outside:
-        raise BadRequest(f"paths outside the allowed job roots {[str(r) for r in resolved]}: {outside}")
+        raise roots.refuse(outside)
+    expand_inputs(spec.inputs, roots)
 
 
 class JobRunner:
     """A FIFO of jobs and the one thread that runs them (so bulk scoring never starves the serving path)."""
 
-    def __init__(self, store: JobStore) -> None:
-        """Use the store for state and progress."""
+    def __init__(self, store: JobStore, roots: Roots) -> None:
+        """Use the store for state and progress; jobs read and write only below ``roots``."""
         self._store = store
+        self.roots = roots
         self._queue: queue.Queue[str | None] = queue.Queue()
+        # One event per queued or running job, removed when the job ends (guarded: the HTTP thread cancels).
         self._cancel: dict[str, threading.Event] = {}
+        self._cancel_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="driftline-jobs", daemon=True)
         self._stopping = False
 
     def start(self) -> None:
         """Start the worker and requeue what a previous run left unfinished."""
         for record in self._store.unfinished():
+            # The roots (or a symlink below them) may have changed while the server was down: check again.
+            try:
+                confine(record.spec, self.roots)
+            except DriftlineError as exc:
+                _log.warning("job %s cannot resume: %s", record.id, exc)
+                self._store.update(record.id, state="failed", error=str(exc))
+                continue
             _log.info("job %s was %s when the server stopped: resuming it", record.id, record.state)
             self._store.update(record.id, state="queued")
             self._enqueue(record.id)
@@ -74,29 +85,44 @@ class JobRunner:
             return False
         if record.state == "queued":
             self._store.update(job_id, state="cancelled")
-        self._cancel.setdefault(job_id, threading.Event()).set()
+        with self._cancel_lock:
+            event = self._cancel.get(job_id)
+        if event is not None:  # None: the job ended meanwhile, nothing left to stop
+            event.set()
         return True
+
+    def pending_events(self) -> int:
+        """Cancel events held: one per job queued or running (a finished job's is gone)."""
+        with self._cancel_lock:
+            return len(self._cancel)
 
     def stop(self, timeout: float = 30) -> None:
         """Stop after the current part of the running job; the job stays 'running' and resumes on restart."""
         self._stopping = True
-        for event in self._cancel.values():
+        with self._cancel_lock:
+            events = list(self._cancel.values())
+        for event in events:
             event.set()
         self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _enqueue(self, job_id: str) -> None:
-        self._cancel.setdefault(job_id, threading.Event())
+        with self._cancel_lock:
+            self._cancel.setdefault(job_id, threading.Event())
         self._queue.put(job_id)
 
     def _work(self) -> None:
         while (job_id := self._queue.get()) is not None:
-            record = self._store.get(job_id)
-            cancel = self._cancel[job_id]
-            if record is None or record.state != "queued":
-                continue
-            self._run(job_id, record.spec, cancel)
+            try:
+                record = self._store.get(job_id)
+                with self._cancel_lock:
+                    cancel = self._cancel[job_id]
+                if record is not None and record.state == "queued":
+                    self._run(job_id, record.spec, cancel)
+            finally:
+                with self._cancel_lock:
+                    self._cancel.pop(job_id, None)
 
     def _run(self, job_id: str, spec: JobSpec, cancel: threading.Event) -> None:
         self._store.update(job_id, state="running")
@@ -113,7 +139,7 @@ class JobRunner:
 
         try:
             resume = (Path(spec.output) / "_job.json").exists()
-            summary = run_local(spec, resume=resume, progress=progress, cancel=cancel)
+            summary = run_local(spec, resume=resume, progress=progress, cancel=cancel, roots=self.roots)
         except JobCancelled:
             # A server shutdown also sets the event: then the job stays 'running' and the next start resumes it.
             if not self._stopping:

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from driftline.errors import BadRequest
+from driftline.jobs.roots import opened
 from driftline.protocol.datatypes import to_numpy_dtype
 
 if TYPE_CHECKING:
@@ -20,8 +21,19 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.backends.base import TensorSpec
+    from driftline.jobs.roots import Roots
 
-__all__ = ["ColumnPlan", "InputFile", "expand_inputs", "iter_chunks", "plan_columns", "scan", "to_arrays"]
+__all__ = [
+    "ColumnPlan",
+    "InputFile",
+    "chunk_count",
+    "expand_inputs",
+    "iter_chunks",
+    "plan_columns",
+    "read_chunk",
+    "scan",
+    "to_arrays",
+]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -40,11 +52,14 @@ def scan(path: Path, fmt: str) -> pl.LazyFrame:
     return pl.scan_parquet(path) if fmt == "parquet" else pl.scan_csv(path)
 
 
-def expand_inputs(patterns: list[str]) -> list[InputFile]:
+def expand_inputs(patterns: list[str], roots: Roots | None = None) -> list[InputFile]:
     """Turn files, directories and globs into a sorted, de-duplicated list of readable Parquet/CSV files.
 
+    With ``roots``, every file must resolve inside them, and is counted through the descriptor that checked it.
+
     Raises:
-        BadRequest: naming every pattern that matched nothing, every unsupported file and every unreadable file.
+        BadRequest: naming every pattern that matched nothing, every unsupported file and every unreadable file;
+            with roots, every file outside them.
     """
     paths: list[Path] = []
     problems: list[str] = []
@@ -60,13 +75,18 @@ def expand_inputs(patterns: list[str]) -> list[InputFile]:
             problems.append(f"{pattern}: no such file (or no .parquet/.csv files in it)")
         paths.extend(found)
     files: list[InputFile] = []
-    for path in dict.fromkeys(p.resolve() for p in paths):
+    resolved = list(dict.fromkeys(p.resolve() for p in paths))
+    outside = [str(p) for p in resolved if roots is not None and not roots.contains(p)]
+    if outside and roots is not None:
+        raise roots.refuse(outside)
+    for path in resolved:
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
             problems.append(f"{path}: unsupported file type {path.suffix!r} (use .parquet or .csv)")
             continue
         try:
-            rows = int(scan(path, fmt).select(pl.len()).collect().item())
+            with opened(path, roots) as source:
+                rows = int(scan(source, fmt).select(pl.len()).collect().item())
         except (pl.exceptions.PolarsError, OSError) as exc:
             problems.append(f"{path}: cannot be read as {fmt}: {str(exc).splitlines()[0]}")
             continue
@@ -134,12 +154,16 @@ def _plan_one(
 
 
 def plan_columns(
-    inputs: tuple[TensorSpec, ...], files: list[InputFile], columns: dict[str, list[str]] | None, passthrough: list[str]
+    inputs: tuple[TensorSpec, ...],
+    files: list[InputFile],
+    columns: dict[str, list[str]] | None,
+    passthrough: list[str],
+    roots: Roots | None = None,
 ) -> ColumnPlan:
     """Map columns to the model's input tensors, checking every file's schema before anything is scored.
 
     Raises:
-        BadRequest: listing every missing or mistyped column in every file.
+        BadRequest: listing every missing or mistyped column in every file; with roots, a file now outside them.
     """
     unknown = sorted(set(columns or {}) - {t.name for t in inputs})
     if unknown:
@@ -148,7 +172,8 @@ def plan_columns(
     plan: ColumnPlan | None = None
     for file in files:
         try:
-            schema = scan(file.path, file.format).collect_schema()
+            with opened(file.path, roots) as source:
+                schema = scan(source, file.format).collect_schema()
         except pl.exceptions.PolarsError as exc:
             problems.append(f"{file.path}: cannot read its schema: {str(exc).splitlines()[0]}")
             continue
@@ -179,25 +204,50 @@ def plan_columns(
     return plan
 
 
-def iter_chunks(file: InputFile, chunk_rows: int, skip: set[int]) -> Iterator[tuple[int, pl.DataFrame]]:
+def iter_chunks(
+    file: InputFile, chunk_rows: int, skip: set[int], roots: Roots | None = None
+) -> Iterator[tuple[int, pl.DataFrame]]:
     """Exact ``chunk_rows``-row chunks of a file (the last one shorter), numbered from 0; numbers in ``skip`` are
     read past but not returned. A file with no rows yields one empty chunk, so its output still has a schema.
+
+    With ``roots``, the file is opened and checked once and every chunk is read through that descriptor.
     """
-    total_chunks = max(1, math.ceil(file.rows / chunk_rows))
+    with opened(file.path, roots) as source:
+        yield from _chunks(file, source, chunk_rows, skip)
+
+
+def chunk_count(file: InputFile, chunk_rows: int) -> int:
+    """Chunks of a file (an empty file has one, empty, so that its output still has a schema)."""
+    return max(1, math.ceil(file.rows / chunk_rows))
+
+
+def read_chunk(file: InputFile, chunk_rows: int, index: int) -> pl.DataFrame:
+    """Chunk ``index`` of a file on its own, the same rows ``iter_chunks`` gives it (the Ray engine's unit of work).
+
+    A CSV chunk is read by skipping the rows before it: fine for the chunk sizes jobs use, quadratic in the worst
+    case, where the local engine streams.
+    """
+    if file.rows == 0:
+        return scan(file.path, file.format).collect()
+    return scan(file.path, file.format).slice(index * chunk_rows, chunk_rows).collect()
+
+
+def _chunks(file: InputFile, source: Path, chunk_rows: int, skip: set[int]) -> Iterator[tuple[int, pl.DataFrame]]:
+    total_chunks = chunk_count(file, chunk_rows)
     if file.rows == 0:
         if 0 not in skip:
-            yield 0, scan(file.path, file.format).collect()
+            yield 0, scan(source, file.format).collect()
         return
     if file.format == "parquet":
         # Parquet slices are cheap (row-group pruning), so skipped chunks are never read.
         for index in range(total_chunks):
             if index not in skip:
-                yield index, scan(file.path, "parquet").slice(index * chunk_rows, chunk_rows).collect()
+                yield index, scan(source, "parquet").slice(index * chunk_rows, chunk_rows).collect()
         return
     pending: list[pl.DataFrame] = []
     size = 0
     index = 0
-    for batch in scan(file.path, "csv").collect_batches(chunk_size=chunk_rows):
+    for batch in scan(source, "csv").collect_batches(chunk_size=chunk_rows):
         pending.append(batch)
         size += len(batch)
         while size >= chunk_rows:

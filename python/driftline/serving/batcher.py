@@ -92,7 +92,6 @@ class Batcher:
             priority_levels=b.priority_levels,
             default_priority_level=b.default_priority_level,
             default_timeout_us=b.default_timeout_us,
-            instances=len(backends),
         )
         self._pending: dict[int, _Pending] = {}
         # Guards `submit + store` against a worker popping the ticket in between.
