@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-REPOSITORY ?= demo-models
+# Empty: the server's default, ./demo-models, which it builds on first run (a repository named here must exist).
+REPOSITORY ?=
 
 .DEFAULT_GOAL := help
 
