@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from tests.helpers import build_test_repository
 from tests.readme.terminal import ESC, run_in_terminal
 
 from driftline.demo import IRIS_FEATURES, iris_like_data
+from driftline.jobs import JobCancelled, JobSpec, run_local
 
 pytestmark = pytest.mark.slow
 
@@ -66,15 +68,24 @@ def test_at_a_terminal_the_bar_shows_rows_and_rate_on_stderr(job: Path):
     assert ESC in run.stderr  # drawn and erased in place
 
 
-def test_resumed_job_at_a_terminal(job: Path):
-    first = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", *ARGS, "--quiet"], cwd=job, env=_env(), capture_output=True, timeout=120
-    )
-    assert first.returncode == 0, first.stderr
-    run = run_in_terminal([sys.executable, "-m", "driftline.cli", *ARGS, "--resume"], cwd=job, env=_env(), timeout=120)
+def test_a_resumed_job_at_a_terminal_counts_on_from_what_was_done(job: Path, monkeypatch: pytest.MonkeyPatch):
+    # A job interrupted after its first part (the HTTP API's cancel, in this process), then resumed by the CLI.
+    # Two parts only: the reader has queued everything by then, so the cancelled job's threads all finish.
+    inputs, rows = ["data/0.parquet", "data/1.parquet"], 2 * ROWS_PER_FILE
+    monkeypatch.chdir(job)
+    spec = JobSpec(model="iris", version="2", inputs=inputs, output="scored", repository="models",
+                   chunk_rows=ROWS_PER_FILE, passthrough=["id"])  # fmt: skip
+    cancel = threading.Event()
+    with pytest.raises(JobCancelled):
+        run_local(spec, progress=lambda done, total: cancel.set(), cancel=cancel)
+    argv = ["score", "iris:2", *inputs, "--output", "scored", "--repository", "models", "--passthrough", "id"]
+    argv += ["--chunk-rows", str(ROWS_PER_FILE), "--resume"]
+    run = run_in_terminal([sys.executable, "-m", "driftline.cli", *argv], cwd=job, env=_env(), timeout=120)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    _summary(run.stdout_lines[-1])
+    assert json.loads(run.stdout_lines[-1])["rows"] == rows
+    bar = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stderr)
+    assert f"{rows:,}/{rows:,} rows" in bar, bar
 
 
 def test_without_a_terminal_no_escape_codes_and_only_the_summary(job: Path):
