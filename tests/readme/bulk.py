@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tests.readme.blocks import Block, commands
+from tests.readme.blocks import Block, commands, sample_output
 from tests.readme.conftest import user_env
 from tests.readme.terminal import run_in_terminal
 
@@ -59,8 +59,21 @@ def run_bulk_block(block: Block, cwd: Path) -> None:
     lines = run.stdout_lines
     assert len(lines) == len(scores), run.stdout
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stderr)
+    # The keys the README's sample summary shows; every engine's summary has the same keys, filled alike.
+    documented = set(re.findall(r'"(\w+)":', sample_output(block, "driftline score")))
+    first = json.loads(lines[0])
+    assert documented <= set(first), (documented, first)
     for argv, line in zip(scores, lines, strict=True):
         summary = json.loads(line)
+        assert set(summary) == set(first), (argv, summary)
+        if "--resume" not in argv:  # a resumed job's drift covers only the rows that run scored (here none)
+            nulls = [k for k in summary if summary[k] is None]
+            assert nulls == [k for k in first if first[k] is None], f"{shlex.join(argv)}: null {nulls}: {summary}"
+        # "part-FFFFF-CCCCC.parquet per input file and chunk", each in the output directory.
+        output = cwd / summary["output"]
+        for part in summary["parts"]:
+            assert re.fullmatch(r"part-\d{5}-\d{5,}\.parquet", part), f"{shlex.join(argv)}: part {part}"
+            assert (output / part).is_file(), (argv, part)
         model = argv[2]
         inputs = [a for a in argv[3 : argv.index("--output")] if not a.startswith("-")]
         assert summary["model"] == model.split(":")[0], summary
