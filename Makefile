@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-REPOSITORY ?= demo-models
+# Empty: the server's default, ./demo-models, which it builds on first run (a repository named here must exist).
+REPOSITORY ?=
 
 .DEFAULT_GOAL := help
 
@@ -14,11 +15,24 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-install: $(VENV)/bin/python ## install driftline (ONNX only) into .venv
-	$(PIP) install -q -e .
+# `pip install -e` rebuilds the Rust extension (minutes), so an install leaves a stamp in the venv and runs again
+# only when what the build reads changes (Python sources are live in an editable install). install-dev's extras
+# include the plain install, so it stamps both. `rust/` with a slash: find follows it when it is a symlink.
+BUILD_INPUTS := pyproject.toml Cargo.toml Cargo.lock $(shell find rust/ -name '*.rs' -o -name '*.toml')
+INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
 
-install-dev: $(VENV)/bin/python ## install driftline with the torch, ray, evidently, mlflow and dev extras into .venv
+$(INSTALLED): $(BUILD_INPUTS) | $(VENV)/bin/python
+	$(PIP) install -q -e .
+	touch $@
+
+$(INSTALLED_DEV): $(BUILD_INPUTS) | $(VENV)/bin/python
 	$(PIP) install -q -e '.[dev,torch,ray,evidently,mlflow]'
+	touch $@ $(INSTALLED)
+
+install: $(INSTALLED) ## install driftline (ONNX only) into .venv; again only when the build inputs change
+
+install-dev: $(INSTALLED_DEV) ## install driftline with the torch, ray, evidently, mlflow and dev extras into .venv
 
 serve: install ## start the server on the bundled demo repository at 127.0.0.1:8000
 	$(VENV)/bin/driftline serve $(REPOSITORY)

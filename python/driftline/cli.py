@@ -205,26 +205,34 @@ def _score(args: argparse.Namespace) -> int:
     elif args.quiet:
         summary = run_local(spec, resume=args.resume)
     else:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # The total is known only once the inputs are read, so the bar starts with total=None (rich's pulsing
+        # bar) and shows the total from a field rather than formatting task.total, which would be None.
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TextColumn("{task.completed:,.0f}/{task.fields[of]} rows"),
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task(f"scoring {args.model}", total=None, rate="")
-            started = time.perf_counter()
-            first: list[int] = []
+        # stdout carries only the summary line. At a terminal the bar is drawn on stderr and erased at the end;
+        # when stderr is a file or pipe (or a dumb terminal) it is off: logs get no escape codes or blank lines.
+        console = Console(stderr=True)
+        with Progress(*columns, console=console, transient=True, disable=not console.is_interactive) as bar:
+            task = bar.add_task(f"scoring {args.model}", total=None, rate="", of="?")
+            # The rate counts rows scored by this run: a resumed job's first report also holds the rows an
+            # earlier run wrote, so its rate is measured from that report on.
+            base: list[tuple[int, float]] = [] if args.resume else [(0, time.perf_counter())]
 
             def report(done: int, total: int) -> None:
-                if not first:
-                    first.append(done)
-                elapsed = time.perf_counter() - started
-                rate = (done - first[0]) / elapsed if elapsed > 0 else 0.0
-                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} rows/s")
+                now = time.perf_counter()
+                if not base:
+                    base.append((done, now))
+                rows, since = base[0]
+                rate = f"{(done - rows) / (now - since):,.0f} rows/s" if done > rows and now > since else ""
+                bar.update(task, completed=done, total=total, rate=rate, of=f"{total:,}")
 
             summary = run_local(spec, resume=args.resume, progress=report)
     print(msgspec.json.encode(summary).decode())
