@@ -18,8 +18,10 @@ from driftline.errors import BadRequest, Conflict, ModelNotFound
 from driftline.http import openapi as doc
 from driftline.http.admin_bodies import (
     AliasBody,
+    AliasName,
     KeyBody,
     ProposalBody,
+    ProposalId,
     ReasonBody,
     RoutingBody,
     VersionBody,
@@ -85,6 +87,7 @@ class AdminController(Controller):
         opt={"role": "operator"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def load(self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None) -> dict[str, Any]:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
@@ -106,6 +109,7 @@ class AdminController(Controller):
         opt={"role": "operator"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def unload(
         self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None
@@ -126,7 +130,7 @@ class AdminController(Controller):
         responses=doc.CHANGE,
     )
     async def set_alias(
-        self, request: Request[Any, Any, Any], name: str, alias: str, data: AliasBody
+        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: AliasBody
     ) -> dict[str, Any]:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
         body = data
@@ -139,7 +143,7 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.REMOVE,
     )
-    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: AliasName) -> dict[str, Any]:
         """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
         await _lifecycle(request).delete_alias(name, alias, _actor(request))
         return {"model": name, "alias": alias, "deleted": True}
@@ -150,9 +154,10 @@ class AdminController(Controller):
         opt={"role": "admin"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def rollback(
-        self, request: Request[Any, Any, Any], name: str, alias: str, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """One call: the alias points where it pointed before its last move."""
         body = data or ReasonBody()
@@ -234,7 +239,7 @@ class AdminController(Controller):
         opt={"role": "viewer"},
         responses=doc.READ,
     )
-    async def proposal(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+    async def proposal(self, request: Request[Any, Any, Any], pid: ProposalId) -> dict[str, Any]:
         """The proposal with ``rule_passes`` and the shadow evidence."""
         lifecycle = _lifecycle(request)
         proposal = lifecycle.store.proposal(pid)
@@ -249,9 +254,10 @@ class AdminController(Controller):
         opt={"role": "admin"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def approve(
-        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
@@ -264,9 +270,10 @@ class AdminController(Controller):
         opt={"role": "admin"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def promote(
-        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
@@ -279,8 +286,11 @@ class AdminController(Controller):
         opt={"role": "admin"},
         status_code=200,
         responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
-    async def reject(self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None) -> dict[str, Any]:
+    async def reject(
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
+    ) -> dict[str, Any]:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))

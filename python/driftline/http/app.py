@@ -21,8 +21,8 @@ from driftline.errors import DriftlineError
 from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
-from driftline.http.head import HeadAsGet
 from driftline.http.jobs import JobsController
+from driftline.http.methods import HeadAsGet, allow_header, complete_options_allow
 from driftline.http.metrics import LifecycleCollector, RegistryCollector, ServingCollector, metrics
 from driftline.http.openapi import openapi_config, ui_router
 from driftline.http.triton import TritonController
@@ -69,12 +69,8 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
         detail = f"{detail}: {extra}"
     # Keep the exception's headers: a 405 must say which methods the route allows (RFC 9110 15.5.6).
     headers = dict(exc.headers or {})
-    allow = headers.get("allow")
-    if allow is not None:
-        methods = [m.strip() for m in allow.split(",") if m.strip()]
-        if "GET" in methods and "HEAD" not in methods:
-            methods.append("HEAD")  # HeadAsGet answers HEAD wherever GET is answered
-        headers["allow"] = ", ".join(methods)
+    if "allow" in headers:
+        headers["allow"] = allow_header(headers["allow"].split(","))
     return _error(exc.status_code, detail, headers)
 
 
@@ -214,6 +210,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             HTTPException: _http_error,
             Exception: _internal_error,
         },
+        before_send=[complete_options_allow],
         request_max_body_size=settings.http.max_request_bytes,
         openapi_config=openapi_config(),
         debug=False,

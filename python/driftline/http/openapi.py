@@ -17,6 +17,7 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
+    Reference,
     RequestBody,
     Schema,
     SecurityRequirement,
@@ -38,6 +39,7 @@ __all__ = [
     "READ",
     "REMOVE",
     "InferOperation",
+    "OptionalBody",
     "also_answers",
     "errors",
     "infer_responses",
@@ -128,6 +130,16 @@ def also_answers(*media_types: str) -> type[Operation]:
             _add_200_media(self, media_types)
 
     return _Operation
+
+
+@dataclass
+class OptionalBody(Operation):
+    """For a handler whose ``data`` is optional: Litestar marks every request body required."""
+
+    def __post_init__(self) -> None:
+        """Say the body may be left out."""
+        if self.request_body is not None and not isinstance(self.request_body, Reference):
+            self.request_body.required = False
 
 
 @dataclass

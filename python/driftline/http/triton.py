@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.deps import table_of
 from driftline.http.guards import require_role_when_keyed
-from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, OptionalBody, errors
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
@@ -156,6 +156,7 @@ class TritonController(Controller):
         opt={"role": "operator"},
         security=KEYED_WHEN_CONFIGURED,
         responses=errors(400, 401, 403, 404, 409, 413, 503),
+        operation_class=OptionalBody,
     )
     async def load(self, request: Request[Any, Any, Any], name: str, data: LoadRequest | None = None) -> dict[str, Any]:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready.
