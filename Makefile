@@ -59,9 +59,12 @@ typecheck: ## mypy --strict over the package, and stubtest of the Rust extension
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m mypy.stubtest driftline._core
 
-tools: ## system tools the benchmarks drive (wrk), from Debian's packages when missing
-	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null; \
-		else echo "wrk is missing and this is not root: sudo apt-get install wrk"; fi; }
+tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /docs page), from Debian's packages when missing
+	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+		else echo "missing:$$missing and this is not root: sudo apt-get install$$missing"; fi; fi
 
 test: install-dev tools ## install everything and run the whole suite (cargo test + pytest, slow and e2e included)
 	cargo test --quiet

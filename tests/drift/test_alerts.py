@@ -4,6 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -151,7 +152,27 @@ def test_prometheus_gauges():
     alerts.observe(make_report("drift"))
     labels = {"model": "iris", "version": "1", "feature": "a"}
     assert registry.get_sample_value("driftline_drift_detected", labels) == 1.0
-    assert registry.get_sample_value("driftline_drift_score", {**labels, "stat": "ks"}) == 0.001
+    assert registry.get_sample_value("driftline_drift_pvalue", {**labels, "stat": "ks"}) == 0.001
+    assert registry.get_sample_value("driftline_drift_distance", {**labels, "stat": "ks"}) is None
     alerts.observe(make_report("ok", drifted=()))
     assert registry.get_sample_value("driftline_drift_detected", labels) == 0.0
-    assert registry.get_sample_value("driftline_drift_score", {**labels, "stat": "ks"}) == 0.8
+    assert registry.get_sample_value("driftline_drift_pvalue", {**labels, "stat": "ks"}) == 0.8
+
+
+def test_distances_and_pvalues_are_separate_gauges():
+    """A p-value falls with drift and a distance rises: one gauge for both could not carry one alert rule."""
+    registry = CollectorRegistry()
+    alerts = AlertManager(registry=registry)
+    report = make_report("drift")
+    report.features[1] = msgspec.structs.replace(report.features[1], stat="psi", value=0.4, pvalue=None)
+    alerts.observe(report)
+    assert (
+        registry.get_sample_value(
+            "driftline_drift_pvalue", {"model": "iris", "version": "1", "feature": "a", "stat": "ks"}
+        )
+        == 0.001
+    )
+    b = {"model": "iris", "version": "1", "feature": "b", "stat": "psi"}
+    assert registry.get_sample_value("driftline_drift_distance", b) == 0.4
+    assert registry.get_sample_value("driftline_drift_pvalue", b) is None
+    assert registry.get_sample_value("driftline_drift_score", b) is None  # the mixed gauge is gone

@@ -22,11 +22,11 @@ def test_metrics_exposition(server):
         assert httpx.post(f"{server.url}/v2/models/iris/versions/1/infer", json=GOOD, timeout=10).status_code == 200
     httpx.post(f"{server.url}/v2/models/iris/versions/1/infer", json={"inputs": []}, timeout=10)
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    assert 'driftline_requests_total{model="iris",outcome="success",version="1"}' in text
+    assert 'driftline_requests_total{code="200",model="iris",outcome="success",version="1"}' in text
     success = next(
         float(line.split()[-1])
         for line in text.splitlines()
-        if line.startswith('driftline_requests_total{model="iris",outcome="success",version="1"}')
+        if line.startswith('driftline_requests_total{code="200",model="iris",outcome="success",version="1"}')
     )
     assert success >= 3
     for family in (

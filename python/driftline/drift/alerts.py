@@ -175,14 +175,23 @@ class AlertManager:
         self._states: dict[tuple[str, str], State] = {}
         self.events: deque[DriftEvent] = deque(maxlen=history)
         self.sender = WebhookSender(webhooks, retries=retries, backoff=backoff, timeout=timeout) if webhooks else None
-        self._score = self._detected = None
+        self._pvalue = self._distance = self._detected = None
         if registry is not None:
             from prometheus_client import Gauge
 
-            self._score = Gauge(
-                "driftline_drift_score",
-                "Latest drift statistic per feature (p-value for tests).",
-                ["model", "version", "feature", "stat"],
+            # Two gauges, not one: a p-value drifts downwards and a distance upwards, so a single
+            # "score" could not carry one alert threshold (`< 0.05` for the first, `> 0.2` for the other).
+            labels = ["model", "version", "feature", "stat"]
+            self._pvalue = Gauge(
+                "driftline_drift_pvalue",
+                "Latest p-value of a feature's statistical test (ks, chi2, ...): lower means more drift.",
+                labels,
+                registry=registry,
+            )
+            self._distance = Gauge(
+                "driftline_drift_distance",
+                "Latest distance of a feature from its reference (psi, wasserstein, js, ...): higher means more drift.",
+                labels,
                 registry=registry,
             )
             self._detected = Gauge(
@@ -242,11 +251,18 @@ class AlertManager:
         return event
 
     def _update_gauges(self, model: str, version: str, report: DriftReport) -> None:
-        if self._score is None or self._detected is None:
+        if self._pvalue is None or self._distance is None or self._detected is None:
             return
         for f in report.features:
-            score = f.pvalue if f.pvalue is not None else f.value
-            self._score.labels(model, version, f.name, f.stat).set(score)
+            labels = (model, version, f.name, f.stat)
+            if f.pvalue is not None:
+                self._pvalue.labels(*labels).set(f.pvalue)
+                stale = self._distance
+            else:
+                self._distance.labels(*labels).set(f.value)
+                stale = self._pvalue
+            with contextlib.suppress(KeyError):  # the same stat never sits in both families
+                stale.remove(*labels)
             self._detected.labels(model, version, f.name).set(1.0 if f.verdict == "drift" else 0.0)
 
     def close(self) -> None:

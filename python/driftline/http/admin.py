@@ -2,7 +2,8 @@
 (propose -> approve -> promote), rollback, the audit log, API keys and the registry sync.
 
 Every route needs an API key; the role each one needs is in its ``opt`` and checked by :func:`require_role`.
-Bodies are msgspec structs (documented in the OpenAPI schema); a bad field is a 400 that names it.
+Bodies are msgspec structs (:mod:`driftline.http.admin_bodies`, documented in the OpenAPI schema); a bad field is a
+400 that names it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter
 
 from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.http import openapi as doc
+from driftline.http.admin_bodies import (
+    AliasBody,
+    AliasName,
+    KeyBody,
+    ProposalBody,
+    ProposalId,
+    ReasonBody,
+    RoutingBody,
+    VersionBody,
+)
 from driftline.http.guards import require_role
-from driftline.lifecycle import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
-from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
+from driftline.serving.routing import RoutingPolicy
 
 if TYPE_CHECKING:
     from driftline.auth import Principal
@@ -42,50 +53,6 @@ def reload_keys(state: Any) -> None:
     state.key_ring.replace(keys)
 
 
-class VersionBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A version to load or unload (none = the whole model)."""
-
-    version: int | None = None
-
-
-class AliasBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Where an alias should point."""
-
-    version: int
-    reason: str | None = None
-
-
-class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Why (kept in the audit log)."""
-
-    reason: str | None = None
-
-
-class RoutingBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A routing policy and why it changes."""
-
-    canary: Canary | None = None
-    split: Split | None = None
-    shadow: Shadow | None = None
-    reason: str | None = None
-
-
-class ProposalBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A candidate version for an alias, and the rule its approval waits for."""
-
-    version: int
-    alias: str = "champion"
-    rule: ApprovalRule | None = None
-    reason: str | None = None
-
-
-class KeyBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A new API key's name and role."""
-
-    name: str
-    role: str
-
-
 def _version(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise BadRequest(f"version must be a positive integer, got {value!r}")
@@ -98,23 +65,29 @@ class AdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]  # noqa: RUF012 - Litestar reads it as a class attribute
     guards = [require_role]  # noqa: RUF012
+    security = doc.KEYED
 
     # -- status -------------------------------------------------------------------------------------------------
 
-    @get("/models", summary="Every model's lifecycle status", opt={"role": "viewer"})
+    @get("/models", summary="Every model's lifecycle status", opt={"role": "viewer"}, responses=doc.LIST)
     async def models(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
         lifecycle = _lifecycle(request)
         names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
         return [lifecycle.status(n) for n in names]
 
-    @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"})
+    @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"}, responses=doc.READ)
     async def model(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
         return _lifecycle(request).status(name)
 
     @post(
-        "/models/{name:str}/load", summary="Load a model or one more version", opt={"role": "operator"}, status_code=200
+        "/models/{name:str}/load",
+        summary="Load a model or one more version",
+        opt={"role": "operator"},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def load(self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None) -> dict[str, Any]:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
@@ -130,7 +103,14 @@ class AdminController(Controller):
         failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}
         return {"name": name, "versions": [str(v) for v in versions], "failed": failed}
 
-    @post("/models/{name:str}/unload", summary="Unload one version", opt={"role": "operator"}, status_code=200)
+    @post(
+        "/models/{name:str}/unload",
+        summary="Unload one version",
+        opt={"role": "operator"},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
+    )
     async def unload(
         self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None
     ) -> dict[str, Any]:
@@ -143,16 +123,27 @@ class AdminController(Controller):
 
     # -- aliases ------------------------------------------------------------------------------------------------
 
-    @put("/models/{name:str}/aliases/{alias:str}", summary="Point an alias at a version", opt={"role": "admin"})
+    @put(
+        "/models/{name:str}/aliases/{alias:str}",
+        summary="Point an alias at a version",
+        opt={"role": "admin"},
+        responses=doc.CHANGE,
+    )
     async def set_alias(
-        self, request: Request[Any, Any, Any], name: str, alias: str, data: AliasBody
+        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: AliasBody
     ) -> dict[str, Any]:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
         body = data
         return await _lifecycle(request).set_alias(name, alias, body.version, _actor(request), body.reason)
 
-    @delete("/models/{name:str}/aliases/{alias:str}", summary="Remove an alias", opt={"role": "admin"}, status_code=200)
-    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: str) -> dict[str, Any]:
+    @delete(
+        "/models/{name:str}/aliases/{alias:str}",
+        summary="Remove an alias",
+        opt={"role": "admin"},
+        status_code=200,
+        responses=doc.REMOVE,
+    )
+    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: AliasName) -> dict[str, Any]:
         """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
         await _lifecycle(request).delete_alias(name, alias, _actor(request))
         return {"model": name, "alias": alias, "deleted": True}
@@ -162,9 +153,11 @@ class AdminController(Controller):
         summary="Return an alias to its previous version",
         opt={"role": "admin"},
         status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def rollback(
-        self, request: Request[Any, Any, Any], name: str, alias: str, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """One call: the alias points where it pointed before its last move."""
         body = data or ReasonBody()
@@ -172,13 +165,18 @@ class AdminController(Controller):
 
     # -- routing and shadow -------------------------------------------------------------------------------------
 
-    @get("/models/{name:str}/routing", summary="A model's routing policy", opt={"role": "viewer"})
+    @get("/models/{name:str}/routing", summary="A model's routing policy", opt={"role": "viewer"}, responses=doc.READ)
     async def routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Canary, split and shadow, as set."""
         out: dict[str, Any] = msgspec.to_builtins(_lifecycle(request).table.routes(name).policy)
         return out
 
-    @put("/models/{name:str}/routing", summary="Set a model's routing policy", opt={"role": "operator"})
+    @put(
+        "/models/{name:str}/routing",
+        summary="Set a model's routing policy",
+        opt={"role": "operator"},
+        responses=doc.CHANGE,
+    )
     async def set_routing(self, request: Request[Any, Any, Any], name: str, data: RoutingBody) -> dict[str, Any]:
         """Body ``{"canary": {"target": "challenger", "percent": 10}}``, or ``{"split": {"parameter": "user",
         "weights": {"champion": 50, "challenger": 50}}}``, and/or ``{"shadow": {"target": "challenger"}}``."""
@@ -196,20 +194,26 @@ class AdminController(Controller):
         summary="Clear a model's routing policy",
         opt={"role": "operator"},
         status_code=200,
+        responses=doc.REMOVE,
     )
     async def clear_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Every unpinned request goes to the default alias again."""
         await _lifecycle(request).set_routing(name, RoutingPolicy(), _actor(request), "cleared")
         return {}
 
-    @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"})
+    @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
     async def shadow(self, request: Request[Any, Any, Any], name: str) -> list[dict[str, Any]]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
         return [p.as_dict() for p in _lifecycle(request).shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 
-    @post("/models/{name:str}/proposals", summary="Propose a version for an alias", opt={"role": "operator"})
+    @post(
+        "/models/{name:str}/proposals",
+        summary="Propose a version for an alias",
+        opt={"role": "operator"},
+        responses=doc.CHANGE,
+    )
     async def propose(self, request: Request[Any, Any, Any], name: str, data: ProposalBody) -> dict[str, Any]:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
@@ -219,7 +223,7 @@ class AdminController(Controller):
         out: dict[str, Any] = msgspec.to_builtins(proposal)
         return out
 
-    @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"})
+    @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def proposals(
         self,
         request: Request[Any, Any, Any],
@@ -229,8 +233,13 @@ class AdminController(Controller):
         """Optionally one model's."""
         return [msgspec.to_builtins(p) for p in _lifecycle(request).store.proposals(model, limit)]
 
-    @get("/proposals/{pid:int}", summary="One proposal and whether its rule passes now", opt={"role": "viewer"})
-    async def proposal(self, request: Request[Any, Any, Any], pid: int) -> dict[str, Any]:
+    @get(
+        "/proposals/{pid:int}",
+        summary="One proposal and whether its rule passes now",
+        opt={"role": "viewer"},
+        responses=doc.READ,
+    )
+    async def proposal(self, request: Request[Any, Any, Any], pid: ProposalId) -> dict[str, Any]:
         """The proposal with ``rule_passes`` and the shadow evidence."""
         lifecycle = _lifecycle(request)
         proposal = lifecycle.store.proposal(pid)
@@ -239,9 +248,16 @@ class AdminController(Controller):
         ok, evidence = lifecycle.rule_status(proposal)
         return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
 
-    @post("/proposals/{pid:int}/approve", summary="Approve a proposal", opt={"role": "admin"}, status_code=200)
+    @post(
+        "/proposals/{pid:int}/approve",
+        summary="Approve a proposal",
+        opt={"role": "admin"},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
+    )
     async def approve(
-        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
@@ -249,18 +265,32 @@ class AdminController(Controller):
         return out
 
     @post(
-        "/proposals/{pid:int}/promote", summary="Promote an approved proposal", opt={"role": "admin"}, status_code=200
+        "/proposals/{pid:int}/promote",
+        summary="Promote an approved proposal",
+        opt={"role": "admin"},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
     )
     async def promote(
-        self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).promote(pid, _actor(request), body.reason))
         return out
 
-    @post("/proposals/{pid:int}/reject", summary="Reject a proposal", opt={"role": "admin"}, status_code=200)
-    async def reject(self, request: Request[Any, Any, Any], pid: int, data: ReasonBody | None = None) -> dict[str, Any]:
+    @post(
+        "/proposals/{pid:int}/reject",
+        summary="Reject a proposal",
+        opt={"role": "admin"},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
+    )
+    async def reject(
+        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
+    ) -> dict[str, Any]:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
         out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))
@@ -268,7 +298,7 @@ class AdminController(Controller):
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
 
-    @get("/audit", summary="The audit log, newest first", opt={"role": "viewer"})
+    @get("/audit", summary="The audit log, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def audit(
         self,
         request: Request[Any, Any, Any],
@@ -280,7 +310,7 @@ class AdminController(Controller):
         events = _lifecycle(request).audit.events(model=model, action=action, limit=limit)
         return [msgspec.to_builtins(e) for e in events]
 
-    @get("/keys", summary="API keys (names and roles; never the keys)", opt={"role": "admin"})
+    @get("/keys", summary="API keys (names and roles; never the keys)", opt={"role": "admin"}, responses=doc.LIST)
     async def keys(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         """Keys from the config file and the store."""
         state = request.app.state
@@ -293,7 +323,7 @@ class AdminController(Controller):
         ]
         return out
 
-    @post("/keys", summary="Create an API key", opt={"role": "admin"})
+    @post("/keys", summary="Create an API key", opt={"role": "admin"}, responses=doc.CREATE)
     async def create_key(self, request: Request[Any, Any, Any], data: KeyBody) -> dict[str, Any]:
         """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
         body = data
@@ -306,7 +336,13 @@ class AdminController(Controller):
         reload_keys(state)
         return {"name": body.name, "role": body.role, "key": key}
 
-    @delete("/keys/{key_name:str}", summary="Revoke an API key", opt={"role": "admin"}, status_code=200)
+    @delete(
+        "/keys/{key_name:str}",
+        summary="Revoke an API key",
+        opt={"role": "admin"},
+        status_code=200,
+        responses=doc.REMOVE,
+    )
     async def revoke_key(self, request: Request[Any, Any, Any], key_name: str) -> dict[str, Any]:
         """Stored keys only; a key from the config file is removed by editing the file."""
         state = request.app.state
@@ -316,13 +352,19 @@ class AdminController(Controller):
         state.lifecycle.audit.record("key_revoked", "-", actor=_actor(request), reason=key_name)
         return {"name": key_name, "revoked": True}
 
-    @get("/registry", summary="Registry sync status", opt={"role": "viewer"})
+    @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)
     async def registry(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Source, state, last error, next attempt and versions refused."""
         sync = request.app.state.sync
         return {"source": None, "state": "off"} if sync is None else dict(sync.status())
 
-    @post("/registry/sync", summary="Sync from the registry now", opt={"role": "operator"}, status_code=200)
+    @post(
+        "/registry/sync",
+        summary="Sync from the registry now",
+        opt={"role": "operator"},
+        status_code=200,
+        responses=doc.CHANGE,
+    )
     async def sync_now(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Runs one pass now (this process leads the sync) and returns what changed."""
         sync = request.app.state.sync

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 from prometheus_client import CollectorRegistry
 
 from driftline import __version__
@@ -23,7 +22,9 @@ from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
 from driftline.http.jobs import JobsController
+from driftline.http.methods import HeadAsGet, allow_header, complete_options_allow
 from driftline.http.metrics import LifecycleCollector, RegistryCollector, ServingCollector, metrics
+from driftline.http.openapi import openapi_config, ui_router
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.roots import Roots
@@ -31,6 +32,7 @@ from driftline.jobs.runner import JobRunner
 from driftline.lifecycle import Lifecycle
 from driftline.repository import Repository
 from driftline.serving import ModelTable
+from driftline.serving.stats import RequestErrors
 from driftline.store import AuditLog, Database, JobStore
 from driftline.store.lifecycle import LifecycleStore
 
@@ -43,20 +45,34 @@ _log = logging.getLogger("driftline.http")
 _error_encoder = msgspec.json.Encoder()
 
 
-def _error(status: int, message: str) -> Response[bytes]:
-    return Response(_error_encoder.encode({"error": message}), status_code=status, media_type=MediaType.JSON)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+    body = _error_encoder.encode({"error": message})
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 def _driftline_error(_: Request[Any, Any, Any], exc: DriftlineError) -> Response[bytes]:
     return _error(exc.http_status, str(exc))
 
 
+def _source(source: Any) -> str:
+    value = getattr(source, "value", source)
+    return f"{value} parameter " if value else "field "
+
+
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     detail = exc.detail
     extra = getattr(exc, "extra", None)
-    if extra:
+    if isinstance(extra, list) and all(isinstance(e, dict) for e in extra):
+        # Litestar's validation errors: name each field and where it came from, not a Python repr.
+        problems = "; ".join(f"{_source(e.get('source'))}{e.get('key', '?')!r}: {e.get('message', '')}" for e in extra)
+        detail = f"{detail.split(':', 1)[0]}: {problems}"
+    elif extra:
         detail = f"{detail}: {extra}"
-    return _error(exc.status_code, detail)
+    # Keep the exception's headers: a 405 must say which methods the route allows (RFC 9110 15.5.6).
+    headers = dict(exc.headers or {})
+    if "allow" in headers:
+        headers["allow"] = allow_header(headers["allow"].split(","))
+    return _error(exc.status_code, detail, headers)
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -155,7 +171,8 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.lifecycle = Lifecycle(table, LifecycleStore(db), state.audit, settings.default_alias)
         state.key_ring = KeyRing()
         state.require_key = settings.auth.require_for_inference
-        state.registry.register(ServingCollector(table))
+        state.request_errors = RequestErrors()
+        state.registry.register(ServingCollector(table, state.request_errors))
         state.registry.register(LifecycleCollector(table))
         state.max_request_bytes = settings.http.max_request_bytes
         state.in_flight = 0  # inference requests being handled by the fast path right now
@@ -193,27 +210,36 @@ def create_app(settings: ServerSettings) -> Litestar:
             db.close()
 
     return Litestar(
-        route_handlers=[V2Controller, TritonController, JobsController, DriftController, AdminController, metrics],
+        route_handlers=[
+            V2Controller,
+            TritonController,
+            JobsController,
+            DriftController,
+            AdminController,
+            metrics,
+            ui_router(),
+        ],
         lifespan=[lifespan],
         exception_handlers={
             DriftlineError: _driftline_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
+        before_send=[complete_options_allow],
         request_max_body_size=settings.http.max_request_bytes,
-        openapi_config=OpenAPIConfig(title="driftline", version=__version__, path="/docs"),
+        openapi_config=openapi_config(),
         # Litestar's own logging setup brings its own format; its records go to the root logger's handler.
         logging_config=None,
         debug=False,
     )
 
 
-def create_server_app(settings: ServerSettings) -> InferFastPath:
-    """The app the server runs: Litestar behind the raw-ASGI inference fast path."""
-    return InferFastPath(create_app(settings))
+def create_server_app(settings: ServerSettings) -> HeadAsGet:
+    """The app the server runs: Litestar behind the raw-ASGI inference fast path, HEAD answered as GET."""
+    return HeadAsGet(InferFastPath(create_app(settings)))
 
 
-def create_app_from_env() -> InferFastPath:
+def create_app_from_env() -> HeadAsGet:
     """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
     # Library warnings (warnings.warn) go through logging too, so they come out in the one log format.
     logging.captureWarnings(True)

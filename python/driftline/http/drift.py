@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import QueryParameter
 
-from driftline.errors import ModelNotFound
+from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.guards import require_role_when_keyed
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, also_answers, errors
 
 if TYPE_CHECKING:
     from driftline.drift import DriftMonitor
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["DriftController", "check_all"]
 
 _log = logging.getLogger("driftline.drift")
+_FORMATS = ("json", "html")
 
 
 async def check_all(table: ModelTable, monitor: DriftMonitor) -> int:
@@ -41,12 +44,27 @@ class DriftController(Controller):
     path = "/v1/models"
     tags = ["drift"]  # noqa: RUF012 - Litestar reads it as a class attribute
     guards = [require_role_when_keyed]  # noqa: RUF012
+    security = KEYED_WHEN_CONFIGURED
 
-    @get(["/{name:str}/drift", "/{name:str}/versions/{version:str}/drift"], summary="Drift report")
+    @get(
+        ["/{name:str}/drift", "/{name:str}/versions/{version:str}/drift"],
+        summary="Drift report",
+        responses=errors(400, 401, 403, 404, 503),
+        operation_class=also_answers("text/html"),
+    )
     async def report(
-        self, request: Request[Any, Any, Any], name: str, version: str | None = None, format: str = "json"
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        version: str | None = None,
+        format: Annotated[str, QueryParameter(schema_extra={"enum": list(_FORMATS)})] = "json",
     ) -> Response[Any]:
-        """The current window's report; ``?format=html`` renders a self-contained page with charts."""
+        """The current window's report; ``?format=html`` renders a self-contained page with charts.
+
+        An unknown ``format`` is a 400 naming the allowed values (it used to fall back to JSON silently).
+        """
+        if format not in _FORMATS:
+            raise BadRequest(f"query parameter 'format' must be one of {', '.join(_FORMATS)}; got {format!r}")
         state = request.app.state
         model = state.table.get(name, version)
         monitor: DriftMonitor = state.drift
@@ -54,5 +72,6 @@ class DriftController(Controller):
             raise ModelNotFound(f"model {name!r} version {model.version} has no reference data, so no drift report")
         report, _ = await asyncio.to_thread(monitor.check, model.name, str(model.version))
         if format == "html":
-            return Response(report.to_html(), media_type="text/html; charset=utf-8")
+            # Litestar appends "; charset=utf-8" to text/ types: naming it here sent it twice.
+            return Response(report.to_html(), media_type="text/html")
         return Response(report.to_json(), media_type="application/json")

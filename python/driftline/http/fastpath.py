@@ -15,6 +15,7 @@ import msgspec
 
 from driftline.errors import DriftlineError, PayloadTooLarge
 from driftline.http.deadline import BodyDeadline
+from driftline.http.metrics import record_error
 from driftline.http.v2 import HEADER_LENGTH, run_inference
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class InferFastPath:
             headers = [(b"content-type", b"application/json")]
         finally:
             state.in_flight -= 1
+        if status != 200:
+            record_error(state, name, version, status)
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

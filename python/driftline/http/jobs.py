@@ -9,6 +9,7 @@ from litestar import Controller, Request, delete, get, post
 
 from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.guards import require_role_when_keyed
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
 from driftline.jobs.roots import check_path_text
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
@@ -46,8 +47,9 @@ class JobsController(Controller):
     path = "/v1/jobs"
     tags = ["jobs"]  # noqa: RUF012 - Litestar reads it as a class attribute
     guards = [require_role_when_keyed]  # noqa: RUF012
+    security = KEYED_WHEN_CONFIGURED
 
-    @post("", status_code=202, summary="Submit a scoring job")
+    @post("", status_code=202, summary="Submit a scoring job", responses=errors(400, 401, 403, 404, 413))
     async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
         """Validate paths and model, queue the job, and return it (state ``queued``)."""
         runner, store = _state(request)
@@ -80,12 +82,12 @@ class JobsController(Controller):
         assert record is not None  # just written
         return record
 
-    @get("", summary="List jobs")
+    @get("", summary="List jobs", responses=errors(401, 403))
     async def list_jobs(self, request: Request[Any, Any, Any]) -> list[JobRecord]:
         """The newest jobs first."""
         return _state(request)[1].recent()
 
-    @get("/{job_id:str}", summary="One job")
+    @get("/{job_id:str}", summary="One job", responses=errors(400, 401, 403, 404))
     async def get_job(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
         """State, rows done, rows/s and error of a job."""
         record = _state(request)[1].get(job_id)
@@ -93,7 +95,7 @@ class JobsController(Controller):
             raise ModelNotFound(f"job {job_id!r} not found")
         return record
 
-    @delete("/{job_id:str}", status_code=200, summary="Cancel a job")
+    @delete("/{job_id:str}", status_code=200, summary="Cancel a job", responses=errors(400, 401, 403, 404))
     async def cancel(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
         """Cancel a queued or running job (a running one stops after its current part)."""
         runner, store = _state(request)

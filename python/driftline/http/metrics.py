@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
     from driftline.registry.sync import RegistrySync
-    from driftline.serving.stats import Histogram
+    from driftline.serving.stats import Histogram, RequestErrors
     from driftline.serving.table import ModelTable
 
-__all__ = ["LifecycleCollector", "RegistryCollector", "ServingCollector", "metrics"]
+__all__ = ["LifecycleCollector", "RegistryCollector", "ServingCollector", "metrics", "record_error"]
 
 LABELS = ["model", "version"]
 
@@ -31,16 +31,30 @@ def _add(family: HistogramMetricFamily, labels: list[str], hist: Histogram) -> N
     family.add_metric(labels, hist.cumulative(), hist.total)
 
 
+def record_error(state: Any, name: str, version: str | None, status: int) -> None:
+    """Count an inference request answered with ``status`` (>= 400) in ``driftline_requests_total``."""
+    table: ModelTable = state.table
+    known, loaded = table.knows(name)
+    state.request_errors.record(name if known else None, loaded, version, status)
+
+
 class ServingCollector(Collector):
     """Reads every loaded model version's counters when Prometheus scrapes; nothing is paid per request."""
 
-    def __init__(self, table: ModelTable) -> None:
-        """Collect from this table."""
+    def __init__(self, table: ModelTable, errors: RequestErrors) -> None:
+        """Collect from this table, and the error answers counted by the HTTP layer."""
         self._table = table
+        self._errors = errors
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families."""
-        requests = CounterMetricFamily("driftline_requests", "Inference requests answered", labels=[*LABELS, "outcome"])
+        # Successes come from the batcher's per-version counters; every error answer (400 .. 504, before or after
+        # the queue) is counted where it is answered, with its status as `code`.
+        requests = CounterMetricFamily(
+            "driftline_requests", "Inference requests answered", labels=[*LABELS, "outcome", "code"]
+        )
+        for (model_name, version_label, status), count in sorted(self._errors.counts.items()):
+            requests.add_metric([model_name, version_label, "failure", str(status)], count)
         inferences = CounterMetricFamily("driftline_inferences", "Rows inferred", labels=LABELS)
         executions = CounterMetricFamily("driftline_batches", "Batches executed", labels=LABELS)
         latency = _histogram("driftline_request_latency_seconds", "End-to-end request latency inside the server")
@@ -53,8 +67,7 @@ class ServingCollector(Collector):
             for version, model in versions.items():
                 labels = [name, str(version)]
                 s = model.stats
-                requests.add_metric([*labels, "success"], s.success.count)
-                requests.add_metric([*labels, "failure"], s.fail.count)
+                requests.add_metric([*labels, "success", "200"], s.success.count)
                 inferences.add_metric(labels, s.inference_count)
                 executions.add_metric(labels, s.execution_count)
                 _add(latency, labels, s.latency)
@@ -151,8 +164,13 @@ class RegistryCollector(Collector):
         yield from (up, leader, success, failed, held)
 
 
-@get("/metrics", summary="Prometheus metrics", include_in_schema=True, tags=["operations"])
+# Litestar appends "; charset=utf-8" to every text/ media type itself: naming it here too sent it twice, which
+# strict media-type parsers (Go's, so Prometheus's) refuse.
+_EXPOSITION = "text/plain; version=0.0.4"
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=_EXPOSITION)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text format."""
+    """Prometheus text exposition format 0.0.4."""
     registry: CollectorRegistry = request.app.state.registry
-    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(generate_latest(registry), media_type=_EXPOSITION)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 
-from driftline.errors import ModelNotFound
+from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.deps import table_of
 from driftline.http.guards import require_role_when_keyed
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, OptionalBody, errors
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
     from driftline.serving.table import LoadedModel
 
-__all__ = ["TritonController", "triton_config"]
+__all__ = ["LoadRequest", "TritonController", "triton_config"]
 
 
 def _tensor(spec: TensorSpec, batching: bool) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def triton_config(model: LoadedModel) -> dict[str, Any]:
         "version_policy": {config.version_policy.policy: _policy_body(model)},
         "parameters": {
             "device": {"string_value": backend.device},
-            "notes": {"string_value": "; ".join(backend.notes)},
+            "notes": {"string_value": "; ".join([*backend.notes, *model.source.notes])},
         },
     }
     if batching:
@@ -68,6 +70,24 @@ def triton_config(model: LoadedModel) -> dict[str, Any]:
             },
         }
     return out
+
+
+class LoadRequest(msgspec.Struct):
+    """Triton's load request body: ``{"parameters": {...}}``."""
+
+    parameters: dict[str, Any] | None = None
+
+
+def _refuse_overrides(data: LoadRequest | None) -> None:
+    """Triton applies ``parameters.config`` (a JSON model config) and ``file:<path>`` contents on load; driftline
+    reads config.toml only, so accepting them would answer 200 for a change it never made."""
+    params = (data.parameters if data is not None else None) or {}
+    unsupported = sorted(k for k in params if k == "config" or k.startswith("file:"))
+    if unsupported:
+        raise BadRequest(
+            f"parameters {', '.join(unsupported)}: config overrides are not supported on load; "
+            "edit the model's config.toml in the repository and load again"
+        )
 
 
 def _policy_body(model: LoadedModel) -> dict[str, Any]:
@@ -88,6 +108,7 @@ class TritonController(Controller):
     @get(
         ["/models/{name:str}/config", "/models/{name:str}/versions/{version:str}/config"],
         summary="Model config",
+        responses=errors(400, 404, 503),
     )
     async def model_config(
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
@@ -98,6 +119,7 @@ class TritonController(Controller):
     @get(
         ["/models/stats", "/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
         summary="Statistics",
+        responses=errors(400, 404, 503),
     )
     async def stats(
         self, request: Request[Any, Any, Any], name: str | None = None, version: str | None = None
@@ -121,6 +143,8 @@ class TritonController(Controller):
         status_code=200,
         guards=[require_role_when_keyed],
         opt={"role": "viewer"},  # a read, though Triton makes it a POST
+        security=KEYED_WHEN_CONFIGURED,
+        responses=errors(400, 401, 403, 413),
     )
     async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
         """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones.
@@ -141,12 +165,17 @@ class TritonController(Controller):
         status_code=200,
         guards=[require_role_when_keyed],
         opt={"role": "operator"},
+        security=KEYED_WHEN_CONFIGURED,
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
+        operation_class=OptionalBody,
     )
-    async def load(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def load(self, request: Request[Any, Any, Any], name: str, data: LoadRequest | None = None) -> dict[str, Any]:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready.
 
-        Needs an operator key once the server has any key (without keys it is open, as in Triton).
+        Needs an operator key once the server has any key (without keys it is open, as in Triton). Triton's
+        ``parameters.config`` (and ``file:`` overrides) are refused: the model's config comes from its folder only.
         """
+        _refuse_overrides(data)
         if name not in table_of(request).repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
         versions = await table_of(request).load(name)
@@ -159,6 +188,8 @@ class TritonController(Controller):
         status_code=200,
         guards=[require_role_when_keyed],
         opt={"role": "operator"},
+        security=KEYED_WHEN_CONFIGURED,
+        responses=errors(400, 401, 403, 404, 409, 503),
     )
     async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Stop serving a model after answering every request already queued (an operator key, as for load)."""

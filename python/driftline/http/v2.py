@@ -9,11 +9,14 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK
 
 from driftline import __version__
 from driftline.errors import BadRequest, DriftlineError, ModelNotFound, PayloadTooLarge
 from driftline.http.deps import table_of
+from driftline.http.metrics import record_error
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, InferOperation, errors, infer_responses
 from driftline.protocol import (
     MetadataTensor,
     ModelMetadataResponse,
@@ -52,7 +55,7 @@ def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
         inputs=[MetadataTensor(t.name, t.datatype, list(t.shape)) for t in model.inputs],
         outputs=[MetadataTensor(t.name, t.datatype, list(t.shape)) for t in model.outputs],
         # Where it runs, and why when that differs from config.toml (device = "auto" without CUDA says so here).
-        parameters={"device": model.backends[0].device, "notes": list(model.backends[0].notes)},
+        parameters={"device": model.backends[0].device, "notes": [*model.backends[0].notes, *model.source.notes]},
     )
 
 
@@ -134,7 +137,11 @@ class V2Controller(Controller):
         """The process is up."""
         return {"live": True}
 
-    @get("/health/ready", summary="Server readiness")
+    @get(
+        "/health/ready",
+        summary="Server readiness",
+        responses={503: ResponseSpec(dict[str, bool], description="Not ready", generate_examples=False)},
+    )
     async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, bool]]:
         """Ready once start-up loading is over and at least one model is loaded (503 otherwise)."""
         ok = bool(request.app.state.started) and bool(table_of(request).loaded())
@@ -145,7 +152,11 @@ class V2Controller(Controller):
         """Name, version and the protocol extensions this server supports."""
         return ServerMetadataResponse(name="driftline", version=__version__, extensions=EXTENSIONS)
 
-    @get(["/models/{name:str}", "/models/{name:str}/versions/{version:str}"], summary="Model metadata")
+    @get(
+        ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
+        summary="Model metadata",
+        responses=errors(400, 404, 503),
+    )
     async def model_metadata(
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
     ) -> ModelMetadataResponse:
@@ -157,6 +168,10 @@ class V2Controller(Controller):
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
         summary="Model readiness",
+        responses={
+            **errors(400, 404),
+            503: ResponseSpec(dict[str, Any], description="Present but not loaded", generate_examples=False),
+        },
     )
     async def model_ready(
         self, request: Request[Any, Any, Any], name: str, version: str | None = None
@@ -170,7 +185,14 @@ class V2Controller(Controller):
             return Response({"name": name, "ready": False, "reason": str(exc)}, status_code=503)
         return Response({"name": name, "ready": True}, status_code=200)
 
-    @post(["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"], summary="Inference")
+    @post(
+        ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
+        summary="Inference",
+        status_code=HTTP_200_OK,
+        responses=infer_responses(),
+        operation_class=InferOperation,
+        security=KEYED_WHEN_CONFIGURED,
+    )
     async def infer(self, request: Request[Any, Any, Any], name: str, version: str | None = None) -> Response[bytes]:
         """Run inference: JSON tensors, or Triton's binary tensor extension.
 
@@ -178,15 +200,20 @@ class V2Controller(Controller):
         it in the OpenAPI schema and serves it when the app runs without the fast path.
         """
         headers = request.headers
-        payload, json_length = await run_inference(
-            request.app.state,
-            name,
-            version,
-            await request.body(),
-            headers.get("content-encoding"),
-            headers.get(HEADER_LENGTH),
-            list(request.scope["headers"]),
-        )
+        state = request.app.state
+        try:
+            payload, json_length = await run_inference(
+                state,
+                name,
+                version,
+                await request.body(),
+                headers.get("content-encoding"),
+                headers.get(HEADER_LENGTH),
+                list(request.scope["headers"]),
+            )
+        except DriftlineError as exc:
+            record_error(state, name, version, exc.http_status)  # as the fast path counts it
+            raise
         if json_length is None:
             return Response(payload, media_type=JSON, status_code=HTTP_200_OK)
         return Response(payload, media_type=OCTETS, status_code=HTTP_200_OK, headers={HEADER_LENGTH: str(json_length)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ __all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository"]
 # Recognised artifact file names, in lookup order, and the backend each implies.
 ARTIFACT_NAMES: dict[str, str] = {"model.onnx": "onnx", "model.pt": "torch", "model.pt2": "torch"}
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_log = logging.getLogger("driftline.repository")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class ModelSource:
     path: Path
     config: ModelConfig
     artifacts: dict[int, Path]
+    notes: tuple[str, ...] = ()  # what a user should know about the folder (shown in the model's metadata)
 
     @property
     def backend(self) -> str:
@@ -39,11 +42,23 @@ class ModelSource:
 
 
 class Repository:
-    """Reads a model repository directory; it holds no state beyond the path."""
+    """Reads a model repository directory; it holds no state beyond the path (and which warnings it logged)."""
 
     def __init__(self, root: str | Path) -> None:
         """Point at a repository root (which need not exist yet)."""
         self.root = Path(root)
+        self._warned: set[Path] = set()
+
+    def _notes(self, folder: Path) -> tuple[str, ...]:
+        pbtxt = folder / "config.pbtxt"
+        if not pbtxt.is_file():
+            return ()
+        # A Triton repository brought over as is: its config.pbtxt would silently not apply, so say so.
+        note = f"{pbtxt} is not read: driftline reads config.toml only (Triton's config.pbtxt is not supported)"
+        if pbtxt not in self._warned:
+            self._warned.add(pbtxt)
+            _log.warning("%s", note)
+        return (note,)
 
     def model_names(self) -> list[str]:
         """Names of the folders that look like models, sorted."""
@@ -74,4 +89,10 @@ class Repository:
             raise ConfigError(
                 f"{folder}: no version folder with {' or '.join(ARTIFACT_NAMES)} (expected {folder}/1/model.onnx)"
             )
-        return ModelSource(name=name, path=folder, config=config, artifacts=dict(sorted(artifacts.items())))
+        return ModelSource(
+            name=name,
+            path=folder,
+            config=config,
+            artifacts=dict(sorted(artifacts.items())),
+            notes=self._notes(folder),
+        )

@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "Duration", "Histogram", "ModelStats"]
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "UNKNOWN_MODEL", "Duration", "Histogram", "ModelStats", "RequestErrors"]
 
 LATENCY_BUCKETS = (
     0.0001,
@@ -158,3 +162,33 @@ class ModelStats:
                 for size, s in sorted(self.batch_sizes.items())
             ],
         }
+
+
+#: The model label of requests naming a model the server does not have: one fixed value, so a client sending
+#: random names cannot grow the series without bound (model names must start with a letter or digit).
+UNKNOWN_MODEL = "_unknown"
+
+
+class RequestErrors:
+    """Inference requests answered with an error, by model, version and HTTP status, counted where they are
+    answered (the fast path and the Litestar route), so a 400 or 404 refused before any queue is counted too.
+
+    Labels stay bounded: a model the repository does not have counts under :data:`UNKNOWN_MODEL`, and a version
+    label is kept only when it names a loaded version (an alias or anything else counts under ``""``).
+    """
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.counts: dict[tuple[str, str, int], int] = {}
+
+    def record(self, name: str | None, loaded: Collection[int], version: str | None, status: int) -> None:
+        """Count one error answer; ``name`` is None for a model the repository does not have, ``loaded`` are
+        the model's loaded version numbers."""
+        if name is None:
+            name, label = UNKNOWN_MODEL, ""
+        else:
+            label = version if version is not None and version.isdigit() and int(version) in loaded else ""
+        key = (name, label, status)
+        self.counts[key] = self.counts.get(key, 0) + 1

@@ -184,6 +184,16 @@ class ModelTable:
         """Why a model has no loaded version at all, if it failed."""
         return self._errors.get(name)
 
+    def knows(self, name: str) -> tuple[bool, frozenset[int]]:
+        """Whether the model is loaded or was in the repository at the last load, and its loaded version numbers.
+
+        Cheap (no repository listing, no snapshot): error answers are counted with it, and an unknown name is
+        what a flood of bad requests would send.
+        """
+        versions = self._models.get(name)
+        loaded = frozenset(versions) if versions else frozenset()
+        return bool(versions) or name in self._known, loaded
+
     def loaded(self) -> dict[str, dict[int, LoadedModel]]:
         """A snapshot of every loaded model and its versions."""
         return {name: dict(versions) for name, versions in self._models.items()}

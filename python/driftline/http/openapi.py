@@ -1,0 +1,197 @@
+"""What the OpenAPI schema says beyond the handlers' signatures: error bodies, API keys, the inference bodies, and
+the ``/docs`` UI served from files shipped in the package (no CDN: the page works on a machine with no internet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityRequirement,
+    SecurityScheme,
+)
+from litestar.static_files import create_static_files_router
+
+from driftline import __version__
+from driftline.protocol import ErrorResponse, InferenceRequest, InferenceResponse
+
+__all__ = [
+    "CHANGE",
+    "CREATE",
+    "DOCS_PATH",
+    "KEYED",
+    "KEYED_WHEN_CONFIGURED",
+    "LIST",
+    "QUERY",
+    "READ",
+    "REMOVE",
+    "InferOperation",
+    "OptionalBody",
+    "also_answers",
+    "errors",
+    "infer_responses",
+    "openapi_config",
+    "ui_router",
+]
+
+DOCS_PATH = "/docs"
+_UI = Path(__file__).parent / "ui"
+_UI_PATH = f"{DOCS_PATH}/ui"
+
+_WHY = {
+    400: "Bad request: the message names the input or field and what was expected",
+    401: "No API key, or one that is not known",
+    403: "The API key's role is too weak for this route",
+    404: "Unknown model, version or alias",
+    405: "Method not allowed (the Allow header lists the methods)",
+    409: "A change the serving state refuses (the message says why)",
+    413: "The request body is over the configured limit",
+    503: "The model is not loaded, or its queue is full",
+    504: "The request waited in the queue past its timeout and was never run",
+}
+
+# The server reads a key from either header (see driftline.auth); a route lists both as alternatives.
+_SCHEMES = {
+    "bearer": SecurityScheme(type="http", scheme="bearer", description="`Authorization: Bearer KEY`"),
+    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+}
+#: Routes that always need a key (the admin API).
+KEYED: list[SecurityRequirement] = [{"bearer": []}, {"apiKey": []}]
+#: Routes that need a key only once the server has keys (``{}``: open without them, as Triton's are).
+KEYED_WHEN_CONFIGURED: list[SecurityRequirement] = [{}, {"bearer": []}, {"apiKey": []}]
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The ``responses=`` of a handler: each status answers ``{"error": "..."}``."""
+    return {s: ResponseSpec(ErrorResponse, description=_WHY[s], generate_examples=False) for s in statuses}
+
+
+# What each kind of keyed (admin) route can answer besides its 200.
+LIST = errors(401, 403)
+QUERY = errors(400, 401, 403)
+READ = errors(400, 401, 403, 404)
+REMOVE = errors(400, 401, 403, 404, 409)
+CREATE = errors(400, 401, 403, 409, 413)
+CHANGE = errors(400, 401, 403, 404, 409, 413, 503)
+
+
+def infer_responses() -> dict[int, ResponseSpec]:
+    """Inference: the JSON response, or the binary extension's header + tensors; and every error it can answer."""
+    return {
+        200: ResponseSpec(InferenceResponse, description="The outputs (JSON)", generate_examples=False),
+        **errors(400, 401, 403, 404, 413, 503, 504),
+    }
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace msgspec's ``$defs`` references by the definitions (the schema sits inside an operation)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _request_schema() -> Any:
+    schema = msgspec.json.schema(InferenceRequest)
+    return _inline(schema, schema.get("$defs", {}))
+
+
+def _add_200_media(operation: Operation, media_types: tuple[str, ...]) -> None:
+    ok = (operation.responses or {}).get("200")
+    content = getattr(ok, "content", None)
+    if isinstance(content, dict):
+        for media in media_types:
+            content[media] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
+def also_answers(*media_types: str) -> type[Operation]:
+    """An ``operation_class`` whose 200 may also come as these (text) media types, e.g. the drift report's HTML."""
+
+    @dataclass
+    class _Operation(Operation):
+        def __post_init__(self) -> None:
+            _add_200_media(self, media_types)
+
+    return _Operation
+
+
+@dataclass
+class OptionalBody(Operation):
+    """For a handler whose ``data`` is optional: Litestar marks every request body required."""
+
+    def __post_init__(self) -> None:
+        """Say the body may be left out."""
+        if self.request_body is not None and not isinstance(self.request_body, Reference):
+            self.request_body.required = False
+
+
+@dataclass
+class InferOperation(Operation):
+    """The inference operation with the body the handler reads itself (it never lets Litestar parse it)."""
+
+    def __post_init__(self) -> None:
+        """Document the JSON request, the binary extension's body and its header-length header."""
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                "JSON tensors; or Triton's binary tensor extension: the JSON header (its length in "
+                "Inference-Header-Content-Length) followed by the raw tensors"
+            ),
+            content={
+                # A plain JSON Schema dict: Litestar writes it as is, msgspec generated it from the real struct.
+                "application/json": OpenAPIMediaType(schema=_request_schema()),
+                "application/octet-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream")
+                ),
+            },
+        )
+        length = Parameter(
+            name="Inference-Header-Content-Length",
+            param_in="header",
+            required=False,
+            description="Binary extension: the byte length of the JSON header at the start of the body",
+            schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+        )
+        self.parameters = [*(self.parameters or []), length]
+        _add_200_media(self, ("application/octet-stream",))
+
+
+def ui_router() -> Any:
+    """The Swagger UI files shipped in ``driftline/http/ui``."""
+    return create_static_files_router(path=_UI_PATH, directories=[_UI], include_in_schema=False)
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The schema at ``/docs/openapi.json`` and Swagger UI at ``/docs``, its scripts and styles served from here."""
+    swagger = SwaggerRenderPlugin(
+        path="/",
+        js_url=f"{_UI_PATH}/swagger-ui-bundle.js",
+        css_url=f"{_UI_PATH}/swagger-ui.css",
+        standalone_preset_js_url=f"{_UI_PATH}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{_UI_PATH}/favicon-32x32.png'>",
+    )
+    return OpenAPIConfig(
+        title="driftline",
+        version=__version__,
+        path=DOCS_PATH,
+        render_plugins=[swagger, JsonRenderPlugin()],
+        components=Components(security_schemes=dict(_SCHEMES)),
+        use_handler_docstrings=True,
+    )
