@@ -214,3 +214,25 @@ def test_a_drift_policy_whose_threshold_fits_no_statistic_is_a_config_error(repo
     # 500 reference rows: KS tests, whose p-value threshold must lie in (0, 1).
     with pytest.raises(ConfigError, match=r"config.toml: \[drift.policy\] threshold 5 for feature 'sepal_length'"):
         run_local(spec(repo, [tmp_path / "in.parquet"], tmp_path / "out"))
+
+
+def test_a_cancelled_job_stops_its_threads_at_once(repo: Path, tmp_path: Path):
+    """Cancelling after the first part ends every reader and scorer thread (a scorer once waited forever on an
+    empty queue, and the job waited out a 30 s join per thread)."""
+    import threading
+
+    from driftline.jobs.local import JobCancelled
+
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"in{i}.parquet")
+        frame(3000, i).write_parquet(paths[-1])
+    cancel = threading.Event()
+    with pytest.raises(JobCancelled):
+        run_local(
+            spec(repo, paths, tmp_path / "out", chunk_rows=1000, instances=2),
+            cancel=cancel,
+            progress=lambda done, total: cancel.set(),
+        )
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("driftline-job")]
+    assert alive == []

@@ -188,6 +188,15 @@ def run_local(
                 return True
             return False
 
+        def take(q: queue.Queue[Any]) -> Any:
+            # A stopped job ends its scorers here: the reader's end markers are not sent once `stop` is set.
+            while not stop.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return _DONE
+
         def read() -> None:
             try:
                 for index, file in enumerate(files):
@@ -203,7 +212,7 @@ def run_local(
 
         def score(backend: Backend) -> None:
             try:
-                while (item := work.get()) is not _DONE:
+                while (item := take(work)) is not _DONE:
                     file, chunk, frame = item
                     put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe)))
             except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
