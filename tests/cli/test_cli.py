@@ -61,3 +61,19 @@ def test_keys_create_writes_an_audit_record(tmp_path: Path):
     assert len(events) == 1
     assert events[0].actor.startswith("cli:")
     assert events[0].reason == "ci: predictor"
+
+
+def test_score_names_every_bad_input_on_one_line(repo: Path, tmp_path: Path):
+    (tmp_path / "junk.parquet").write_text("not parquet\n")
+    (tmp_path / "cols.csv").write_text("a,b\n1,2\n")
+    out = run(
+        "score", "iris", "missing.parquet", "junk.parquet", "--output", "out", "--repository", str(repo), cwd=tmp_path
+    )
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "missing.parquet" in out.stderr
+    assert "junk.parquet" in out.stderr
+    out = run("score", "iris", "cols.csv", "--output", "out", "--repository", str(repo), cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "do not fit the model" in out.stderr

@@ -43,7 +43,7 @@ def _check_nulls(files: list[InputFile], plan: ColumnPlan, roots: Roots | None) 
         if n:
             counts.append(f"{f.path}: {n} row(s)")
     if counts:
-        raise BadRequest("rows with nulls in model columns (on_null = 'fail'):\n  " + "\n  ".join(counts))
+        raise BadRequest("rows with nulls in model columns (on_null = 'fail'): " + "; ".join(counts))
 
 
 def prepare(spec: JobSpec, roots: Roots | None = None) -> PreparedJob:

@@ -92,7 +92,7 @@ def expand_inputs(patterns: list[str], roots: Roots | None = None) -> list[Input
             continue
         files.append(InputFile(path, fmt, rows))
     if problems:
-        raise BadRequest("bad inputs:\n  " + "\n  ".join(problems))
+        raise BadRequest(f"{len(problems)} bad input(s): " + "; ".join(problems))
     return files
 
 
@@ -200,7 +200,8 @@ def plan_columns(
         elif plan is not None and not file_problems and (tensors, lists) != (plan.tensors, plan.list_columns):
             problems.append(f"{file.path}: its columns map to the model differently from {files[0].path}")
     if problems or plan is None:
-        raise BadRequest("the inputs do not fit the model:\n  " + "\n  ".join(problems or ["no input files"]))
+        # One line (a CLI error is one line; a job's error field too), every problem named.
+        raise BadRequest("the inputs do not fit the model: " + "; ".join(problems or ["no input files"]))
     return plan
 
 
