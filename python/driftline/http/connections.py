@@ -16,8 +16,10 @@ from the environment ``driftline serve`` exported.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import resource
+import socket
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -75,6 +77,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Refuse past the cap (503 now, not a stall), else start the wait for a request's headers."""
         super().connection_made(transport)
+        # uvicorn opens a listener handed over by `fd=` as AF_UNIX, so the event loop never sets TCP_NODELAY on
+        # what it accepts; then a response's second write (headers and body go separately) waits out the
+        # client's 40 ms delayed ACK. A Unix socket, where one is used, refuses the option: nothing to do there.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.connections) > self._max_connections:
             self._refuse(self._busy)
             return
