@@ -60,6 +60,35 @@ def _limits() -> tuple[float, int, bytes, bytes]:
     return http.header_timeout_s, connection_cap(http.max_connections), busy, late
 
 
+class _HeaderSweep:
+    """The connections of one event loop waiting for headers, checked every quarter of the timeout (at most a
+    second). A timer per request (``call_later`` and its cancel) cost about 3 us on the hot path; this costs a set
+    insertion and removal."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.waiting: set[LimitedHttpToolsProtocol] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, conn: LimitedHttpToolsProtocol) -> None:
+        self.waiting.add(conn)
+        if self._handle is None:
+            self._handle = self.loop.call_later(min(1.0, self.timeout / 4), self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        due = self.loop.time() - self.timeout
+        for conn in [c for c in self.waiting if c.waiting_since <= due]:
+            self.waiting.discard(conn)
+            conn.headers_late()
+        if self.waiting:
+            self._handle = self.loop.call_later(min(1.0, self.timeout / 4), self._run)
+
+
+_sweeps: dict[asyncio.AbstractEventLoop, _HeaderSweep] = {}
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """One connection: uvicorn's protocol, plus the header deadline and the connection cap."""
 
@@ -69,7 +98,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """As uvicorn's; the limits are read once per process."""
         super().__init__(*args, **kwargs)
         self._header_timeout, self._max_connections, self._busy, self._late = _limits()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # a refused connection's linger
+        sweep = _sweeps.get(self.loop)
+        if sweep is None:
+            if len(_sweeps) > 8:  # loops of finished test servers; a server process has one
+                _sweeps.clear()
+            sweep = _sweeps[self.loop] = _HeaderSweep(self.loop, self._header_timeout)
+        self._sweep = sweep
+        self.waiting_since = 0.0  # loop time the wait for headers began (while in the sweep's set)
         self._in_headers = False
         self._refused = False
         self._lingers = False
@@ -112,24 +148,25 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Drop the timer with the connection."""
+        """Drop the deadline and the linger timer with the connection."""
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._lingers:
             self._lingers = False
             LimitedHttpToolsProtocol._lingering -= 1
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(self._header_timeout, self._headers_late)
+        self.waiting_since = self.loop.time()
+        self._sweep.add(self)
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._sweep.waiting.discard(self)
 
-    def _headers_late(self) -> None:
-        self._timer = None
+    def headers_late(self) -> None:
+        """Called by the sweep: no complete headers within the timeout (408 mid-request, else a silent close)."""
         if self.transport.is_closing():
             return
         if self._in_headers:
