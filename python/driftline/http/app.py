@@ -22,7 +22,7 @@ from driftline.http.admin import AdminController, reload_keys
 from driftline.http.drift import DriftController, check_all
 from driftline.http.fastpath import InferFastPath
 from driftline.http.jobs import JobsController
-from driftline.http.methods import HeadAsGet, allow_header, complete_options_allow
+from driftline.http.methods import allow_header, complete_options_allow
 from driftline.http.metrics import LifecycleCollector, RegistryCollector, ServingCollector, metrics
 from driftline.http.openapi import openapi_config, ui_router
 from driftline.http.triton import TritonController
@@ -234,12 +234,12 @@ def create_app(settings: ServerSettings) -> Litestar:
     )
 
 
-def create_server_app(settings: ServerSettings) -> HeadAsGet:
-    """The app the server runs: Litestar behind the raw-ASGI inference fast path, HEAD answered as GET."""
-    return HeadAsGet(InferFastPath(create_app(settings)))
+def create_server_app(settings: ServerSettings) -> InferFastPath:
+    """The app the server runs: Litestar behind the raw-ASGI inference fast path (which answers HEAD as GET)."""
+    return InferFastPath(create_app(settings))
 
 
-def create_app_from_env() -> HeadAsGet:
+def create_app_from_env() -> InferFastPath:
     """Factory for ASGI servers that import the app by name (one per worker process); reads ``DRIFTLINE_*``."""
     # Library warnings (warnings.warn) go through logging too, so they come out in the one log format.
     logging.captureWarnings(True)
