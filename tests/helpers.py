@@ -48,3 +48,16 @@ def write_server_config(path: Path, extra: str = "") -> Path:
 
     path.write_text(f'{extra}\n[[auth.keys]]\nname = "admin"\nrole = "admin"\nsha256 = "{hash_key(ADMIN_KEY)}"\n')
     return path
+
+
+def assert_one_line_refusal(out, *words: str) -> str:
+    """A CLI refusal as the house rule has it: exit 2, nothing on stdout, one ``driftline: error:`` line on
+    stderr naming ``words``. Returns the line."""
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("driftline: error: ")
+    for word in words:
+        assert word in lines[0]
+    return lines[0]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.e2e.conftest import free_port
+from tests.helpers import assert_one_line_refusal
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,16 +20,6 @@ def models(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "driftline.cli", "models", *args], capture_output=True, text=True, timeout=60
     )
-
-
-def assert_one_line(out: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert out.returncode == 2, out.stderr
-    assert out.stdout == ""
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("driftline: error: ")
-    for word in words:
-        assert word in lines[0]
 
 
 class _NotDriftline(BaseHTTPRequestHandler):
@@ -61,21 +52,23 @@ def not_driftline() -> Iterator[str]:
 
 @pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1:21", "http://"])
 def test_a_bad_url_is_one_line(url: str):
-    assert_one_line(models("status", "--url", url), "--url")
+    assert_one_line_refusal(models("status", "--url", url), "--url")
 
 
 def test_a_refused_connection_is_one_line():
     url = f"http://127.0.0.1:{free_port()}"
-    assert_one_line(models("status", "--url", url), "cannot reach", url)
+    assert_one_line_refusal(models("status", "--url", url), "cannot reach", url)
 
 
 def test_a_key_that_cannot_be_a_header_is_one_line():
-    assert_one_line(models("status", "--url", f"http://127.0.0.1:{free_port()}", "--key", "two\nlines"), "--key")
+    assert_one_line_refusal(
+        models("status", "--url", f"http://127.0.0.1:{free_port()}", "--key", "two\nlines"), "--key"
+    )
 
 
 def test_an_answer_that_is_not_json_is_one_line(not_driftline: str):
-    assert_one_line(models("status", "--url", f"{not_driftline}/ok"), "not JSON")
+    assert_one_line_refusal(models("status", "--url", f"{not_driftline}/ok"), "not JSON")
 
 
 def test_an_html_error_page_is_one_line(not_driftline: str):
-    assert_one_line(models("audit", "--url", not_driftline), "HTTP 502", "Bad Gateway")
+    assert_one_line_refusal(models("audit", "--url", not_driftline), "HTTP 502", "Bad Gateway")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import free_port
-from tests.helpers import build_test_repository
+from tests.helpers import assert_one_line_refusal, build_test_repository
 
 pytestmark = pytest.mark.e2e
 
@@ -35,15 +35,9 @@ def serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproces
 
 def assert_refused(out: subprocess.CompletedProcess[str], cwd: Path, *words: str) -> str:
     """Exactly one line, on stderr, naming ``words``; exit 2; the demo repository was not built."""
-    assert out.returncode == 2, out.stderr
-    assert out.stdout == ""
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("driftline: error: ")
-    for word in words:
-        assert word in lines[0]
+    line = assert_one_line_refusal(out, *words)
     assert not (cwd / "demo-models").exists()
-    return lines[0]
+    return line
 
 
 # -- the repository (item 2) -----------------------------------------------------------------------------------------

@@ -67,17 +67,21 @@ def start_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(proc, port, repository, log)
+    return wait_until_answering(Server(proc, port, repository, log), timeout=timeout)
+
+
+def wait_until_answering(server: Server, path: str = "/v2/health/ready", timeout: float = 90) -> Server:
+    """Wait until ``GET path`` answers 200; a server that exits or never answers fails with its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{path}", timeout=1).status_code == 200:
                 return server
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text()}")
+    raise RuntimeError(f"server not answering {path} after {timeout}s:\n{server.log.read_text()}")
 
 
 @pytest.fixture(scope="module")

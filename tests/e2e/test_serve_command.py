@@ -3,7 +3,6 @@ start-up log says, a repository the registry fills, and a read-only repository."
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -15,7 +14,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from tests.e2e.conftest import Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_server, wait_until_answering
 from tests.helpers import build_test_repository, write_config
 
 from driftline.auth import hash_key
@@ -42,17 +41,7 @@ def launch(workdir: Path, *args: str, env: dict[str, str] | None = None, path: s
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(proc, port, workdir, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}{path}", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server not answering {path} after 90s:\n{log.read_text()}")
+    return wait_until_answering(Server(proc, port, workdir, log), path)
 
 
 def assert_one_format(log: Path) -> list[str]:
