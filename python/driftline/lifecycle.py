@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import BadRequest, Conflict, DriftlineError, ModelNotFound
-from driftline.serving.routing import ModelRoutes, RoutingPolicy, check_alias_name, policy_targets
+from driftline.repository.names import check_alias_name
+from driftline.serving.routing import ModelRoutes, RoutingPolicy, policy_targets
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec

@@ -10,6 +10,7 @@ import msgspec
 from litestar.params import PathParameter
 
 from driftline.lifecycle import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
+from driftline.repository.names import ALIAS_MAX_LENGTH, ALIAS_PATTERN
 from driftline.serving.routing import Canary, Shadow, Split  # noqa: TC001 - msgspec needs them at run time
 
 __all__ = [
@@ -26,11 +27,10 @@ __all__ = [
 #: A stored row id. SQLite's integers are 64-bit, and a larger one in a path was a 500 (OverflowError); the bound is
 #: 2**53 - 1, the largest integer JSON tools carry exactly (2**63 - 1 rounds up to a float past SQLite's range).
 ProposalId = Annotated[int, PathParameter(ge=1, le=2**53 - 1)]
-#: As :func:`driftline.serving.routing.check_alias_name`: 1-64 of letters, digits, '_', '-', '.'; not a number and
-#: not starting with '-' (written without lookaheads, which not every schema tool supports).
+#: The alias rule of :mod:`driftline.repository.names`, as the schema documents it.
 AliasName = Annotated[
     str,
-    PathParameter(pattern=r"^(?:[A-Za-z_.][A-Za-z0-9_.-]*|[0-9]+[A-Za-z_.-][A-Za-z0-9_.-]*)$", max_length=64),
+    PathParameter(pattern=f"^{ALIAS_PATTERN}$", max_length=ALIAS_MAX_LENGTH),
 ]
 
 

@@ -8,12 +8,11 @@ from typing import Literal
 import msgspec
 
 from driftline.errors import BadRequest
+from driftline.repository.names import ALIAS_MAX_LENGTH, ALIAS_PATTERN, MODEL_NAME_PATTERN
 
 __all__ = ["JobSpec", "parse_model_ref"]
 
-_REF = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z_][A-Za-z0-9_.-]{0,63}))?$"
-)
+_REF = re.compile(rf"^(?P<name>{MODEL_NAME_PATTERN})(?::(?P<version>\d+)|@(?P<alias>{ALIAS_PATTERN}))?$")
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:
@@ -30,7 +29,10 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
         raise BadRequest(
             f"model reference {ref!r} must be NAME, NAME:VERSION or NAME@ALIAS (e.g. iris:2, iris@champion)"
         )
-    return match["name"], match["version"] or match["alias"]
+    alias = match["alias"]
+    if alias is not None and len(alias) > ALIAS_MAX_LENGTH:
+        raise BadRequest(f"model reference {ref!r}: an alias has at most {ALIAS_MAX_LENGTH} characters")
+    return match["name"], match["version"] or alias
 
 
 class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import fsspec  # type: ignore[import-untyped]
 
 from driftline.errors import ConfigError
-from driftline.registry.source import MODEL_NAME, RegistryUnavailable, RemoteModel, RemoteVersion
+from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.names import MODEL_NAME
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError
-from driftline.registry.source import MODEL_NAME, RegistryUnavailable, RemoteModel, RemoteVersion
+from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.names import MODEL_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

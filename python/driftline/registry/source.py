@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -13,7 +12,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
-    "MODEL_NAME",
     "IntegrityError",
     "RegistrySource",
     "RegistryUnavailable",
@@ -23,7 +21,7 @@ __all__ = [
 ]
 
 # The repository's own rule for model folder names (repository/layout.py), so a synced model is always loadable.
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
 _MLFLOW_SCHEMES = ("mlflow+http://", "mlflow+https://")
 
 

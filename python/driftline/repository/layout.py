@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from driftline.errors import ConfigError, ModelNotFound
 from driftline.repository.model_config import ModelConfig, load_model_config
+from driftline.repository.names import MODEL_NAME
 
 __all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository"]
 
 # Recognised artifact file names, in lookup order, and the backend each implies.
 ARTIFACT_NAMES: dict[str, str] = {"model.onnx": "onnx", "model.pt": "torch", "model.pt2": "torch"}
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
 _log = logging.getLogger("driftline.repository")
 
 
@@ -64,7 +64,7 @@ class Repository:
         """Names of the folders that look like models, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _MODEL_NAME.match(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME.match(p.name))
 
     def model(self, name: str) -> ModelSource:
         """Read one model's folder.
@@ -73,7 +73,7 @@ class Repository:
             ModelNotFound: no such folder.
             ConfigError: a bad config.toml, or no loadable version.
         """
-        if not _MODEL_NAME.match(name):
+        if not MODEL_NAME.match(name):
             raise ModelNotFound(f"model {name!r} is not a valid model name")
         folder = self.root / name
         if not folder.is_dir():

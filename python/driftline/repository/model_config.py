@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from driftline.errors import ConfigError
+from driftline.repository.names import check_alias_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -151,8 +152,6 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 "batching.priority_levels must be >= 1 and default_priority_level within 0..priority_levels"
             )
-        from driftline.serving.routing import check_alias_name
-
         for alias, version in self.aliases.items():
             check_alias_name(alias)
             if version < 1:

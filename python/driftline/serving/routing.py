@@ -20,18 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Canary", "ModelRoutes", "RoutingPolicy", "Shadow", "Split", "policy_targets"]
 
-_ALIAS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-
-
-def check_alias_name(alias: str) -> None:
-    """An alias is a name, never a number (numbers are versions).
-
-    Raises:
-        ValueError: naming the alias.
-    """
-    if not alias or alias.isdigit() or len(alias) > 64 or not set(alias) <= _ALIAS_CHARS or alias.startswith("-"):
-        raise ValueError(f"alias {alias!r} must be 1-64 letters, digits, '_', '-' or '.', and not a number")
-
 
 def _check_percent(field: str, value: float) -> None:
     if not 0 <= value <= 100:
