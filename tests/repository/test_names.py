@@ -9,7 +9,7 @@ from driftline.jobs import parse_model_ref
 from driftline.repository.names import ALIAS_PATTERN, MODEL_NAME, check_alias_name, is_alias_name
 
 GOOD = ["champion", "champion_v2.1-b", "2024q1", "1a", "_x", ".hidden", "a" * 64, "v-1"]
-BAD = ["", "12", "has space", "-x", "a" * 65, "é", "a/b", "a@b", "a:b"]
+BAD = ["", "12", "has space", "-x", "a" * 65, "é", "a/b", "a@b", "a:b", "champion\n"]
 
 
 @pytest.mark.parametrize("alias", BAD)
@@ -33,16 +33,24 @@ def test_the_cli_refuses_every_alias_the_server_refuses(alias):
 
 
 def test_the_openapi_pattern_is_the_rule():
+    """The schema carries ``^ALIAS_PATTERN$`` (ECMA: ``$`` is the end); in Python that is a full match."""
     import re
 
-    pattern = re.compile(f"^{ALIAS_PATTERN}$")
-    assert all(pattern.match(a) for a in GOOD)
-    assert not any(pattern.match(a) for a in BAD if len(a) <= 64)
+    assert all(re.fullmatch(ALIAS_PATTERN, a) for a in GOOD)
+    assert not any(re.fullmatch(ALIAS_PATTERN, a) for a in BAD if len(a) <= 64)
 
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("iris", True), ("iris_torch.v2-b", True), ("9x", True), ("_x", False), ("a" * 129, False), ("a b", False)],
+    [
+        ("iris", True),
+        ("iris_torch.v2-b", True),
+        ("9x", True),
+        ("_x", False),
+        ("a" * 129, False),
+        ("a b", False),
+        ("iris\n", False),
+    ],
 )
 def test_model_names(name, ok):
     assert bool(MODEL_NAME.match(name)) is ok

@@ -12,7 +12,7 @@ from driftline.repository.names import ALIAS_MAX_LENGTH, ALIAS_PATTERN, MODEL_NA
 
 __all__ = ["JobSpec", "parse_model_ref"]
 
-_REF = re.compile(rf"^(?P<name>{MODEL_NAME_PATTERN})(?::(?P<version>\d+)|@(?P<alias>{ALIAS_PATTERN}))?$")
+_REF = re.compile(rf"^(?P<name>{MODEL_NAME_PATTERN})(?::(?P<version>\d+)|@(?P<alias>{ALIAS_PATTERN}))?\Z")
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from driftline.registry.source import IntegrityError
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.digests import file_sha256, is_sha256
 
 if TYPE_CHECKING:
     from driftline.registry.source import RegistrySource, RemoteVersion
 
 __all__ = ["ArtifactCache", "CachedArtifact"]
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 _ARTIFACTS = ", ".join(list(ARTIFACT_NAMES)[:-1]) + " or " + list(ARTIFACT_NAMES)[-1]  # "model.onnx, ... or ..."
 
 
@@ -51,7 +48,7 @@ class ArtifactCache:
 
     def has(self, sha256: str) -> CachedArtifact | None:
         """The cached version whose artifact has this digest, or None."""
-        if not _SHA256.match(sha256):  # also keeps a hostile digest from naming a path outside root
+        if not is_sha256(sha256):  # also keeps a hostile digest from naming a path outside root
             return None
         return _cached(self.root / sha256, sha256)
 
@@ -100,7 +97,7 @@ def _verify(folder: Path, version: RemoteVersion) -> str:
         raise IntegrityError(f"registry version {label} has no {_ARTIFACTS}")
     if artifact.stat().st_size == 0:
         raise IntegrityError(f"{label}: {artifact.name} is empty")
-    digest = _sha256(artifact)
+    digest = file_sha256(artifact)
     if version.sha256 is not None and version.sha256.lower() != digest:
         raise IntegrityError(f"{label}: sha256 mismatch: registry says {version.sha256}, artifact is {digest}")
     return digest
@@ -109,11 +106,3 @@ def _verify(folder: Path, version: RemoteVersion) -> str:
 def _cached(folder: Path, sha256: str) -> CachedArtifact | None:
     artifact = next((folder / n for n in ARTIFACT_NAMES if (folder / n).is_file()), None)
     return None if artifact is None else CachedArtifact(path=folder, artifact=artifact, sha256=sha256)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

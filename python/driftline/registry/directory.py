@@ -12,6 +12,7 @@ import fsspec  # type: ignore[import-untyped]
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.digests import is_sha256
 from driftline.repository.names import MODEL_NAME
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["DirectorySource"]
 
 _VERSION = re.compile(r"^[0-9]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DirectorySource:
@@ -158,7 +158,7 @@ class DirectorySource:
         if f"{artifact}.sha256" in files:
             tokens = self._fs.cat_file(f"{path}/{artifact}.sha256").decode(errors="replace").split()
             sha256 = tokens[0].lower() if tokens else ""
-            if not _SHA256.match(sha256):
+            if not is_sha256(sha256):
                 # A sidecar that says nothing usable must not silently turn off the check: skip the version.
                 problems.append(f"{self.url}: {model}/{number}: {artifact}.sha256 holds no sha256 digest; skipped")
                 return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.digests import is_sha256
 from driftline.repository.names import MODEL_NAME
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["MlflowSource"]
 
 _PAGE = 1000
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SCHEMES = ("mlflow+http://", "mlflow+https://")
 
 
@@ -74,7 +73,7 @@ class MlflowSource:
             digest = (mv.tags or {}).get("sha256")
             if digest is not None:
                 digest = digest.strip().lower()
-                if not _SHA256.match(digest):
+                if not is_sha256(digest):
                     problems.append(f"{self.url}: {mv.name}/{number}: tag sha256 is not a sha256 digest; skipped")
                     continue
             by_model.setdefault(mv.name, {})[number] = RemoteVersion(

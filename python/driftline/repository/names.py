@@ -21,14 +21,14 @@ __all__ = [
 
 #: A model name: a letter or digit, then letters, digits, ``_``, ``.`` or ``-``; at most 128 characters.
 MODEL_NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
-MODEL_NAME: Final = re.compile(f"^{MODEL_NAME_PATTERN}$")
+MODEL_NAME: Final = re.compile(rf"\A{MODEL_NAME_PATTERN}\Z")  # \Z: "$" would let a trailing newline through
 
 #: An alias: letters, digits, ``_``, ``.`` or ``-``, not starting with ``-`` and never only digits (a number is a
 #: version). Written without look-ahead, so the OpenAPI schema can carry it as it is (ECMA regex, and schema
 #: test generators that read it).
 ALIAS_PATTERN: Final = r"(?:[A-Za-z_.][A-Za-z0-9_.-]*|[0-9]+[A-Za-z_.-][A-Za-z0-9_.-]*)"
 ALIAS_MAX_LENGTH: Final = 64
-_ALIAS: Final = re.compile(f"^{ALIAS_PATTERN}$")
+_ALIAS: Final = re.compile(rf"\A{ALIAS_PATTERN}\Z")
 
 
 def is_alias_name(alias: str) -> bool:

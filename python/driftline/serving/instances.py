@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftline.backends import load_backend
 from driftline.errors import ConfigError
+from driftline.repository.digests import file_sha256
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["build_instances", "fingerprint"]
 
 _WARMUP_DTYPES = {"BOOL": np.bool_, "BYTES": np.object_}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fingerprint(path: Path) -> tuple[int, int]:
@@ -60,7 +52,7 @@ def build_instances(source: ModelSource, version: int) -> tuple[list[Backend], s
     """
     config = source.config
     path = source.artifacts[version]
-    digest = _sha256(path)
+    digest = file_sha256(path)
     backends: list[Backend] = []
     try:
         for _ in range(config.instances):
