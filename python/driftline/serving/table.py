@@ -131,8 +131,9 @@ class ModelTable:
         if not versions:
             if name in self._errors:
                 raise ModelNotReady(f"model {name!r} is not ready: {self._errors[name]}")
-            # Unloaded, or in the repository but never loaded: present, so 503 (the disk is read on this error only).
-            if name in self._known or name in self.repository.model_names():
+            # Unloaded since its last load: present, so 503. What the loads saw decides, never a listing of the
+            # repository: a flood of requests for unknown names must cost no disk I/O.
+            if name in self._known:
                 raise ModelNotReady(f"model {name!r} is not loaded")
             raise ModelNotFound(f"model {name!r} not found")
         return versions
@@ -192,7 +193,7 @@ class ModelTable:
         """
         versions = self._models.get(name)
         loaded = frozenset(versions) if versions else frozenset()
-        return bool(versions) or name in self._known, loaded
+        return bool(versions) or name in self._known or name in self._errors, loaded
 
     def loaded(self) -> dict[str, dict[int, LoadedModel]]:
         """A snapshot of every loaded model and its versions."""
