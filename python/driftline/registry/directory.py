@@ -46,20 +46,21 @@ class DirectorySource:
             raise ConfigError(f"registry url {url!r}: {e}") from None
         # The filesystem is made on first use: some (ftp, sftp) connect when made, and an unreachable source must
         # be retried with backoff by the sync, not stop the server.
-        self._fs_made: Any = None
-        self._root_made = ""
+        self._made: tuple[Any, str] | None = None  # (filesystem, root path inside it)
+
+    def _filesystem(self) -> tuple[Any, str]:
+        if self._made is None:
+            fs, root = fsspec.core.url_to_fs(self.url)
+            self._made = fs, root.rstrip("/") or "/"
+        return self._made
 
     @property
     def _fs(self) -> Any:
-        if self._fs_made is None:
-            fs, root = fsspec.core.url_to_fs(self.url)
-            self._fs_made, self._root_made = fs, root.rstrip("/") or "/"
-        return self._fs_made
+        return self._filesystem()[0]
 
     @property
     def _root(self) -> str:
-        self._fs  # noqa: B018 - makes the filesystem, which sets the root
-        return self._root_made
+        return self._filesystem()[1]
 
     def list_models(self) -> list[RemoteModel]:
         """Every model folder with at least one version, sorted by name; `problems` lists what was skipped.
@@ -74,7 +75,8 @@ class DirectorySource:
             raise
         except Exception as e:
             # fsspec backends raise their own error types (OSError, botocore, aiohttp ...): all mean "cannot read".
-            raise RegistryUnavailable(f"registry {self.url}: cannot list {self._root_made or self.url}: {e!r}") from e
+            where = self._made[1] if self._made else self.url  # the filesystem itself may be what failed
+            raise RegistryUnavailable(f"registry {self.url}: cannot list {where}: {e!r}") from e
         self.problems = problems
         return sorted(models, key=lambda m: m.name)
 
