@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
-from driftline.jobs.roots import check_path_text
+from driftline.jobs.roots import check_job_paths
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
 from driftline.lifecycle import resolve_version
@@ -53,9 +53,7 @@ class JobsController(Controller):
     async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
         """Validate paths and model, queue the job, and return it (state ``queued``)."""
         runner, store = _state(request)
-        for i, path in enumerate(data.inputs):
-            check_path_text(f"inputs[{i}]", path)
-        check_path_text("output", data.output)
+        check_job_paths(data.inputs, data.output)  # before the model lookup, as a bad field should be
         name, version = parse_model_ref(data.model)
         settings = request.app.state.settings
         if name not in request.app.state.table.repository.model_names():

@@ -20,7 +20,7 @@ from driftline.errors import BadRequest
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-__all__ = ["Roots", "check_path_text", "opened", "pinned_dir"]
+__all__ = ["Roots", "check_job_paths", "opened", "pinned_dir"]
 
 # Linux: /proc/self/fd/N is the opened file itself, so reading through it cannot be redirected by a later swap.
 _PROC_FD = Path("/proc/self/fd")
@@ -29,14 +29,15 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def check_path_text(field: str, path: str) -> None:
-    """Refuse a path that no file system call can take (a NUL byte), naming the request field.
+def check_job_paths(inputs: Iterable[str], output: str) -> None:
+    """Refuse a job path that no file system call can take (a NUL byte), naming its field (``inputs[i]``, ``output``).
 
     Raises:
-        BadRequest: the path holds a NUL byte.
+        BadRequest: a path holds a NUL byte.
     """
-    if "\x00" in path:
-        raise BadRequest(f"{field}: a path must not contain a NUL byte, got {path!r}")
+    for field, path in [*((f"inputs[{i}]", p) for i, p in enumerate(inputs)), ("output", output)]:
+        if "\x00" in path:
+            raise BadRequest(f"{field}: a path must not contain a NUL byte, got {path!r}")
 
 
 class Roots:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from driftline.errors import DriftlineError
 from driftline.jobs.local import JobCancelled, run_local
-from driftline.jobs.roots import check_path_text
+from driftline.jobs.roots import check_job_paths
 from driftline.jobs.sources import expand_inputs
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def confine(spec: JobSpec, roots: Roots) -> None:
     Raises:
         BadRequest: naming a path with a NUL byte, or each path outside every root.
     """
-    for i, path in enumerate(spec.inputs):
-        check_path_text(f"inputs[{i}]", path)
-    check_path_text("output", spec.output)
+    check_job_paths(spec.inputs, spec.output)
     outside = [p for p in (*spec.inputs, spec.output) if not roots.contains(Path(p).resolve())]
     if outside:
         raise roots.refuse(outside)
