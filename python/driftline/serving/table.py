@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LoadedModel", "ModelTable"]
 
-_log = logging.getLogger("driftline.serving")
 _NO_ROUTES = ModelRoutes()
 
 
@@ -215,12 +214,13 @@ class ModelTable:
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def load_all(self) -> None:
-        """Load every model in the repository; a model that fails is reported and the rest still load."""
+        """Load every model in the repository; a model that fails is recorded (:meth:`error`) and the rest still load.
+
+        Nothing is logged here: the start-up summary names every model, with what failed and why, once.
+        """
         for name in self.repository.model_names():
-            try:
+            with contextlib.suppress(DriftlineError):
                 await self.load(name)
-            except DriftlineError as exc:
-                _log.error("model %s failed to load: %s", name, exc)
 
     async def load(self, name: str, actor: str = "system", extra: set[int] | None = None) -> list[int]:
         """Bring a model's loaded versions in line with the repository; nothing stops serving on the way.
