@@ -92,14 +92,16 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         ).serve()
         return
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from driftline.http.connections import LimitedHttpToolsProtocol
     from driftline.logs import log_config
 
-    uvicorn.run(
+    config = uvicorn.Config(
         target,
         factory=True,
-        fd=listener.fileno(),
+        host=http.host,
+        port=http.port,
         workers=http.workers,
         loop="uvloop",
         http=LimitedHttpToolsProtocol,  # httptools, plus the header deadline and the connection cap
@@ -109,6 +111,16 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         log_config=log_config(settings.log_level),
         timeout_graceful_shutdown=30,
     )
+    server = uvicorn.Server(config)
+    # The socket bound before loading is served itself, as uvicorn.run serves the one it binds. Handed over as
+    # `fd=`, uvicorn would serve a duplicate, and this process's descriptor kept the port listening after the
+    # server closed: connections made during shutdown were accepted and then reset instead of refused.
+    if http.workers > 1:
+        Multiprocess(config, sockets=[listener]).run()
+    else:
+        server.run(sockets=[listener])
+        if not server.started:
+            sys.exit(3)  # the application's start-up failed (uvicorn's own code for it; the log says why)
 
 
 def _models_list(args: argparse.Namespace) -> int:
