@@ -113,9 +113,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Refuse past the cap (503 now, not a stall), else start the wait for a request's headers."""
         super().connection_made(transport)
-        # uvicorn opens a listener handed over by `fd=` as AF_UNIX, so the event loop never sets TCP_NODELAY on
-        # what it accepts; then a response's second write (headers and body go separately) waits out the
-        # client's 40 ms delayed ACK. A Unix socket, where one is used, refuses the option: nothing to do there.
+        # Set here whatever the listener: uvicorn writes a response's headers and body separately, and without
+        # TCP_NODELAY the second write waits out the client's 40 ms delayed ACK (it did while the listener was
+        # handed to uvicorn as `fd=`, which uvicorn opens as AF_UNIX). A Unix socket refuses the option: no harm.
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
