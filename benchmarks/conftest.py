@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.demo import build_mlp_onnx
+from driftline.repository.demo import build_mlp_onnx
 
 # BENCH_FULL=1 runs the full sizes and durations recorded in RESULTS.md; the default is a quick pass
 # that proves each benchmark runs (CI runs them this way, with --benchmark-disable).

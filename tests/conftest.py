@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings
 from tests.helpers import build_test_repository
 
-from driftline.demo import iris_like_data, train_softmax
+from driftline.repository.demo import iris_like_data, train_softmax
 
 # Hypothesis profiles for every property test: `fast` (the default, derandomized so a run is reproducible) and
 # `slow` (more random examples, for a nightly run). Chosen by HYPOTHESIS_PROFILE, not a DRIFTLINE_* variable: the

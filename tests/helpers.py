@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from driftline.demo import (
+from driftline.repository.demo import (
     CLASSIFIER_TORCH_SIGNATURE,
     build_classifier_onnx,
     build_classifier_torchscript,
@@ -44,7 +44,7 @@ ADMIN_KEY = "dl_test_admin_key"
 
 def write_server_config(path: Path, extra: str = "") -> Path:
     """A server TOML with one admin key (``ADMIN_KEY``) and ``extra`` appended."""
-    from driftline.auth import hash_key
+    from driftline.security.keys import hash_key
 
     path.write_text(f'{extra}\n[[auth.keys]]\nname = "admin"\nrole = "admin"\nsha256 = "{hash_key(ADMIN_KEY)}"\n')
     return path

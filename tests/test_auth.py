@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from driftline.auth import KeyRing, Principal, check_role, hash_key, key_from_headers, new_key
 from driftline.config import load_settings
 from driftline.errors import ConfigError, Forbidden, Unauthorized
+from driftline.security.keys import KeyRing, Principal, check_role, hash_key, key_from_headers, new_key
 
 
 def ring() -> tuple[KeyRing, dict[str, str]]:

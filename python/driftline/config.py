@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import ConfigError
-from driftline.logs import LOG_LEVELS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "LOG_LEVELS",
     "ApiKeySetting",
     "AuthSettings",
     "DriftSettings",
@@ -29,6 +29,8 @@ __all__ = [
     "ServerSettings",
     "load_settings",
 ]
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 ENV_PREFIX = "DRIFTLINE_"
 # DRIFTLINE_* variables that are not settings: the config file's path, and what the `driftline models` client reads.
@@ -86,7 +88,7 @@ class ApiKeySetting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sha256: str
 
     def __post_init__(self) -> None:
-        from driftline.auth import check_role, check_sha256
+        from driftline.security.keys import check_role, check_sha256
 
         check_role(self.role)
         check_sha256(self.sha256)

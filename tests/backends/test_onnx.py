@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from driftline.backends import TensorSpec, load_backend
-from driftline.demo import build_classifier_onnx, build_mlp_onnx
 from driftline.errors import ConfigError
 from driftline.repository import ModelConfig, TensorConfig
+from driftline.repository.demo import build_classifier_onnx, build_mlp_onnx
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from driftline.backends import TensorSpec, load_backend
-from driftline.demo import build_classifier_torchscript
 from driftline.errors import ConfigError
 from driftline.repository import ModelConfig, TensorConfig
+from driftline.repository.demo import build_classifier_torchscript
 
 torch = pytest.importorskip("torch")
 

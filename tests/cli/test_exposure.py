@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from driftline.auth import check_exposure, is_loopback
 from driftline.config import load_settings
 from driftline.errors import ConfigError
+from driftline.security.exposure import check_exposure, is_loopback
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

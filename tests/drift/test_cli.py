@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from driftline.cli.drift import add_drift_parser, main, run_drift
 from driftline.drift import ReferenceProfile
-from driftline.drift.cli import add_drift_parser, main, run_drift
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_subparser_for_the_main_cli(files, capsys):
 
 def test_module_entry_point(files):
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.drift.cli", files["ref"], "missing.csv"],
+        [sys.executable, "-m", "driftline.cli.drift", files["ref"], "missing.csv"],
         capture_output=True,
         text=True,
         check=False,

@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import Server, start_server
 from tests.helpers import build_test_repository, write_config
 
-from driftline.auth import hash_key
+from driftline.security.keys import hash_key
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import start_server
 from tests.helpers import build_test_repository
 
-from driftline.demo import IRIS_FEATURES, iris_like_data
+from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
 pytestmark = pytest.mark.e2e
 

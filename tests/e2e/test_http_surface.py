@@ -13,8 +13,8 @@ from tests.e2e.conftest import start_server
 from tests.helpers import build_test_repository
 
 from driftline.config import ServerSettings
-from driftline.demo import IRIS_FEATURES, iris_like_data
 from driftline.http.app import create_app
+from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
 pytestmark = pytest.mark.e2e
 

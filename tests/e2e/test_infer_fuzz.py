@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from tests.e2e.conftest import Server, start_server
 from tests.helpers import build_test_repository, write_config
 
-from driftline.demo import build_mixed_onnx
+from driftline.repository.demo import build_mixed_onnx
 from driftline.serving.batcher import MAX_TIMEOUT_US
 
 pytestmark = pytest.mark.e2e

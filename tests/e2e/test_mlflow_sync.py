@@ -15,7 +15,7 @@ from tests.e2e.conftest import Server, start_server
 from tests.e2e.test_registry_sync import HEADERS, ROWS, SYNC_ENV, status, version_state, wait_for
 from tests.helpers import write_server_config
 
-from driftline.demo import build_classifier_onnx
+from driftline.repository.demo import build_classifier_onnx
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import Server, start_server
 from tests.helpers import ADMIN_KEY, write_config, write_server_config
 
-from driftline.demo import build_classifier_onnx
+from driftline.repository.demo import build_classifier_onnx
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.conftest import Server, free_port, start_server, wait_until_answering
 from tests.helpers import build_test_repository, write_config
 
-from driftline.auth import hash_key
+from driftline.security.keys import hash_key
 
 if TYPE_CHECKING:
     from pathlib import Path

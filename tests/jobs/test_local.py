@@ -179,7 +179,7 @@ def test_kill_9_at_random_moments_then_resume_scores_each_row_exactly_once(repo:
 
 
 def test_job_ends_with_a_drift_summary_when_the_model_has_reference_data(repo: Path, tmp_path: Path):
-    from driftline.demo import IRIS_FEATURES, iris_like_data
+    from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
     x_ref, _ = iris_like_data(3000, seed=21)
     pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(
@@ -201,8 +201,8 @@ def test_job_ends_with_a_drift_summary_when_the_model_has_reference_data(repo: P
 
 
 def test_a_drift_policy_whose_threshold_fits_no_statistic_is_a_config_error(repo: Path, tmp_path: Path):
-    from driftline.demo import IRIS_FEATURES, iris_like_data
     from driftline.errors import ConfigError
+    from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
     x_ref, _ = iris_like_data(500, seed=21)
     pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(

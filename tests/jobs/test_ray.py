@@ -68,7 +68,7 @@ def test_ray_refuses_what_it_cannot_do(repo: Path, tmp_path: Path):
 
 
 def test_ray_summary_agrees_with_local_drift_included(repo: Path, tmp_path: Path):
-    from driftline.demo import IRIS_FEATURES, iris_like_data
+    from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
     x_ref, _ = iris_like_data(3000, seed=21)
     pl.DataFrame({n: x_ref[:, i] for i, n in enumerate(IRIS_FEATURES)}).write_parquet(

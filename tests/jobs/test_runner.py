@@ -15,8 +15,8 @@ from driftline.jobs import JobSpec, run_local
 from driftline.jobs.checkpoint import JobDir
 from driftline.jobs.roots import Roots, opened, pinned_dir
 from driftline.jobs.runner import JobRunner, confine
+from driftline.jobs.store import JobStore
 from driftline.store.db import Database
-from driftline.store.jobs import JobStore
 
 
 def write_input(path: Path, rows: int = 300) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from driftline.cli import main
+from driftline.cli.main import main
 from driftline.store import Database
 from driftline.store.lifecycle import LifecycleStore
 

@@ -13,13 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from tests.helpers import write_config
 
-from driftline.auth import KeyRing
-from driftline.demo import build_classifier_onnx
 from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady
 from driftline.http.metrics import LifecycleCollector
 from driftline.http.v2 import run_inference
-from driftline.lifecycle import ApprovalRule, Lifecycle
+from driftline.lifecycle.service import ApprovalRule, Lifecycle
 from driftline.repository import Repository
+from driftline.repository.demo import build_classifier_onnx
+from driftline.security.keys import KeyRing
 from driftline.serving import ModelTable
 from driftline.serving.routing import RoutingPolicy, Shadow, Split
 from driftline.store import AuditLog, Database

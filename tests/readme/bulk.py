@@ -13,7 +13,7 @@ from tests.readme.blocks import Block, commands, sample_output
 from tests.readme.conftest import user_env
 from tests.readme.terminal import run_in_terminal
 
-from driftline.demo import IRIS_FEATURES, iris_like_data
+from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
 # The files the block names: data/*.parquet and more.csv, with an `id` and the iris feature columns.
 INPUTS = {"data/2026-11-30.parquet": 40_000, "data/2026-12-01.parquet": 40_000, "more.csv": 5_000}

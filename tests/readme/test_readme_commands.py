@@ -226,7 +226,7 @@ def run_tree(block: Block, ctx: Context) -> None:
 
 
 def run_synopsis(block: Block, ctx: Context) -> None:
-    from driftline.cli import main
+    from driftline.cli.main import main
 
     for synopsis in synopses(block):
         out = io.StringIO()

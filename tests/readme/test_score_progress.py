@@ -17,8 +17,8 @@ import pytest
 from tests.helpers import build_test_repository
 from tests.readme.terminal import ESC, run_in_terminal
 
-from driftline.demo import IRIS_FEATURES, iris_like_data
 from driftline.jobs import JobCancelled, JobSpec, run_local
+from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from driftline.demo import build_mlp_onnx
 from driftline.registry import (
     ArtifactCache,
     DirectorySource,
@@ -17,6 +16,7 @@ from driftline.registry import (
     RegistryUnavailable,
     RemoteVersion,
 )
+from driftline.repository.demo import build_mlp_onnx
 
 
 def version_folder(root: Path, model: str, n: int, seed: int) -> Path:

@@ -10,9 +10,9 @@ import fsspec
 import pytest
 from tests.helpers import write_config
 
-from driftline.demo import build_classifier_onnx, build_mlp_onnx
 from driftline.errors import ConfigError
 from driftline.registry import DirectorySource, RegistryUnavailable, open_source
+from driftline.repository.demo import build_classifier_onnx, build_mlp_onnx
 
 IRIS_CONFIG = "max_batch_size = 16\n\n[aliases]\nprod = 1\ncanary = 2\n"
 

@@ -17,9 +17,9 @@ from tests.mlflow_server import (
     start_mlflow_server,
 )
 
-from driftline.demo import build_classifier_onnx, build_mlp_onnx
 from driftline.registry import ArtifactCache, IntegrityError, RegistryUnavailable, open_source
 from driftline.registry.mlflow import MlflowSource
+from driftline.repository.demo import build_classifier_onnx, build_mlp_onnx
 
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
 

@@ -13,9 +13,9 @@ from tests.helpers import write_config
 from tests.lifecycle.test_lifecycle import Running
 
 from driftline.config import RegistrySettings
-from driftline.demo import build_classifier_onnx
 from driftline.registry import ArtifactCache, open_source
 from driftline.registry.sync import RegistrySync
+from driftline.repository.demo import build_classifier_onnx
 from driftline.serving.routing import RoutingPolicy, Shadow
 from driftline.store.audit import AuditEvent
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from driftline.repository.digests import file_sha256, is_sha256
+from driftline.security.digests import file_sha256, is_sha256
 
 
 def test_file_sha256_equals_hashlib_across_block_boundaries(tmp_path):

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 
 from driftline.backends import TensorSpec, load_backend
-from driftline.demo import build_mlp_onnx
 from driftline.errors import InferenceFailed, InferenceTimeout, ModelNotReady, ServerBusy
 from driftline.repository import BatchingConfig, ModelConfig
+from driftline.repository.demo import build_mlp_onnx
 from driftline.serving import Batcher, ModelStats
 
 

@@ -30,8 +30,8 @@ from driftline.http.guards import require_role
 from driftline.serving.routing import RoutingPolicy
 
 if TYPE_CHECKING:
-    from driftline.auth import Principal
-    from driftline.lifecycle import Lifecycle
+    from driftline.lifecycle.service import Lifecycle
+    from driftline.security.keys import Principal
 
 __all__ = ["AdminController", "reload_keys"]
 

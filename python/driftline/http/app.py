@@ -14,7 +14,6 @@ from litestar.exceptions import HTTPException
 from prometheus_client import CollectorRegistry
 
 from driftline import __version__
-from driftline.auth import KeyRing
 from driftline.config import ServerSettings, load_settings
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
@@ -29,8 +28,9 @@ from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
-from driftline.lifecycle import Lifecycle
+from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
+from driftline.security.keys import KeyRing
 from driftline.serving import ModelTable
 from driftline.serving.stats import RequestErrors
 from driftline.store import AuditLog, Database, JobStore

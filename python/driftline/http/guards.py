@@ -1,4 +1,4 @@
-"""Litestar guards that check API keys and roles (see :mod:`driftline.auth` for the roles)."""
+"""Litestar guards that check API keys and roles (see :mod:`driftline.security.keys` for the roles)."""
 
 from __future__ import annotations
 

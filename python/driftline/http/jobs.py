@@ -13,12 +13,12 @@ from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
 from driftline.jobs.roots import check_job_paths
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
-from driftline.lifecycle import resolve_version
-from driftline.store.jobs import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
+from driftline.jobs.store import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
+from driftline.lifecycle.service import resolve_version
 
 if TYPE_CHECKING:
     from driftline.jobs.runner import JobRunner
-    from driftline.store.jobs import JobStore
+    from driftline.jobs.store import JobStore
 
 __all__ = ["JobRequest", "JobsController"]
 

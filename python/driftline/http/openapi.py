@@ -63,7 +63,7 @@ _WHY = {
     504: "The request waited in the queue past its timeout and was never run",
 }
 
-# The server reads a key from either header (see driftline.auth); a route lists both as alternatives.
+# The server reads a key from either header (see driftline.security.keys); a route lists both as alternatives.
 _SCHEMES = {
     "bearer": SecurityScheme(type="http", scheme="bearer", description="`Authorization: Bearer KEY`"),
     "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),

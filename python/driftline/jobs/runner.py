@@ -17,7 +17,7 @@ from driftline.jobs.sources import expand_inputs
 if TYPE_CHECKING:
     from driftline.jobs.roots import Roots
     from driftline.jobs.spec import JobSpec
-    from driftline.store.jobs import JobStore
+    from driftline.jobs.store import JobStore
 
 __all__ = ["JobRunner", "confine"]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from driftline.registry.source import IntegrityError
 from driftline.repository import ARTIFACT_NAMES
-from driftline.repository.digests import file_sha256, is_sha256
+from driftline.security.digests import file_sha256, is_sha256
 
 if TYPE_CHECKING:
     from driftline.registry.source import RegistrySource, RemoteVersion

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
-from driftline.repository.digests import is_sha256
 from driftline.repository.names import MODEL_NAME
+from driftline.security.digests import is_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -39,7 +39,7 @@ from driftline.errors import DriftlineError, IntegrityError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from driftline.config import RegistrySettings
-    from driftline.lifecycle import Lifecycle
+    from driftline.lifecycle.service import Lifecycle
     from driftline.registry.cache import ArtifactCache, CachedArtifact
     from driftline.registry.source import RegistrySource, RemoteModel
     from driftline.serving.table import ModelTable

@@ -8,7 +8,7 @@ import numpy as np
 
 from driftline.backends import load_backend
 from driftline.errors import ConfigError
-from driftline.repository.digests import file_sha256
+from driftline.security.digests import file_sha256
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from driftline.auth import check_role, hash_key, new_key
 from driftline.errors import Conflict
+from driftline.security.keys import check_role, hash_key, new_key
 from driftline.serving.routing import RoutingPolicy
 from driftline.serving.shadow import ShadowPair
 from driftline.store.audit import AuditLog

@@ -96,7 +96,7 @@ def run_drift(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m driftline.drift.cli`.
+    """Entry point of `python -m driftline.cli.drift`.
 
     Args:
         argv: Arguments (default sys.argv[1:]).

@@ -28,7 +28,7 @@ __all__ = [
     "train_softmax",
 ]
 
-_log = logging.getLogger("driftline.demo")
+_log = logging.getLogger("driftline.repository.demo")
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 _OPSET = 17
 _IR_VERSION = 8

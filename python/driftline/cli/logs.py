@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging.config
 from typing import Any
 
-__all__ = ["LOG_FORMAT", "LOG_LEVELS", "configure_logging", "log_config"]
+__all__ = ["LOG_FORMAT", "configure_logging", "log_config"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Loggers that come with handlers (and formats) of their own: here they only pass records up to the root's handler.
 _OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar", "granian", "_granian")
 

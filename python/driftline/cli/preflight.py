@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftline.auth import check_exposure
 from driftline.errors import ConfigError
+from driftline.security.exposure import check_exposure
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["bind_listener", "check_database", "check_registry", "preflight", "prepare_repository"]
 
-_log = logging.getLogger("driftline.startup")
+_log = logging.getLogger("driftline.cli.preflight")
 
 
 def check_registry(settings: ServerSettings) -> None:
@@ -91,7 +91,7 @@ def prepare_repository(settings: ServerSettings, *, demo: bool) -> Callable[[], 
     if demo or (settings.create_demo and is_default):
 
         def build() -> None:
-            from driftline.demo import build_demo_repository
+            from driftline.repository.demo import build_demo_repository
 
             build_demo_repository(root)
 

@@ -320,7 +320,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_hash(args: argparse.Namespace) -> int:
-    from driftline.auth import hash_key
+    from driftline.security.keys import hash_key
 
     print(hash_key(args.key))
     return 0

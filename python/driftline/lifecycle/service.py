@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ApprovalRule", "Lifecycle", "resolve_version", "signature_change"]
 
-_log = logging.getLogger("driftline.lifecycle")
+_log = logging.getLogger("driftline.lifecycle.service")
 
 
 class ApprovalRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

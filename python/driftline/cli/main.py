@@ -26,8 +26,8 @@ __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from driftline.logs import configure_logging
-    from driftline.startup import preflight
+    from driftline.cli.logs import configure_logging
+    from driftline.cli.preflight import preflight
 
     # Flags are checked here so the message names the flag, not the setting it overrides.
     if args.port is not None and not 0 < args.port < 65536:
@@ -94,8 +94,8 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from driftline.cli.logs import log_config
     from driftline.http.connections import LimitedHttpToolsProtocol
-    from driftline.logs import log_config
 
     config = uvicorn.Config(
         target,
@@ -160,7 +160,7 @@ def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
 def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str | None:
     """Aliases live in the server's store: an ``@ALIAS`` (or, with no version, the default alias) is read there."""
     from driftline.errors import ModelNotFound
-    from driftline.lifecycle import resolve_version
+    from driftline.lifecycle.service import resolve_version
     from driftline.repository import Repository
     from driftline.store import Database
     from driftline.store.lifecycle import LifecycleStore
@@ -285,12 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--repository", help="model repository directory")
     listing.add_argument("--config", help="server TOML file")
     listing.set_defaults(func=_models_list)
-    from driftline.admin_cli import add_keys_parser, add_lifecycle_commands
+    from driftline.cli.admin import add_keys_parser, add_lifecycle_commands
 
     add_lifecycle_commands(models_sub)
     add_keys_parser(sub)
 
-    from driftline.drift.cli import add_drift_parser, run_drift
+    from driftline.cli.drift import add_drift_parser, run_drift
 
     add_drift_parser(sub).set_defaults(func=run_drift)
 
@@ -326,7 +326,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,13 +11,13 @@ Roles are ordered; each includes the ones before it: ``viewer`` reads status, ``
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from driftline.errors import ConfigError, Forbidden, Unauthorized
+from driftline.errors import Forbidden, Unauthorized
+from driftline.security.digests import is_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -26,17 +26,15 @@ __all__ = [
     "ROLES",
     "KeyRing",
     "Principal",
-    "check_exposure",
     "check_role",
+    "check_sha256",
     "hash_key",
-    "is_loopback",
     "key_from_headers",
     "new_key",
 ]
 
 ROLES: tuple[str, ...] = ("viewer", "predictor", "operator", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
-_SHA256_HEX = frozenset("0123456789abcdef")
 
 
 def check_role(role: str) -> str:
@@ -52,7 +50,7 @@ def check_role(role: str) -> str:
 
 def check_sha256(value: str) -> str:
     """Validate a key hash as 64 lower-case hex digits."""
-    if len(value) != 64 or not set(value) <= _SHA256_HEX:
+    if not is_sha256(value):
         raise ValueError("sha256 must be 64 lower-case hex digits (driftline keys hash KEY prints it)")
     return value
 
@@ -65,34 +63,6 @@ def hash_key(key: str) -> str:
 def new_key() -> str:
     """A fresh random key (shown once, then only its hash is kept)."""
     return "dl_" + secrets.token_urlsafe(32)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether listening on ``host`` reaches only this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() in {"localhost", "localhost."}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name other than localhost may resolve to anything
-        return False
-
-
-def check_exposure(host: str, *, has_keys: bool, allow: bool) -> None:
-    """Refuse to listen beyond this machine with no API key, unless the operator said so explicitly.
-
-    Without keys Triton's repository routes (load, unload) and the jobs API are open to whoever reaches the port:
-    fine on loopback, not on a network.
-
-    Raises:
-        ConfigError: ``host`` is not loopback, there is no key, and ``allow`` (auth.allow_unauthenticated) is off.
-    """
-    if has_keys or allow or is_loopback(host):
-        return
-    raise ConfigError(
-        f"--host {host} is reachable from other machines and no API key exists, so anyone could unload models and "
-        "submit jobs: add a key (driftline keys create, or [[auth.keys]]) or pass --allow-unauthenticated "
-        "(auth.allow_unauthenticated = true)"
-    )
 
 
 class Principal(msgspec.Struct, frozen=True):

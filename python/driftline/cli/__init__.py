@@ -1,0 +1,1 @@
+"""The ``driftline`` command line: ``serve``, ``score``, ``drift``, ``models`` and ``keys`` (see main.py)."""
