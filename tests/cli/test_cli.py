@@ -47,7 +47,8 @@ def test_version_flag():
 
 
 def test_keys_create_writes_an_audit_record(tmp_path: Path):
-    from driftline.store import AuditLog, Database
+    from driftline.store.audit import AuditLog
+    from driftline.store.db import Database
 
     db_path = tmp_path / "driftline.db"
     out = run("keys", "create", "ci", "--role", "predictor", "--database", str(db_path), cwd=tmp_path)

@@ -91,7 +91,8 @@ def test_a_registry_scheme_whose_package_is_missing_is_refused(tmp_path: Path):
 
 
 def _valid_store(path: Path) -> bytes:
-    from driftline.store import AuditLog, Database
+    from driftline.store.audit import AuditLog
+    from driftline.store.db import Database
 
     db = Database(path)
     audit = AuditLog(db)

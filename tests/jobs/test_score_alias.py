@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from driftline.cli.main import main
-from driftline.store import Database
+from driftline.store.db import Database
 from driftline.store.lifecycle import LifecycleStore
 
 

@@ -22,7 +22,8 @@ from driftline.repository.demo import build_classifier_onnx
 from driftline.security.keys import KeyRing
 from driftline.serving import ModelTable
 from driftline.serving.routing import RoutingPolicy, Shadow, Split
-from driftline.store import AuditLog, Database
+from driftline.store.audit import AuditLog
+from driftline.store.db import Database
 from driftline.store.lifecycle import LifecycleStore
 
 ROW = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}

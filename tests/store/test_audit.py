@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from driftline.store import AuditLog, Database
-from driftline.store.db import MIGRATIONS
+from driftline.store.audit import AuditLog
+from driftline.store.db import MIGRATIONS, Database
 
 
 def test_audit_round_trip_and_survives_reopen(tmp_path: Path):

@@ -303,7 +303,7 @@ def _local_actor() -> str:
 
 def _keys_create(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
-    from driftline.store import Database
+    from driftline.store.db import Database
     from driftline.store.lifecycle import LifecycleStore
 
     settings = load_settings(args.config, {"database": args.database} if args.database else None)

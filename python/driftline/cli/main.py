@@ -162,7 +162,7 @@ def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str 
     from driftline.errors import ModelNotFound
     from driftline.lifecycle.service import resolve_version
     from driftline.repository import Repository
-    from driftline.store import Database
+    from driftline.store.db import Database
     from driftline.store.lifecycle import LifecycleStore
 
     if ref is not None and ref.isdigit():

@@ -42,7 +42,7 @@ def check_database(path: str) -> bool:
     Raises:
         ConfigError: the file cannot be opened or written, is no SQLite database, or fails ``PRAGMA integrity_check``.
     """
-    from driftline.store import Database
+    from driftline.store.db import Database
     from driftline.store.lifecycle import LifecycleStore
 
     db = Database(path)

@@ -28,12 +28,14 @@ from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
+from driftline.jobs.store import JobStore
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
 from driftline.serving import ModelTable
 from driftline.serving.stats import RequestErrors
-from driftline.store import AuditLog, Database, JobStore
+from driftline.store.audit import AuditLog
+from driftline.store.db import Database
 from driftline.store.lifecycle import LifecycleStore
 
 if TYPE_CHECKING:

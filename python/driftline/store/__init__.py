@@ -1,7 +1,1 @@
-"""SQLite persistence: the database file and its migrations, and the audit log."""
-
-from driftline.jobs.store import JobRecord, JobStore
-from driftline.store.audit import AuditEvent, AuditLog
-from driftline.store.db import Database
-
-__all__ = ["AuditEvent", "AuditLog", "Database", "JobRecord", "JobStore"]
+"""Persistence: the database and its migrations (db.py), and one module per owner of tables."""
