@@ -28,6 +28,7 @@ from driftline.http.admin_bodies import (
 )
 from driftline.http.guards import require_role
 from driftline.serving.routing import RoutingPolicy
+from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.lifecycle.service import Lifecycle
@@ -349,7 +350,7 @@ class AdminController(Controller):
         if not state.lifecycle.store.revoke_key(key_name):
             raise ModelNotFound(f"no live stored key named {key_name!r}")
         reload_keys(state)
-        state.lifecycle.audit.record("key_revoked", "-", actor=_actor(request), reason=key_name)
+        state.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
         return {"name": key_name, "revoked": True}
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)

@@ -16,6 +16,7 @@ import msgspec
 from driftline.errors import BadRequest, Conflict, DriftlineError, ModelNotFound
 from driftline.repository.names import check_alias_name
 from driftline.serving.routing import ModelRoutes, RoutingPolicy, policy_targets
+from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
@@ -114,7 +115,7 @@ class Lifecycle:
             for alias, version in source.config.aliases.items():
                 if version not in source.artifacts:
                     self.audit.record(
-                        "alias_refused",
+                        AuditAction.ALIAS_REFUSED,
                         name,
                         actor="config",
                         version_after=str(version),
@@ -124,7 +125,11 @@ class Lifecycle:
                     continue
                 if self.store.seed_alias(name, alias, version):
                     self.audit.record(
-                        "alias_set", name, actor="config", version_after=str(version), reason=f"{alias}: seeded"
+                        AuditAction.ALIAS_SET,
+                        name,
+                        actor="config",
+                        version_after=str(version),
+                        reason=f"{alias}: seeded",
                     )
         self.refresh()
 
@@ -238,18 +243,18 @@ class Lifecycle:
                 model = self._check_takeover(name, alias, version)
             except DriftlineError as exc:
                 self.audit.record(
-                    "alias_refused", name, actor=actor, version_after=str(version), reason=f"{alias}: {exc}"
+                    AuditAction.ALIAS_REFUSED, name, actor=actor, version_after=str(version), reason=f"{alias}: {exc}"
                 )
                 raise
             previous = self.table.routes(name).aliases.get(alias)
             if previous == version:
                 return {"model": name, "alias": alias, "version": str(version), "previous": _s(previous)}
-            self._move("alias_set", name, alias, model, previous, actor, reason)
+            self._move(AuditAction.ALIAS_SET, name, alias, model, previous, actor, reason)
         return {"model": name, "alias": alias, "version": str(version), "previous": _s(previous)}
 
     def _move(
         self,
-        action: str,
+        action: AuditAction,
         name: str,
         alias: str,
         model: LoadedModel,
@@ -283,7 +288,7 @@ class Lifecycle:
             aliases = {a: v for a, v in routes.aliases.items() if a != alias}
             self.table.set_routes(name, self._routes_with(name, aliases=aliases))
             self.audit.record(
-                "alias_deleted",
+                AuditAction.ALIAS_DELETED,
                 name,
                 actor=actor,
                 version_before=str(routes.aliases[alias]),
@@ -300,7 +305,7 @@ class Lifecycle:
             raise Conflict(f"alias {alias!r} of model {name!r} has never moved; there is nothing to roll back to")
         async with self._lock:
             model = self._loaded(name, row.previous, f"rollback of alias {alias!r}")
-            self._move("rollback", name, alias, model, row.version, actor, reason)
+            self._move(AuditAction.ROLLBACK, name, alias, model, row.version, actor, reason)
         return {"model": name, "alias": alias, "version": str(row.previous), "previous": str(row.version)}
 
     # -- routing ------------------------------------------------------------------------------------------------
@@ -332,7 +337,9 @@ class Lifecycle:
             self.store.set_routing(name, policy)
             self.table.set_routes(name, self._routes_with(name, policy=policy))
             change = f"{_policy_text(before)} -> {_policy_text(policy)}"
-            self.audit.record("routing_set", name, actor=actor, reason=f"{change}: {reason}" if reason else change)
+            self.audit.record(
+                AuditAction.ROUTING_SET, name, actor=actor, reason=f"{change}: {reason}" if reason else change
+            )
         return policy
 
     # -- load and unload ----------------------------------------------------------------------------------------
@@ -399,7 +406,7 @@ class Lifecycle:
             name, alias, version, msgspec.structs.asdict(rule) if rule else None, actor, reason
         )
         self.audit.record(
-            "propose",
+            AuditAction.PROPOSE,
             name,
             actor=actor,
             version_before=_s(self.table.routes(name).aliases.get(alias)),
@@ -448,7 +455,7 @@ class Lifecycle:
         ok, evidence = self.rule_status(proposal)
         if not ok:
             self.audit.record(
-                "approve_refused",
+                AuditAction.APPROVE_REFUSED,
                 proposal.model,
                 actor=actor,
                 version_after=str(proposal.version),
@@ -458,7 +465,7 @@ class Lifecycle:
         if not self.store.decide(pid, "approved", actor, reason, expect="proposed"):
             raise Conflict(f"proposal {pid} changed state meanwhile")
         self.audit.record(
-            "approve",
+            AuditAction.APPROVE,
             proposal.model,
             actor=actor,
             version_after=str(proposal.version),
@@ -498,13 +505,13 @@ class Lifecycle:
                     raise Conflict(f"proposal {pid} is {state}: it was decided meanwhile; it cannot be promoted")
             except DriftlineError as exc:
                 self.audit.record(
-                    "promote_refused", name, actor=actor, version_after=str(proposal.version), reason=str(exc)
+                    AuditAction.PROMOTE_REFUSED, name, actor=actor, version_after=str(proposal.version), reason=str(exc)
                 )
                 raise
             if before != proposal.version:
-                self._move("alias_set", name, alias, model, before, actor, f"promotion of proposal {pid}")
+                self._move(AuditAction.ALIAS_SET, name, alias, model, before, actor, f"promotion of proposal {pid}")
             self.audit.record(
-                "promote",
+                AuditAction.PROMOTE,
                 name,
                 actor=actor,
                 version_before=_s(before),
@@ -522,7 +529,11 @@ class Lifecycle:
         if not self.store.decide(pid, "rejected", actor, reason, expect=proposal.state):
             raise Conflict(f"proposal {pid} changed state meanwhile")
         self.audit.record(
-            "reject", proposal.model, actor=actor, version_after=str(proposal.version), reason=f"proposal {pid}"
+            AuditAction.REJECT,
+            proposal.model,
+            actor=actor,
+            version_after=str(proposal.version),
+            reason=f"proposal {pid}",
         )
         return self._proposal(pid)
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import DriftlineError, IntegrityError, RegistryUnavailable
+from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.config import RegistrySettings
@@ -341,7 +342,7 @@ class RegistrySync:
             if self._held.get((name, version)) != why:
                 self._held[(name, version)] = why
                 self.audit.record(
-                    "delete_refused",
+                    AuditAction.DELETE_REFUSED,
                     name,
                     actor=self.actor,
                     version_before=str(version),
@@ -360,7 +361,7 @@ class RegistrySync:
             return
         self._changed[(name, version)] = remote
         self.audit.record(
-            "republish_refused",
+            AuditAction.REPUBLISH_REFUSED,
             name,
             actor=self.actor,
             version_before=str(version),
@@ -374,7 +375,7 @@ class RegistrySync:
         self._failed[(name, version)] = sha256
         self.table.note_failure(name, version, reason)
         self.audit.record(
-            "load_failed", name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason
+            AuditAction.LOAD_FAILED, name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason
         )
         report["failed"].append({"model": name, "version": str(version), "reason": reason})
         _log.error("version %s of %s from %s refused: %s", version, name, self.source.url, reason)
@@ -427,7 +428,7 @@ class RegistrySync:
         if self._kept_aliases.get((name, alias)) != why:  # tried every poll, audited once per reason
             self._kept_aliases[(name, alias)] = why
             self.audit.record(
-                "alias_refused",
+                AuditAction.ALIAS_REFUSED,
                 name,
                 actor=self.actor,
                 version_before=str(version),

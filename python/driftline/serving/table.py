@@ -15,6 +15,7 @@ from driftline.serving.routing import ModelRoutes
 from driftline.serving.shadow import ShadowComparisons
 from driftline.serving.stats import ModelStats
 from driftline.serving.watch import unwatch_version, watch_version
+from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -242,7 +243,7 @@ class ModelTable:
             try:
                 source = await asyncio.to_thread(self.repository.model, name)
             except DriftlineError as exc:
-                self._record("load_failed", name, reason=str(exc), actor=actor)
+                self._record(AuditAction.LOAD_FAILED, name, reason=str(exc), actor=actor)
                 if not old:
                     self._errors[name] = str(exc)
                 raise
@@ -263,7 +264,7 @@ class ModelTable:
                     fresh[version] = await self._load_version(source, version)
                 except DriftlineError as exc:
                     failures[version] = str(exc)
-                    self._record("load_failed", name, after=str(version), reason=str(exc), actor=actor)
+                    self._record(AuditAction.LOAD_FAILED, name, after=str(version), reason=str(exc), actor=actor)
                     if current is not None:
                         fresh[version] = current  # the running copy keeps serving
             # A version that loads now clears its earlier failure; failures of versions no longer in the
@@ -285,7 +286,9 @@ class ModelTable:
             for version, model in fresh.items():
                 if old.get(version) is not model:
                     before = str(version) if version in old else None
-                    self._record("load", name, before=before, after=str(version), sha256=model.sha256, actor=actor)
+                    self._record(
+                        AuditAction.LOAD, name, before=before, after=str(version), sha256=model.sha256, actor=actor
+                    )
             for version, model in old.items():
                 if fresh.get(version) is not model:
                     await self._retire(model)
@@ -293,7 +296,7 @@ class ModelTable:
                         self._unwatch(model)
                         policy = version in source.artifacts
                         why = "not selected by version policy" if policy else "removed from the repository"
-                        self._record("unload", name, before=str(version), reason=why, actor=actor)
+                        self._record(AuditAction.UNLOAD, name, before=str(version), reason=why, actor=actor)
             return sorted(fresh)
 
     def held(self, name: str, extra: set[int] | None = None) -> set[int]:
@@ -313,7 +316,7 @@ class ModelTable:
             for model in versions.values():
                 await self._retire(model)
                 self._unwatch(model)
-                self._record("unload", name, before=str(model.version), reason="unload requested")
+                self._record(AuditAction.UNLOAD, name, before=str(model.version), reason="unload requested")
 
     async def close(self) -> None:
         """Unload everything, answering every accepted request first."""
@@ -350,7 +353,7 @@ class ModelTable:
 
     def _record(
         self,
-        action: str,
+        action: AuditAction,
         name: str,
         *,
         before: str | None = None,

@@ -3,6 +3,7 @@ rollback, with who, what and why."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -12,7 +13,30 @@ if TYPE_CHECKING:
 
     from driftline.store.db import Database
 
-__all__ = ["AuditEvent", "AuditLog"]
+__all__ = ["AuditAction", "AuditEvent", "AuditLog"]
+
+
+class AuditAction(StrEnum):
+    """Every kind of event the audit log holds: the one list, so a filter (``?action=``) can name them all."""
+
+    ALIAS_DELETED = "alias_deleted"
+    ALIAS_REFUSED = "alias_refused"
+    ALIAS_SET = "alias_set"
+    APPROVE = "approve"
+    APPROVE_REFUSED = "approve_refused"
+    DELETE_REFUSED = "delete_refused"
+    KEY_CREATED = "key_created"
+    KEY_REVOKED = "key_revoked"
+    LOAD = "load"
+    LOAD_FAILED = "load_failed"
+    PROMOTE = "promote"
+    PROMOTE_REFUSED = "promote_refused"
+    PROPOSE = "propose"
+    REJECT = "reject"
+    REPUBLISH_REFUSED = "republish_refused"
+    ROLLBACK = "rollback"
+    ROUTING_SET = "routing_set"
+    UNLOAD = "unload"
 
 
 class AuditEvent(msgspec.Struct, frozen=True):
@@ -38,7 +62,7 @@ class AuditLog:
 
     def record(
         self,
-        action: str,
+        action: AuditAction,
         model: str,
         *,
         actor: str = "system",

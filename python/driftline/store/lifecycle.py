@@ -13,7 +13,7 @@ from driftline.errors import Conflict
 from driftline.security.keys import check_role, hash_key, new_key
 from driftline.serving.routing import RoutingPolicy
 from driftline.serving.shadow import ShadowPair
-from driftline.store.audit import AuditLog
+from driftline.store.audit import AuditAction, AuditLog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -266,7 +266,7 @@ class LifecycleStore:
         key = new_key()
         with self.db.transaction() as conn:
             conn.execute("INSERT INTO api_keys (name, role, sha256) VALUES (?, ?, ?)", (name, role, hash_key(key)))
-            AuditLog(self.db).record("key_created", "-", actor=actor, reason=f"{name}: {role}", conn=conn)
+            AuditLog(self.db).record(AuditAction.KEY_CREATED, "-", actor=actor, reason=f"{name}: {role}", conn=conn)
         return key
 
     def revoke_key(self, name: str) -> bool:
