@@ -10,7 +10,8 @@ from benchmarks.conftest import FULL
 
 from driftline.backends import TensorSpec
 from driftline.repository import BatchingConfig, ModelConfig
-from driftline.serving import Batcher, ModelStats
+from driftline.serving.batcher import Batcher
+from driftline.serving.stats import ModelStats
 
 pytestmark = pytest.mark.benchmark
 

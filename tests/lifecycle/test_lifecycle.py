@@ -20,8 +20,8 @@ from driftline.lifecycle.service import ApprovalRule, Lifecycle
 from driftline.repository import Repository
 from driftline.repository.demo import build_classifier_onnx
 from driftline.security.keys import KeyRing
-from driftline.serving import ModelTable
 from driftline.serving.routing import RoutingPolicy, Shadow, Split
+from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
 from driftline.store.lifecycle import LifecycleStore

@@ -15,7 +15,8 @@ from driftline.backends import TensorSpec, load_backend
 from driftline.errors import InferenceFailed, InferenceTimeout, ModelNotReady, ServerBusy
 from driftline.repository import BatchingConfig, ModelConfig
 from driftline.repository.demo import build_mlp_onnx
-from driftline.serving import Batcher, ModelStats
+from driftline.serving.batcher import Batcher
+from driftline.serving.stats import ModelStats
 
 
 @pytest.fixture(scope="module")

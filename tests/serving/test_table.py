@@ -13,8 +13,8 @@ from tests.helpers import build_test_repository, write_config
 
 from driftline.errors import ModelNotFound, ModelNotReady
 from driftline.repository import Repository
-from driftline.serving import ModelTable
 from driftline.serving.routing import ModelRoutes
+from driftline.serving.table import ModelTable
 
 GOOD = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 

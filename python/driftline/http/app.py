@@ -32,8 +32,8 @@ from driftline.jobs.store import JobStore
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
-from driftline.serving import ModelTable
 from driftline.serving.stats import RequestErrors
+from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
 from driftline.store.lifecycle import LifecycleStore

@@ -14,7 +14,7 @@ from driftline.http.openapi import KEYED_WHEN_CONFIGURED, OptionalBody, errors
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
-    from driftline.serving.table import LoadedModel
+    from driftline.serving.loaded import LoadedModel
 
 __all__ = ["LoadRequest", "TritonController", "triton_config"]
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from litestar.datastructures import State
 
-    from driftline.serving.table import LoadedModel
+    from driftline.serving.loaded import LoadedModel
 
 __all__ = ["EXTENSIONS", "HEADER_LENGTH", "V2Controller", "run_inference"]
 

@@ -20,8 +20,9 @@ from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.backends.base import TensorSpec
+    from driftline.serving.loaded import LoadedModel
     from driftline.serving.shadow import ShadowPair
-    from driftline.serving.table import LoadedModel, ModelTable
+    from driftline.serving.table import ModelTable
     from driftline.store.audit import AuditLog
     from driftline.store.lifecycle import LifecycleStore, Proposal
 

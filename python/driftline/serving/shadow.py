@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from driftline.serving.table import LoadedModel
+    from driftline.serving.loaded import LoadedModel
     from driftline.store.lifecycle import LifecycleStore
 
 __all__ = ["ShadowComparisons", "ShadowPair", "compare_outputs"]

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from driftline.serving.table import LoadedModel
+    from driftline.serving.loaded import LoadedModel
 
 __all__ = ["check_request"]
 

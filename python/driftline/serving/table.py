@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
 from driftline.serving.batcher import Batcher
 from driftline.serving.instances import build_instances
 from driftline.serving.instances import fingerprint as artifact_fingerprint
+from driftline.serving.loaded import LoadedModel
 from driftline.serving.routing import ModelRoutes
 from driftline.serving.shadow import ShadowComparisons
 from driftline.serving.stats import ModelStats
@@ -20,44 +20,13 @@ from driftline.store.audit import AuditAction
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from driftline.backends.base import Backend, TensorSpec
     from driftline.drift import DriftMonitor
     from driftline.repository.layout import ModelSource, Repository
     from driftline.store.audit import AuditLog
 
-__all__ = ["LoadedModel", "ModelTable"]
+__all__ = ["ModelTable"]
 
 _NO_ROUTES = ModelRoutes()
-
-
-@dataclass(slots=True)
-class LoadedModel:
-    """One ready model version: its instances, its batcher and its counters."""
-
-    name: str
-    version: int
-    source: ModelSource
-    backends: list[Backend]
-    batcher: Batcher
-    sha256: str
-    stats: ModelStats = field(default_factory=ModelStats)
-    # What was loaded: the artifact's (size, mtime) and the config, so a reload keeps an unchanged version running.
-    fingerprint: tuple[int, int] = (0, 0)
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """The input signature (every instance has the same)."""
-        return self.backends[0].inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        """The output signature."""
-        return self.backends[0].outputs
-
-    @property
-    def max_batch_size(self) -> int:
-        """Rows per batch; 0 when batching is off."""
-        return self.source.config.max_batch_size
 
 
 class ModelTable:
