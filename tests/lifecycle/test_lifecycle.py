@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,13 @@ from prometheus_client import CollectorRegistry
 from tests.helpers import write_config
 
 from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady
-from driftline.http.metrics import LifecycleCollector
-from driftline.http.v2 import run_inference
+from driftline.http.infer import infer_rest
 from driftline.lifecycle.service import ApprovalRule, Lifecycle
 from driftline.repository import Repository
 from driftline.repository.demo import build_classifier_onnx
 from driftline.security.keys import KeyRing
+from driftline.server.collectors import LifecycleCollector
+from driftline.serving.dataplane import DataPlane
 from driftline.serving.routing import RoutingPolicy, Shadow, Split
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
@@ -51,9 +51,7 @@ class Running:
         self.table = ModelTable(Repository(root), asyncio.get_running_loop(), self.audit)
         self.lifecycle = Lifecycle(self.table, LifecycleStore(self.db), self.audit, "champion")
         self.stopped = False
-        self.state = types.SimpleNamespace(
-            require_key=False, key_ring=KeyRing(), table=self.table, max_request_bytes=1 << 20, in_flight=0
-        )
+        self.plane = DataPlane(self.table, KeyRing(), require_key=False)
 
     async def start(self) -> Running:
         self.lifecycle.seed()
@@ -63,7 +61,7 @@ class Running:
 
     async def infer(self, name: str, version: str | None = None, params: dict | None = None) -> dict:
         body = dict(ROW, parameters=params) if params else ROW
-        payload, _ = await run_inference(self.state, name, version, json.dumps(body).encode(), None, None)
+        payload, _ = await infer_rest(self.plane, name, version, json.dumps(body).encode(), None, None, (), 1 << 20)
         return json.loads(payload)
 
     async def stop(self) -> None:

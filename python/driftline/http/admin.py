@@ -26,32 +26,20 @@ from driftline.http.admin_bodies import (
     RoutingBody,
     VersionBody,
 )
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role
 from driftline.serving.routing import RoutingPolicy
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
-    from driftline.lifecycle.service import Lifecycle
     from driftline.security.keys import Principal
 
-__all__ = ["AdminController", "reload_keys"]
+__all__ = ["AdminController"]
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
     principal: Principal = request.scope["state"]["principal"]
     return f"key:{principal.name}"
-
-
-def _lifecycle(request: Request[Any, Any, Any]) -> Lifecycle:
-    lifecycle: Lifecycle = request.app.state.lifecycle
-    return lifecycle
-
-
-def reload_keys(state: Any) -> None:
-    """Install the config file's keys and the store's live keys in the key ring."""
-    keys = [(k.name, k.role, k.sha256) for k in state.settings.auth.keys]
-    keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.api_keys() if k.revoked_at is None]
-    state.key_ring.replace(keys)
 
 
 def _version(value: str) -> int:
@@ -71,16 +59,16 @@ class AdminController(Controller):
     # -- status -------------------------------------------------------------------------------------------------
 
     @get("/models", summary="Every model's lifecycle status", opt={"role": "viewer"}, responses=doc.LIST)
-    async def models(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    async def models(self, services: ServicesDep) -> list[dict[str, Any]]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
-        lifecycle = _lifecycle(request)
+        lifecycle = services.lifecycle
         names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
         return [lifecycle.status(n) for n in names]
 
     @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"}, responses=doc.READ)
-    async def model(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def model(self, services: ServicesDep, name: str) -> dict[str, Any]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
-        return _lifecycle(request).status(name)
+        return services.lifecycle.status(name)
 
     @post(
         "/models/{name:str}/load",
@@ -90,10 +78,12 @@ class AdminController(Controller):
         responses=doc.CHANGE,
         operation_class=doc.OptionalBody,
     )
-    async def load(self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None) -> dict[str, Any]:
+    async def load(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
+    ) -> dict[str, Any]:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
         body = data or VersionBody()
-        lifecycle = _lifecycle(request)
+        lifecycle = services.lifecycle
         if body.version is None:
             if name not in lifecycle.table.repository.model_names():
                 raise ModelNotFound(f"model {name!r} is not in the repository")
@@ -113,13 +103,13 @@ class AdminController(Controller):
         operation_class=doc.OptionalBody,
     )
     async def unload(
-        self, request: Request[Any, Any, Any], name: str, data: VersionBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
     ) -> dict[str, Any]:
         """Body ``{"version": N}``; refused while an alias, the routing or the version policy wants it."""
         body = data or VersionBody()
         if body.version is None:
             raise BadRequest("unload: 'version' is required (POST /v2/repository/models/{name}/unload unloads all)")
-        versions = await _lifecycle(request).unload_version(name, body.version, _actor(request))
+        versions = await services.lifecycle.unload_version(name, body.version, _actor(request))
         return {"name": name, "versions": [str(v) for v in versions]}
 
     # -- aliases ------------------------------------------------------------------------------------------------
@@ -131,11 +121,11 @@ class AdminController(Controller):
         responses=doc.CHANGE,
     )
     async def set_alias(
-        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: AliasBody
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, alias: AliasName, data: AliasBody
     ) -> dict[str, Any]:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
         body = data
-        return await _lifecycle(request).set_alias(name, alias, body.version, _actor(request), body.reason)
+        return await services.lifecycle.set_alias(name, alias, body.version, _actor(request), body.reason)
 
     @delete(
         "/models/{name:str}/aliases/{alias:str}",
@@ -144,9 +134,11 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.REMOVE,
     )
-    async def delete_alias(self, request: Request[Any, Any, Any], name: str, alias: AliasName) -> dict[str, Any]:
+    async def delete_alias(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, alias: AliasName
+    ) -> dict[str, Any]:
         """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
-        await _lifecycle(request).delete_alias(name, alias, _actor(request))
+        await services.lifecycle.delete_alias(name, alias, _actor(request))
         return {"model": name, "alias": alias, "deleted": True}
 
     @post(
@@ -158,18 +150,23 @@ class AdminController(Controller):
         operation_class=doc.OptionalBody,
     )
     async def rollback(
-        self, request: Request[Any, Any, Any], name: str, alias: AliasName, data: ReasonBody | None = None
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        name: str,
+        alias: AliasName,
+        data: ReasonBody | None = None,
     ) -> dict[str, Any]:
         """One call: the alias points where it pointed before its last move."""
         body = data or ReasonBody()
-        return await _lifecycle(request).rollback(name, alias, _actor(request), body.reason)
+        return await services.lifecycle.rollback(name, alias, _actor(request), body.reason)
 
     # -- routing and shadow -------------------------------------------------------------------------------------
 
     @get("/models/{name:str}/routing", summary="A model's routing policy", opt={"role": "viewer"}, responses=doc.READ)
-    async def routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def routing(self, services: ServicesDep, name: str) -> dict[str, Any]:
         """Canary, split and shadow, as set."""
-        out: dict[str, Any] = msgspec.to_builtins(_lifecycle(request).table.routes(name).policy)
+        out: dict[str, Any] = msgspec.to_builtins(services.lifecycle.table.routes(name).policy)
         return out
 
     @put(
@@ -178,7 +175,9 @@ class AdminController(Controller):
         opt={"role": "operator"},
         responses=doc.CHANGE,
     )
-    async def set_routing(self, request: Request[Any, Any, Any], name: str, data: RoutingBody) -> dict[str, Any]:
+    async def set_routing(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: RoutingBody
+    ) -> dict[str, Any]:
         """Body ``{"canary": {"target": "challenger", "percent": 10}}``, or ``{"split": {"parameter": "user",
         "weights": {"champion": 50, "challenger": 50}}}``, and/or ``{"shadow": {"target": "challenger"}}``."""
         body = data
@@ -186,7 +185,7 @@ class AdminController(Controller):
             policy = RoutingPolicy(canary=body.canary, split=body.split, shadow=body.shadow)
         except ValueError as exc:
             raise BadRequest(f"routing: {exc}") from None
-        result = await _lifecycle(request).set_routing(name, policy, _actor(request), body.reason)
+        result = await services.lifecycle.set_routing(name, policy, _actor(request), body.reason)
         out: dict[str, Any] = msgspec.to_builtins(result)
         return out
 
@@ -197,15 +196,15 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.REMOVE,
     )
-    async def clear_routing(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def clear_routing(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> dict[str, Any]:
         """Every unpinned request goes to the default alias again."""
-        await _lifecycle(request).set_routing(name, RoutingPolicy(), _actor(request), "cleared")
+        await services.lifecycle.set_routing(name, RoutingPolicy(), _actor(request), "cleared")
         return {}
 
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
-    async def shadow(self, request: Request[Any, Any, Any], name: str) -> list[dict[str, Any]]:
+    async def shadow(self, services: ServicesDep, name: str) -> list[dict[str, Any]]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
-        return [p.as_dict() for p in _lifecycle(request).shadow_pairs(name)]
+        return [p.as_dict() for p in services.lifecycle.shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 
@@ -215,10 +214,12 @@ class AdminController(Controller):
         opt={"role": "operator"},
         responses=doc.CHANGE,
     )
-    async def propose(self, request: Request[Any, Any, Any], name: str, data: ProposalBody) -> dict[str, Any]:
+    async def propose(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: ProposalBody
+    ) -> dict[str, Any]:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
-        proposal = await _lifecycle(request).propose(
+        proposal = await services.lifecycle.propose(
             name, body.version, body.alias, body.rule, _actor(request), body.reason
         )
         out: dict[str, Any] = msgspec.to_builtins(proposal)
@@ -227,12 +228,12 @@ class AdminController(Controller):
     @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def proposals(
         self,
-        request: Request[Any, Any, Any],
+        services: ServicesDep,
         model: str | None = None,
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         """Optionally one model's."""
-        return [msgspec.to_builtins(p) for p in _lifecycle(request).store.proposals(model, limit)]
+        return [msgspec.to_builtins(p) for p in services.lifecycle.store.proposals(model, limit)]
 
     @get(
         "/proposals/{pid:int}",
@@ -240,9 +241,9 @@ class AdminController(Controller):
         opt={"role": "viewer"},
         responses=doc.READ,
     )
-    async def proposal(self, request: Request[Any, Any, Any], pid: ProposalId) -> dict[str, Any]:
+    async def proposal(self, services: ServicesDep, pid: ProposalId) -> dict[str, Any]:
         """The proposal with ``rule_passes`` and the shadow evidence."""
-        lifecycle = _lifecycle(request)
+        lifecycle = services.lifecycle
         proposal = lifecycle.store.proposal(pid)
         if proposal is None:
             raise ModelNotFound(f"no proposal {pid}")
@@ -258,11 +259,11 @@ class AdminController(Controller):
         operation_class=doc.OptionalBody,
     )
     async def approve(
-        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).approve(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.approve(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -274,11 +275,11 @@ class AdminController(Controller):
         operation_class=doc.OptionalBody,
     )
     async def promote(
-        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).promote(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.promote(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -290,11 +291,11 @@ class AdminController(Controller):
         operation_class=doc.OptionalBody,
     )
     async def reject(
-        self, request: Request[Any, Any, Any], pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> dict[str, Any]:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.reject(pid, _actor(request), body.reason))
         return out
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
@@ -302,39 +303,37 @@ class AdminController(Controller):
     @get("/audit", summary="The audit log, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def audit(
         self,
-        request: Request[Any, Any, Any],
+        services: ServicesDep,
         model: str | None = None,
         action: str | None = None,
         limit: int = Parameter(default=100, ge=1, le=10_000),
     ) -> list[dict[str, Any]]:
         """Every load, unload, failed load, alias change, routing change, approval, promotion and rollback."""
-        events = _lifecycle(request).audit.events(model=model, action=action, limit=limit)
+        events = services.audit.events(model=model, action=action, limit=limit)
         return [msgspec.to_builtins(e) for e in events]
 
     @get("/keys", summary="API keys (names and roles; never the keys)", opt={"role": "admin"}, responses=doc.LIST)
-    async def keys(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    async def keys(self, services: ServicesDep) -> list[dict[str, Any]]:
         """Keys from the config file and the store."""
-        state = request.app.state
         out: list[dict[str, Any]] = [
-            {"name": k.name, "role": k.role, "source": "config"} for k in state.settings.auth.keys
+            {"name": k.name, "role": k.role, "source": "config"} for k in services.settings.auth.keys
         ]
         out += [
             {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
-            for k in state.lifecycle.store.api_keys()
+            for k in services.lifecycle.store.api_keys()
         ]
         return out
 
     @post("/keys", summary="Create an API key", opt={"role": "admin"}, responses=doc.CREATE)
-    async def create_key(self, request: Request[Any, Any, Any], data: KeyBody) -> dict[str, Any]:
+    async def create_key(self, request: Request[Any, Any, Any], services: ServicesDep, data: KeyBody) -> dict[str, Any]:
         """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
         body = data
-        state = request.app.state
         try:
-            reserved = [k.name for k in state.settings.auth.keys]
-            key = state.lifecycle.store.create_key(body.name, body.role, reserved, actor=_actor(request))
+            reserved = [k.name for k in services.settings.auth.keys]
+            key = services.lifecycle.store.create_key(body.name, body.role, reserved, actor=_actor(request))
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
-        reload_keys(state)
+        services.reload_keys()
         return {"name": body.name, "role": body.role, "key": key}
 
     @delete(
@@ -344,19 +343,18 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.REMOVE,
     )
-    async def revoke_key(self, request: Request[Any, Any, Any], key_name: str) -> dict[str, Any]:
+    async def revoke_key(self, request: Request[Any, Any, Any], services: ServicesDep, key_name: str) -> dict[str, Any]:
         """Stored keys only; a key from the config file is removed by editing the file."""
-        state = request.app.state
-        if not state.lifecycle.store.revoke_key(key_name):
+        if not services.lifecycle.store.revoke_key(key_name):
             raise ModelNotFound(f"no live stored key named {key_name!r}")
-        reload_keys(state)
-        state.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
+        services.reload_keys()
+        services.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
         return {"name": key_name, "revoked": True}
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)
-    async def registry(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def registry(self, services: ServicesDep) -> dict[str, Any]:
         """Source, state, last error, next attempt and versions refused."""
-        sync = request.app.state.sync
+        sync = services.sync
         return {"source": None, "state": "off"} if sync is None else dict(sync.status())
 
     @post(
@@ -366,9 +364,9 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.CHANGE,
     )
-    async def sync_now(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def sync_now(self, services: ServicesDep) -> dict[str, Any]:
         """Runs one pass now (this process leads the sync) and returns what changed."""
-        sync = request.app.state.sync
+        sync = services.sync
         if sync is None:
             raise Conflict("no registry source is configured (registry.source)")
         if not sync.leader:

@@ -1,18 +1,24 @@
-"""Typed access to what the lifespan puts on the app state, shared by every controller."""
+"""The one reader of the app state: the services the lifespan opened, typed, for handlers, guards and the fast path."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
+
+from driftline.server.services import Services
 
 if TYPE_CHECKING:
-    from litestar import Request
+    from litestar.datastructures import State
 
-    from driftline.serving.table import ModelTable
+__all__ = ["ServicesDep", "services_of"]
 
-__all__ = ["table_of"]
+# A handler's ``services: ServicesDep`` parameter: injected as it is (validating it would walk the whole server).
+ServicesDep = NamedDependency[SkipValidation[Services]]
 
 
-def table_of(request: Request[Any, Any, Any]) -> ModelTable:
-    """The live model table."""
-    table: ModelTable = request.app.state.table
-    return table
+def services_of(state: State) -> Services:
+    """The running server's services (set once by the lifespan, before any request is served)."""
+    services: Services = state.services
+    return services

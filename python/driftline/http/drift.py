@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
 from driftline.errors import BadRequest, ModelNotFound
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, also_answers, errors
 
-if TYPE_CHECKING:
-    from driftline.drift import DriftMonitor
-    from driftline.serving.table import ModelTable
+__all__ = ["DriftController"]
 
-__all__ = ["DriftController", "check_all"]
-
-_log = logging.getLogger("driftline.drift")
 _FORMATS = ("json", "html")
-
-
-async def check_all(table: ModelTable, monitor: DriftMonitor) -> int:
-    """Evaluate every watched, loaded version once (alerts fire on state changes); returns how many were checked."""
-    checked = 0
-    for name, versions in table.loaded().items():
-        for version in versions:
-            if monitor.window(name, str(version)) is None:
-                continue
-            try:
-                await asyncio.to_thread(monitor.check, name, str(version))
-                checked += 1
-            except KeyError:
-                continue  # unloaded meanwhile
-    return checked
 
 
 class DriftController(Controller):
@@ -54,7 +34,7 @@ class DriftController(Controller):
     )
     async def report(
         self,
-        request: Request[Any, Any, Any],
+        services: ServicesDep,
         name: str,
         version: str | None = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(_FORMATS)})] = "json",
@@ -65,9 +45,8 @@ class DriftController(Controller):
         """
         if format not in _FORMATS:
             raise BadRequest(f"query parameter 'format' must be one of {', '.join(_FORMATS)}; got {format!r}")
-        state = request.app.state
-        model = state.table.get(name, version)
-        monitor: DriftMonitor = state.drift
+        model = services.table.get(name, version)
+        monitor = services.drift
         if monitor.window(model.name, str(model.version)) is None:
             raise ModelNotFound(f"model {name!r} version {model.version} has no reference data, so no drift report")
         report, _ = await asyncio.to_thread(monitor.check, model.name, str(model.version))

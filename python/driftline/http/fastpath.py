@@ -3,7 +3,7 @@
 Measured on the 2-core machine class with wrk (benchmarks/RESULTS.md): Litestar's routing, request and response
 objects cost about 65 us per request, a raw ASGI handler about 20 us, and the inference route is the only one on the
 hot path. The Litestar route with the same path stays registered (OpenAPI documents it, and it serves when the fast
-path is off); both call :func:`driftline.http.v2.run_inference`, so the protocol logic lives in one place.
+path is off); both call :func:`driftline.http.infer.infer_rest`, so the protocol logic lives in one place.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import msgspec
 
 from driftline.errors import DriftlineError, PayloadTooLarge
 from driftline.http.deadline import BodyDeadline
+from driftline.http.deps import services_of
+from driftline.http.infer import HEADER_LENGTH, infer_rest
 from driftline.http.methods import HeadAsGet
-from driftline.http.metrics import record_error
-from driftline.http.v2 import HEADER_LENGTH, run_inference
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
 
     from litestar import Litestar
+
+    from driftline.server.services import Services
 
     # Plain ASGI shapes: the fast path speaks the raw protocol, not Litestar's typed events.
     Scope = MutableMapping[str, Any]
@@ -54,10 +56,18 @@ class InferFastPath:
     """ASGI app: serves inference directly, delegates every other request (and the lifespan) to Litestar."""
 
     def __init__(self, app: Litestar) -> None:
-        """Wrap the Litestar app whose state (model table, limits) the fast path reads."""
+        """Wrap the Litestar app whose lifespan opens the services the fast path serves from."""
         self.app = app
-        self._state = app.state
+        self._services: Services | None = None  # known once the lifespan has opened them
         self._head = HeadAsGet(app)  # type: ignore[arg-type]
+
+    @property
+    def services(self) -> Services:
+        """The running server's services (asked of the app once, then kept: one attribute read per request)."""
+        services = self._services
+        if services is None:
+            services = self._services = services_of(self.app.state)
+        return services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI connection; every HTTP request's body is read under the body deadline (408).
@@ -72,7 +82,7 @@ class InferFastPath:
                 if target is not None:
                     await self._infer(scope, receive, send, *target)
                     return
-            deadline = BodyDeadline(receive, send, self._state.settings.http.body_timeout_s)
+            deadline = BodyDeadline(receive, send, self.services.settings.http.body_timeout_s)
             receive, send = deadline.receive, deadline.send
             if method == "HEAD":
                 await self._head(scope, receive, send)
@@ -80,13 +90,15 @@ class InferFastPath:
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:
-        state = self._state
+        services = self.services
+        plane = services.plane
+        limits = services.settings.http
         status = 200
         headers: list[tuple[bytes, bytes]]
-        state.in_flight += 1
-        deadline = BodyDeadline(receive, send, state.settings.http.body_timeout_s)
+        plane.in_flight += 1
+        deadline = BodyDeadline(receive, send, limits.body_timeout_s)
         try:
-            body = await self._read_body(deadline.receive, state.max_request_bytes)
+            body = await self._read_body(deadline.receive, limits.max_request_bytes)
             if body is None:
                 return  # the client left before its body was whole: nobody to answer, nothing to run
             encoding: str | None = None
@@ -96,8 +108,8 @@ class InferFastPath:
                     header_length = value.decode("latin-1")
                 elif key == b"content-encoding":
                     encoding = value.decode("latin-1")
-            payload, json_length = await run_inference(
-                state, name, version, body, encoding, header_length, scope["headers"]
+            payload, json_length = await infer_rest(
+                plane, name, version, body, encoding, header_length, scope["headers"], limits.max_request_bytes
             )
             if json_length is None:
                 headers = [(b"content-type", b"application/json")]
@@ -116,9 +128,9 @@ class InferFastPath:
             payload = _error_encoder.encode({"error": f"internal server error: {type(exc).__name__}"})
             headers = [(b"content-type", b"application/json")]
         finally:
-            state.in_flight -= 1
+            plane.in_flight -= 1
         if status != 200:
-            record_error(state, name, version, status)
+            plane.record_error(name, version, status)
         headers.append((b"content-length", str(len(payload)).encode()))
         if deadline.expired:
             headers.append((b"connection", b"close"))  # the rest of the body may still come: not a next request

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from driftline.http.deps import services_of
+
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
@@ -20,7 +22,9 @@ def _role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHand
 
 def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Always: the request's key must carry the handler's ``opt["role"]`` (401 / 403 otherwise)."""
-    principal = connection.app.state.key_ring.authenticate(connection.scope["headers"], _role(connection, handler))
+    principal = services_of(connection.app.state).keys.authenticate(
+        connection.scope["headers"], _role(connection, handler)
+    )
     connection.scope["state"]["principal"] = principal
 
 
@@ -29,5 +33,5 @@ def require_role_when_keyed(connection: ASGIConnection[Any, Any, Any, Any], hand
 
     Without keys these routes stay open, as Triton's and the jobs API were before keys existed.
     """
-    if len(connection.app.state.key_ring):
+    if len(services_of(connection.app.state).keys):
         require_role(connection, handler)

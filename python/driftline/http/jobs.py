@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 
 from driftline.errors import BadRequest, ModelNotFound
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
 from driftline.jobs.roots import check_job_paths
@@ -15,10 +16,6 @@ from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
 from driftline.jobs.store import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.lifecycle.service import resolve_version
-
-if TYPE_CHECKING:
-    from driftline.jobs.runner import JobRunner
-    from driftline.jobs.store import JobStore
 
 __all__ = ["JobRequest", "JobsController"]
 
@@ -36,11 +33,6 @@ class JobRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     on_null: Literal["reject", "file", "fail"] = "reject"
 
 
-def _state(request: Request[Any, Any, Any]) -> tuple[JobRunner, JobStore]:
-    state = request.app.state
-    return state.job_runner, state.job_store
-
-
 class JobsController(Controller):
     """Bulk scoring over HTTP; jobs run one at a time in the server and survive restarts."""
 
@@ -50,15 +42,15 @@ class JobsController(Controller):
     security = KEYED_WHEN_CONFIGURED
 
     @post("", status_code=202, summary="Submit a scoring job", responses=errors(400, 401, 403, 404, 413))
-    async def submit(self, request: Request[Any, Any, Any], data: JobRequest) -> JobRecord:
+    async def submit(self, services: ServicesDep, data: JobRequest) -> JobRecord:
         """Validate paths and model, queue the job, and return it (state ``queued``)."""
-        runner, store = _state(request)
+        runner, store = (services.jobs, services.job_store)
         check_job_paths(data.inputs, data.output)  # before the model lookup, as a bad field should be
         name, version = parse_model_ref(data.model)
-        settings = request.app.state.settings
-        if name not in request.app.state.table.repository.model_names():
+        settings = services.settings
+        if name not in services.table.repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
-        routes = request.app.state.table.routes(name)
+        routes = services.table.routes(name)
         version = resolve_version(routes.aliases, name, version, routes.default_alias)
         try:
             spec = JobSpec(
@@ -81,22 +73,22 @@ class JobsController(Controller):
         return record
 
     @get("", summary="List jobs", responses=errors(401, 403))
-    async def list_jobs(self, request: Request[Any, Any, Any]) -> list[JobRecord]:
+    async def list_jobs(self, services: ServicesDep) -> list[JobRecord]:
         """The newest jobs first."""
-        return _state(request)[1].recent()
+        return (services.jobs, services.job_store)[1].recent()
 
     @get("/{job_id:str}", summary="One job", responses=errors(400, 401, 403, 404))
-    async def get_job(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
+    async def get_job(self, services: ServicesDep, job_id: str) -> JobRecord:
         """State, rows done, rows/s and error of a job."""
-        record = _state(request)[1].get(job_id)
+        record = (services.jobs, services.job_store)[1].get(job_id)
         if record is None:
             raise ModelNotFound(f"job {job_id!r} not found")
         return record
 
     @delete("/{job_id:str}", status_code=200, summary="Cancel a job", responses=errors(400, 401, 403, 404))
-    async def cancel(self, request: Request[Any, Any, Any], job_id: str) -> JobRecord:
+    async def cancel(self, services: ServicesDep, job_id: str) -> JobRecord:
         """Cancel a queued or running job (a running one stops after its current part)."""
-        runner, store = _state(request)
+        runner, store = (services.jobs, services.job_store)
         record = store.get(job_id)
         if record is None:
             raise ModelNotFound(f"job {job_id!r} not found")

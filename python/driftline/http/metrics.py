@@ -1,168 +1,13 @@
-"""``GET /metrics``: Prometheus text exposition built at scrape time from the serving counters."""
+"""``GET /metrics``: Prometheus text exposition of the collectors the composition root registered."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from litestar import Response, get
+from prometheus_client import generate_latest
 
-from litestar import Request, Response, get
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from prometheus_client.core import Metric
-
-    from driftline.registry.sync import RegistrySync
-    from driftline.serving.stats import Histogram, RequestErrors
-    from driftline.serving.table import ModelTable
-
-__all__ = ["LifecycleCollector", "RegistryCollector", "ServingCollector", "metrics", "record_error"]
-
-LABELS = ["model", "version"]
-
-
-def _histogram(name: str, doc: str) -> HistogramMetricFamily:
-    return HistogramMetricFamily(name, doc, labels=LABELS)
-
-
-def _add(family: HistogramMetricFamily, labels: list[str], hist: Histogram) -> None:
-    family.add_metric(labels, hist.cumulative(), hist.total)
-
-
-def record_error(state: Any, name: str, version: str | None, status: int) -> None:
-    """Count an inference request answered with ``status`` (>= 400) in ``driftline_requests_total``."""
-    table: ModelTable = state.table
-    known, loaded = table.knows(name)
-    state.request_errors.record(name if known else None, loaded, version, status)
-
-
-class ServingCollector(Collector):
-    """Reads every loaded model version's counters when Prometheus scrapes; nothing is paid per request."""
-
-    def __init__(self, table: ModelTable, errors: RequestErrors) -> None:
-        """Collect from this table, and the error answers counted by the HTTP layer."""
-        self._table = table
-        self._errors = errors
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the metric families."""
-        # Successes come from the batcher's per-version counters; every error answer (400 .. 504, before or after
-        # the queue) is counted where it is answered, with its status as `code`.
-        requests = CounterMetricFamily(
-            "driftline_requests", "Inference requests answered", labels=[*LABELS, "outcome", "code"]
-        )
-        for (model_name, version_label, status), count in sorted(self._errors.counts.items()):
-            requests.add_metric([model_name, version_label, "failure", str(status)], count)
-        inferences = CounterMetricFamily("driftline_inferences", "Rows inferred", labels=LABELS)
-        executions = CounterMetricFamily("driftline_batches", "Batches executed", labels=LABELS)
-        latency = _histogram("driftline_request_latency_seconds", "End-to-end request latency inside the server")
-        queue = _histogram("driftline_queue_seconds", "Time a request waited in the batch queue")
-        compute = _histogram("driftline_compute_seconds", "Time a batch spent in gather, model and split")
-        batch = _histogram("driftline_batch_size", "Rows per executed batch")
-        depth = GaugeMetricFamily("driftline_queue_depth", "Requests waiting in the batch queue", labels=LABELS)
-        busy = GaugeMetricFamily("driftline_busy_instances", "Model instances running a batch", labels=LABELS)
-        for name, versions in self._table.loaded().items():
-            for version, model in versions.items():
-                labels = [name, str(version)]
-                s = model.stats
-                requests.add_metric([*labels, "success", "200"], s.success.count)
-                inferences.add_metric(labels, s.inference_count)
-                executions.add_metric(labels, s.execution_count)
-                _add(latency, labels, s.latency)
-                _add(queue, labels, s.queue_time)
-                _add(compute, labels, s.compute_time)
-                _add(batch, labels, s.batch_size)
-                q = model.batcher.stats()
-                depth.add_metric(labels, q.get("queued_requests", 0))
-                busy.add_metric(labels, q.get("busy_instances", 0))
-        yield from (requests, inferences, executions, latency, queue, compute, batch, depth, busy)
-
-
-class LifecycleCollector(Collector):
-    """Aliases, failed versions and the shadow comparison of every pair, as this process sees them.
-
-    Shadow figures are counters, so agreement over any range is
-    ``rate(driftline_shadow_agreeing_rows_total) / rate(driftline_shadow_compared_rows_total)``.
-    """
-
-    def __init__(self, table: ModelTable) -> None:
-        """Collect from this table."""
-        self._table = table
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the metric families."""
-        aliases = GaugeMetricFamily(
-            "driftline_alias_version", "The version an alias points at", labels=["model", "alias"]
-        )
-        failed = GaugeMetricFamily(
-            "driftline_failed_versions", "Versions of a model that failed to load and take no traffic", labels=["model"]
-        )
-        for name in sorted({*self._table.loaded(), *self._table.repository.model_names()}):
-            for alias, version in sorted(self._table.routes(name).aliases.items()):
-                aliases.add_metric([name, alias], version)
-            failed.add_metric([name], len(self._table.failures(name)))
-        pair_labels = ["model", "primary_version", "shadow_version"]
-
-        def counter(name: str, doc: str, extra: list[str] | None = None) -> CounterMetricFamily:
-            return CounterMetricFamily(f"driftline_shadow_{name}", doc, labels=[*pair_labels, *(extra or [])])
-
-        requests = counter("requests", "Requests copied to the shadow version")
-        compared = counter("compared_rows", "Rows whose outputs were compared")
-        agreeing = counter("agreeing_rows", "Compared rows on which both versions agreed")
-        errors = counter("errors", "Shadow requests that failed (never seen by the caller)")
-        dropped = counter("dropped", "Shadow copies dropped because too many were in flight")
-        latency = counter("latency_seconds", "Time each version spent on the shadowed requests", ["role"])
-        for pair in self._table.shadows.pairs():
-            labels = [pair.model, str(pair.primary), str(pair.shadow)]
-            requests.add_metric(labels, pair.requests)
-            compared.add_metric(labels, pair.compared_rows)
-            agreeing.add_metric(labels, pair.agreeing_rows)
-            errors.add_metric(labels, pair.shadow_errors)
-            dropped.add_metric(labels, pair.dropped)
-            latency.add_metric([*labels, "primary"], pair.primary_latency_s)
-            latency.add_metric([*labels, "shadow"], pair.shadow_latency_s)
-        yield from (aliases, failed, requests, compared, agreeing, errors, dropped, latency)
-
-
-class RegistryCollector(Collector):
-    """The registry sync's health: alert on ``driftline_registry_up == 0`` or a stale last success."""
-
-    def __init__(self, sync: RegistrySync) -> None:
-        """Collect from this sync."""
-        self._sync = sync
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the metric families."""
-        sync = self._sync
-        labels = [sync.source.url]
-        up = GaugeMetricFamily(
-            "driftline_registry_up",
-            "1 when the last poll succeeded (a follower's: read what the leader placed)",
-            labels=["source"],
-        )
-        up.add_metric(labels, int(sync.last_error is None and sync.state != "starting"))
-        leader = GaugeMetricFamily("driftline_registry_leader", "1 when this process syncs", labels=["source"])
-        leader.add_metric(labels, int(sync.leader))
-        success = GaugeMetricFamily(
-            "driftline_registry_last_success_timestamp_seconds", "When the last poll succeeded", labels=["source"]
-        )
-        if sync.last_success is not None:
-            success.add_metric(labels, sync.last_success)
-        status = sync.status()
-        failed = GaugeMetricFamily(
-            "driftline_registry_failed_versions", "Versions from the source refused at any step", labels=["source"]
-        )
-        failed.add_metric(labels, len(status["failed_versions"]))
-        held = GaugeMetricFamily(
-            "driftline_registry_deleted_but_held",
-            "Versions deleted at the source that an alias, route or pin keeps here",
-            labels=["source"],
-        )
-        held.add_metric(labels, len(status["deleted_but_held"]))
-        yield from (up, leader, success, failed, held)
-
+__all__ = ["metrics"]
 
 # Litestar appends "; charset=utf-8" to every text/ media type itself: naming it here too sent it twice, which
 # strict media-type parsers (Go's, so Prometheus's) refuse.
@@ -170,7 +15,6 @@ _EXPOSITION = "text/plain; version=0.0.4"
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=_EXPOSITION)
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics(services: ServicesDep) -> Response[bytes]:
     """Prometheus text exposition format 0.0.4."""
-    registry: CollectorRegistry = request.app.state.registry
-    return Response(generate_latest(registry), media_type=_EXPOSITION)
+    return Response(generate_latest(services.metrics), media_type=_EXPOSITION)

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 
 from driftline.errors import BadRequest, ModelNotFound
-from driftline.http.deps import table_of
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, OptionalBody, errors
 
@@ -110,22 +110,18 @@ class TritonController(Controller):
         summary="Model config",
         responses=errors(400, 404, 503),
     )
-    async def model_config(
-        self, request: Request[Any, Any, Any], name: str, version: str | None = None
-    ) -> dict[str, Any]:
+    async def model_config(self, services: ServicesDep, name: str, version: str | None = None) -> dict[str, Any]:
         """The model's configuration in Triton's format."""
-        return triton_config(table_of(request).get(name, version))
+        return triton_config(services.table.get(name, version))
 
     @get(
         ["/models/stats", "/models/{name:str}/stats", "/models/{name:str}/versions/{version:str}/stats"],
         summary="Statistics",
         responses=errors(400, 404, 503),
     )
-    async def stats(
-        self, request: Request[Any, Any, Any], name: str | None = None, version: str | None = None
-    ) -> dict[str, Any]:
+    async def stats(self, services: ServicesDep, name: str | None = None, version: str | None = None) -> dict[str, Any]:
         """Triton's statistics extension: per model version success/fail/queue/compute counters and batch stats."""
-        table = table_of(request)
+        table = services.table
         loaded = table.loaded()
         if name is None:
             models = [m for versions in loaded.values() for m in versions.values()]
@@ -146,7 +142,7 @@ class TritonController(Controller):
         security=KEYED_WHEN_CONFIGURED,
         responses=errors(400, 401, 403, 413),
     )
-    async def index(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+    async def index(self, request: Request[Any, Any, Any], services: ServicesDep) -> list[dict[str, str]]:
         """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones.
 
         Needs a viewer key once the server has any key, like the other reads keys guard.
@@ -156,7 +152,7 @@ class TritonController(Controller):
         if body.strip():
             data = await request.json()
             ready_only = bool(isinstance(data, dict) and data.get("ready"))
-        rows = table_of(request).index()
+        rows = services.table.index()
         return [r for r in rows if r["state"] == "READY"] if ready_only else rows
 
     @post(
@@ -169,17 +165,17 @@ class TritonController(Controller):
         responses=errors(400, 401, 403, 404, 409, 413, 503),
         operation_class=OptionalBody,
     )
-    async def load(self, request: Request[Any, Any, Any], name: str, data: LoadRequest | None = None) -> dict[str, Any]:
+    async def load(self, services: ServicesDep, name: str, data: LoadRequest | None = None) -> dict[str, Any]:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready.
 
         Needs an operator key once the server has any key (without keys it is open, as in Triton). Triton's
         ``parameters.config`` (and ``file:`` overrides) are refused: the model's config comes from its folder only.
         """
         _refuse_overrides(data)
-        if name not in table_of(request).repository.model_names():
+        if name not in services.table.repository.model_names():
             raise ModelNotFound(f"model {name!r} is not in the repository")
-        versions = await table_of(request).load(name)
-        request.app.state.lifecycle.refresh()
+        versions = await services.table.load(name)
+        services.lifecycle.refresh()
         return {"name": name, "versions": [str(v) for v in versions]}
 
     @post(
@@ -191,7 +187,7 @@ class TritonController(Controller):
         security=KEYED_WHEN_CONFIGURED,
         responses=errors(400, 401, 403, 404, 409, 503),
     )
-    async def unload(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
+    async def unload(self, services: ServicesDep, name: str) -> dict[str, Any]:
         """Stop serving a model after answering every request already queued (an operator key, as for load)."""
-        await table_of(request).unload(name)
+        await services.table.unload(name)
         return {"name": name}

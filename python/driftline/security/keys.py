@@ -20,7 +20,7 @@ from driftline.errors import Forbidden, Unauthorized
 from driftline.security.digests import is_sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
 __all__ = [
     "ROLES",
@@ -76,7 +76,7 @@ class Principal(msgspec.Struct, frozen=True):
         return _RANK[self.role] >= _RANK[role]
 
 
-def key_from_headers(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The presented key: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (raw ASGI header pairs)."""
     for name, value in headers:
         if name == b"authorization":
@@ -102,7 +102,7 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_hash)
 
-    def authenticate(self, headers: Sequence[tuple[bytes, bytes]], role: str) -> Principal:
+    def authenticate(self, headers: Iterable[tuple[bytes, bytes]], role: str) -> Principal:
         """The principal behind a request, checked for ``role``.
 
         Raises:

@@ -1,0 +1,67 @@
+"""The server's periodic work: drift checks that raise alerts unasked, and following what other workers stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from driftline.drift import DriftMonitor
+    from driftline.lifecycle.service import Lifecycle
+    from driftline.serving.table import ModelTable
+    from driftline.store.db import Database
+
+__all__ = ["check_all", "check_drift_forever", "follow_store_forever"]
+
+_log = logging.getLogger("driftline.server")
+
+
+async def check_all(table: ModelTable, monitor: DriftMonitor) -> int:
+    """Evaluate every watched, loaded version once (alerts fire on state changes); returns how many were checked."""
+    checked = 0
+    for name, versions in table.loaded().items():
+        for version in versions:
+            if monitor.window(name, str(version)) is None:
+                continue
+            try:
+                await asyncio.to_thread(monitor.check, name, str(version))
+                checked += 1
+            except KeyError:
+                continue  # unloaded meanwhile
+    return checked
+
+
+async def check_drift_forever(table: ModelTable, monitor: DriftMonitor, interval: float) -> None:
+    """Evaluate watched versions periodically so drift state changes raise alerts without anyone asking."""
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await check_all(table, monitor)
+        except Exception:  # noqa: BLE001 - a failed check must not stop the next ones
+            _log.exception("periodic drift check failed")
+
+
+async def follow_store_forever(
+    lifecycle: Lifecycle, db: Database, reload_keys: Callable[[], None], interval: float
+) -> None:
+    """Save this process's shadow totals, and take in what another worker process wrote to the store (aliases,
+    routing, pins, keys) whenever the database changed."""
+    if interval <= 0:
+        return
+    seen = db.data_version()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            lifecycle.table.shadows.persist(lifecycle.store)
+            current = db.data_version()
+            if current != seen:
+                seen = current
+                await lifecycle.follow_store()
+                reload_keys()
+        except Exception:  # noqa: BLE001 - a failed refresh must not stop the next ones
+            _log.exception("refresh from the store failed")

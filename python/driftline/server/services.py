@@ -1,0 +1,159 @@
+"""The composition root: :func:`open_services` builds every part of a server once, in order, and closes them in
+reverse; the frozen :class:`Services` it yields is what every front end (and every handler) is given."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from driftline import __version__
+from driftline.drift import AlertManager, DriftMonitor
+from driftline.jobs.roots import Roots
+from driftline.jobs.runner import JobRunner
+from driftline.jobs.store import JobStore
+from driftline.lifecycle.service import Lifecycle
+from driftline.repository import Repository
+from driftline.security.keys import KeyRing
+from driftline.server.background import check_drift_forever, follow_store_forever
+from driftline.server.collectors import LifecycleCollector, RegistryCollector, ServingCollector
+from driftline.serving.dataplane import DataPlane
+from driftline.serving.table import ModelTable
+from driftline.store.audit import AuditLog
+from driftline.store.db import Database
+from driftline.store.lifecycle import LifecycleStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from driftline.config import ServerSettings
+    from driftline.registry.sync import RegistrySync
+
+__all__ = ["Services", "open_services"]
+
+_log = logging.getLogger("driftline.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """A running server's parts; built once by :func:`open_services`, never rebound."""
+
+    settings: ServerSettings
+    table: ModelTable
+    plane: DataPlane
+    lifecycle: Lifecycle
+    audit: AuditLog
+    drift: DriftMonitor
+    keys: KeyRing
+    jobs: JobRunner
+    job_store: JobStore
+    sync: RegistrySync | None
+    metrics: CollectorRegistry
+
+    def reload_keys(self) -> None:
+        """Install the config file's keys and the store's live keys in the key ring (one swap)."""
+        keys = [(k.name, k.role, k.sha256) for k in self.settings.auth.keys]
+        keys += [(k.name, k.role, k.sha256) for k in self.lifecycle.store.api_keys() if k.revoked_at is None]
+        self.keys.replace(keys)
+
+
+def _open_sync(
+    settings: ServerSettings, table: ModelTable, lifecycle: Lifecycle, audit: AuditLog
+) -> RegistrySync | None:
+    if not settings.registry.source:
+        return None
+    # Imported only when configured: the MLflow source pulls in its client.
+    from driftline.registry import ArtifactCache, open_source
+    from driftline.registry.sync import RegistrySync
+
+    cache = ArtifactCache(Path(settings.registry.cache_dir))
+    return RegistrySync(open_source(settings.registry.source), cache, table, lifecycle, audit, settings.registry)
+
+
+def _log_models(table: ModelTable, settings: ServerSettings) -> None:
+    """Name every model and the versions it serves; a version that failed is a warning with its reason."""
+    loaded = table.loaded()
+    names = sorted(set(table.repository.model_names()) | set(loaded))
+    for name in names:
+        for version, reason in sorted(table.failures(name).items()):
+            _log.warning("model %s version %d failed to load: %s", name, version, reason)
+        versions = sorted(loaded.get(name, {}))
+        if versions:
+            _log.info("model %s: serving version(s) %s", name, ", ".join(map(str, versions)))
+        else:
+            _log.error("model %s: no version loaded: %s", name, table.error(name) or "unloaded")
+    if not names and not settings.registry.source:
+        _log.warning("the repository %s holds no model: nothing will be served", table.repository.root)
+
+
+@asynccontextmanager
+async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
+    """Open the store, load the models, start the background work; on exit drain every accepted request first.
+
+    A missing repository was decided on (demo, refusal, or created for the sync) by ``driftline serve``.
+    """
+    db = Database(settings.database)
+    drift = settings.drift
+    metrics = CollectorRegistry()
+    monitor = DriftMonitor(
+        AlertManager(registry=metrics, webhooks=drift.webhooks),
+        window_rows=drift.window_rows,
+        window_seconds=drift.window_seconds,
+        keep=drift.keep,
+        sample_cap=drift.sample_cap,
+    )
+    audit = AuditLog(db)
+    table = ModelTable(Repository(Path(settings.repository)), asyncio.get_running_loop(), audit, monitor)
+    lifecycle = Lifecycle(table, LifecycleStore(db), audit, settings.default_alias)
+    keys = KeyRing()
+    plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference)
+    job_store = JobStore(db)
+    services = Services(
+        settings=settings,
+        table=table,
+        plane=plane,
+        lifecycle=lifecycle,
+        audit=audit,
+        drift=monitor,
+        keys=keys,
+        jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
+        job_store=job_store,
+        sync=_open_sync(settings, table, lifecycle, audit),
+        metrics=metrics,
+    )
+    metrics.register(ServingCollector(table, plane.errors))
+    metrics.register(LifecycleCollector(table))
+    if services.sync is not None:
+        metrics.register(RegistryCollector(services.sync))
+    services.jobs.start()
+    services.reload_keys()
+    # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.
+    lifecycle.seed()
+    await table.load_all()
+    lifecycle.refresh()
+    tasks = [
+        asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
+        asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
+    ]
+    if services.sync is not None:
+        tasks.append(asyncio.create_task(services.sync.run_forever()))
+    _log_models(table, settings)
+    _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), Path(settings.repository))
+    try:
+        yield services
+    finally:
+        # Drain: every accepted request is answered before the instances are freed.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(services.jobs.stop)
+        await table.shadows.drain()
+        table.shadows.persist(lifecycle.store)
+        await table.close()
+        await asyncio.to_thread(monitor.close)
+        db.close()

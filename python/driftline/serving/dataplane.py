@@ -1,0 +1,88 @@
+"""The data plane: one inference from a decoded request to the outputs ready to encode, for every front end.
+
+The REST fast path, the Litestar route (and a gRPC front end) do only their transport's part (read the body,
+decode it, encode the answer, set the status) and call :meth:`DataPlane.admit` then :meth:`DataPlane.infer`.
+Nothing here knows HTTP: the caller's credentials and routing keys come as raw metadata pairs, which is what ASGI
+headers and gRPC metadata both are.
+"""
+
+from __future__ import annotations
+
+import reprlib
+import time
+from typing import TYPE_CHECKING
+
+from driftline.errors import BadRequest
+from driftline.serving.signature import check_request
+from driftline.serving.stats import RequestErrors
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from driftline.protocol.codec import DecodedRequest
+    from driftline.security.keys import KeyRing
+    from driftline.serving.loaded import LoadedModel
+    from driftline.serving.table import ModelTable
+
+__all__ = ["DataPlane"]
+
+
+class DataPlane:
+    """Auth for inference, routing, the signature check, priority and timeout, the batcher, shadows, outputs."""
+
+    __slots__ = ("errors", "in_flight", "keys", "require_key", "table")
+
+    def __init__(self, table: ModelTable, keys: KeyRing, *, require_key: bool) -> None:
+        """Serve from ``table``; with ``require_key`` every inference needs a ``predictor`` key from ``keys``."""
+        self.table = table
+        self.keys = keys
+        self.require_key = require_key
+        self.errors = RequestErrors()
+        # Inference requests a front end is handling right now (counted by the front end, from the first byte of
+        # the body): 1 means this request is the only one, so the batcher need not wait for company.
+        self.in_flight = 0
+
+    def admit(self, name: str, metadata: Sequence[tuple[bytes, bytes]]) -> None:
+        """What is checked before the request body is looked at: the key, then that the model exists.
+
+        Raises:
+            Unauthorized / Forbidden: inference needs a key and this one is missing or has too small a role.
+            ModelNotFound / ModelNotReady: an unknown model (404) is refused before any body problem (400).
+        """
+        if self.require_key:
+            self.keys.authenticate(metadata, "predictor")
+        self.table.require(name)
+
+    async def infer(
+        self, name: str, version: str | None, request: DecodedRequest, metadata: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[LoadedModel, dict[str, npt.NDArray[np.generic]]]:
+        """Route, check, queue and await one admitted request; returns the version that answered and the outputs
+        the request asked for.
+
+        ``version`` is a version number, an alias, or None (the routing policy and the default alias choose).
+        """
+        params = request.parameters
+        model, shadow = self.table.route(name, version, params, metadata)
+        rows = check_request(model, request.inputs, request.outputs)
+        priority = timeout_us = 0
+        if params:
+            # Only JSON integers: int() would take true as 1 and truncate 0.5; the batcher checks the ranges.
+            priority, timeout_us = params.get("priority", 0), params.get("timeout", 0)
+            for key, value in (("priority", priority), ("timeout", timeout_us)):
+                if type(value) is not int:
+                    raise BadRequest(f"parameter {key!r} must be an integer, got {reprlib.repr(value)}")
+        start = time.perf_counter()
+        outputs = await model.batcher.infer(request.inputs, rows, priority, timeout_us, self.in_flight == 1)
+        if shadow is not None:
+            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, time.perf_counter() - start)
+        if request.outputs is not None:
+            outputs = {n: outputs[n] for n in request.outputs}
+        return model, outputs
+
+    def record_error(self, name: str, version: str | None, status: int) -> None:
+        """Count an inference request answered with ``status`` (>= 400) in ``driftline_requests_total``."""
+        known, loaded = self.table.knows(name)
+        self.errors.record(name if known else None, loaded, version, status)
