@@ -27,10 +27,12 @@ from driftline.http.admin_bodies import (
     VersionBody,
 )
 from driftline.http.guards import require_role
+from driftline.lifecycle.status import model_status
 from driftline.serving.routing import RoutingPolicy
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
+    from driftline.lifecycle.proposals import Proposals
     from driftline.lifecycle.service import Lifecycle
     from driftline.security.keys import Principal
 
@@ -47,10 +49,15 @@ def _lifecycle(request: Request[Any, Any, Any]) -> Lifecycle:
     return lifecycle
 
 
+def _proposals(request: Request[Any, Any, Any]) -> Proposals:
+    proposals: Proposals = request.app.state.proposals
+    return proposals
+
+
 def reload_keys(state: Any) -> None:
     """Install the config file's keys and the store's live keys in the key ring."""
     keys = [(k.name, k.role, k.sha256) for k in state.settings.auth.keys]
-    keys += [(k.name, k.role, k.sha256) for k in state.lifecycle.store.api_keys() if k.revoked_at is None]
+    keys += [(k.name, k.role, k.sha256) for k in state.key_store.api_keys() if k.revoked_at is None]
     state.key_ring.replace(keys)
 
 
@@ -75,12 +82,14 @@ class AdminController(Controller):
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
         lifecycle = _lifecycle(request)
         names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
-        return [lifecycle.status(n) for n in names]
+        store = _proposals(request).store
+        return [msgspec.to_builtins(model_status(lifecycle, store, n)) for n in names]
 
     @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"}, responses=doc.READ)
     async def model(self, request: Request[Any, Any, Any], name: str) -> dict[str, Any]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
-        return _lifecycle(request).status(name)
+        out: dict[str, Any] = msgspec.to_builtins(model_status(_lifecycle(request), _proposals(request).store, name))
+        return out
 
     @post(
         "/models/{name:str}/load",
@@ -205,7 +214,7 @@ class AdminController(Controller):
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
     async def shadow(self, request: Request[Any, Any, Any], name: str) -> list[dict[str, Any]]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
-        return [p.as_dict() for p in _lifecycle(request).shadow_pairs(name)]
+        return [msgspec.to_builtins(p.summary()) for p in _lifecycle(request).shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 
@@ -218,7 +227,7 @@ class AdminController(Controller):
     async def propose(self, request: Request[Any, Any, Any], name: str, data: ProposalBody) -> dict[str, Any]:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
-        proposal = await _lifecycle(request).propose(
+        proposal = await _proposals(request).propose(
             name, body.version, body.alias, body.rule, _actor(request), body.reason
         )
         out: dict[str, Any] = msgspec.to_builtins(proposal)
@@ -232,7 +241,7 @@ class AdminController(Controller):
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         """Optionally one model's."""
-        return [msgspec.to_builtins(p) for p in _lifecycle(request).store.proposals(model, limit)]
+        return [msgspec.to_builtins(p) for p in _proposals(request).store.proposals(model, limit)]
 
     @get(
         "/proposals/{pid:int}",
@@ -242,11 +251,9 @@ class AdminController(Controller):
     )
     async def proposal(self, request: Request[Any, Any, Any], pid: ProposalId) -> dict[str, Any]:
         """The proposal with ``rule_passes`` and the shadow evidence."""
-        lifecycle = _lifecycle(request)
-        proposal = lifecycle.store.proposal(pid)
-        if proposal is None:
-            raise ModelNotFound(f"no proposal {pid}")
-        ok, evidence = lifecycle.rule_status(proposal)
+        proposals = _proposals(request)
+        proposal = proposals.get(pid)
+        ok, evidence = proposals.rule_status(proposal)
         return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
 
     @post(
@@ -262,7 +269,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).approve(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await _proposals(request).approve(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -278,7 +285,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).promote(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await _proposals(request).promote(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -294,7 +301,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await _lifecycle(request).reject(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await _proposals(request).reject(pid, _actor(request), body.reason))
         return out
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
@@ -320,7 +327,7 @@ class AdminController(Controller):
         ]
         out += [
             {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
-            for k in state.lifecycle.store.api_keys()
+            for k in state.key_store.api_keys()
         ]
         return out
 
@@ -331,7 +338,7 @@ class AdminController(Controller):
         state = request.app.state
         try:
             reserved = [k.name for k in state.settings.auth.keys]
-            key = state.lifecycle.store.create_key(body.name, body.role, reserved, actor=_actor(request))
+            key = state.key_store.create_key(body.name, body.role, reserved, actor=_actor(request))
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         reload_keys(state)
@@ -347,7 +354,7 @@ class AdminController(Controller):
     async def revoke_key(self, request: Request[Any, Any, Any], key_name: str) -> dict[str, Any]:
         """Stored keys only; a key from the config file is removed by editing the file."""
         state = request.app.state
-        if not state.lifecycle.store.revoke_key(key_name):
+        if not state.key_store.revoke_key(key_name):
             raise ModelNotFound(f"no live stored key named {key_name!r}")
         reload_keys(state)
         state.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)

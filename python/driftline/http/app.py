@@ -29,6 +29,7 @@ from driftline.http.v2 import V2Controller
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
+from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
@@ -36,7 +37,10 @@ from driftline.serving import ModelTable
 from driftline.serving.stats import RequestErrors
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
-from driftline.store.lifecycle import LifecycleStore
+from driftline.store.deployments import DeploymentStore
+from driftline.store.keys import KeyStore
+from driftline.store.proposals import ProposalStore
+from driftline.store.shadow_stats import ShadowStatsStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -102,7 +106,7 @@ async def _refresh_forever(state: Any, db: Database, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            state.table.shadows.persist(state.lifecycle.store)
+            state.lifecycle.persist_shadows()
             current = db.data_version()
             if current != seen:
                 seen = current
@@ -170,7 +174,11 @@ def create_app(settings: ServerSettings) -> Litestar:
         state.audit = AuditLog(db)
         table = ModelTable(Repository(root), asyncio.get_running_loop(), state.audit, state.drift)
         state.table = table
-        state.lifecycle = Lifecycle(table, LifecycleStore(db), state.audit, settings.default_alias)
+        state.lifecycle = Lifecycle(
+            table, DeploymentStore(db), ShadowStatsStore(db), state.audit, settings.default_alias
+        )
+        state.proposals = Proposals(state.lifecycle, ProposalStore(db))
+        state.key_store = KeyStore(db)
         state.key_ring = KeyRing()
         state.require_key = settings.auth.require_for_inference
         state.request_errors = RequestErrors()
@@ -206,7 +214,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(state.job_runner.stop)
             await table.shadows.drain()
-            table.shadows.persist(state.lifecycle.store)
+            state.lifecycle.persist_shadows()
             await table.close()
             await asyncio.to_thread(state.drift.close)
             db.close()
