@@ -17,7 +17,9 @@ __all__ = [
     "IntegrityError",
     "ModelNotFound",
     "ModelNotReady",
+    "NotFound",
     "PayloadTooLarge",
+    "ProposalNotFound",
     "QueueClosed",
     "QueueFull",
     "RegistryUnavailable",
@@ -45,10 +47,18 @@ class ConfigError(DriftlineError):
     http_status = 400
 
 
-class ModelNotFound(DriftlineError):
-    """No such model or version in the repository."""
+class NotFound(DriftlineError):
+    """What the request names does not exist (a 404); each kind of thing has its own subclass."""
 
     http_status = 404
+
+
+class ModelNotFound(NotFound):
+    """No such model or version in the repository."""
+
+
+class ProposalNotFound(NotFound):
+    """No proposal with that id."""
 
 
 class ModelNotReady(DriftlineError):

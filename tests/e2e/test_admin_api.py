@@ -162,6 +162,17 @@ def test_bad_input_is_refused_and_the_state_stays(admin_server):
     assert "Traceback" not in r.stderr
 
 
+def test_a_missing_proposal_is_a_404_naming_it(admin_server):
+    for method, path in [
+        ("GET", "/v1/admin/proposals/999"),
+        ("POST", "/v1/admin/proposals/999/approve"),
+        ("POST", "/v1/admin/proposals/999/promote"),
+        ("POST", "/v1/admin/proposals/999/reject"),
+    ]:
+        r = httpx.request(method, f"{admin_server.url}{path}", headers=auth("admin"), timeout=10)
+        assert (r.status_code, r.json()) == (404, {"error": "no proposal 999"}), (method, path)
+
+
 def test_canary_and_sticky_split_over_http(admin_server):
     url = admin_server.url
     r = httpx.put(

@@ -11,15 +11,15 @@ import pytest
 
 from driftline.cli.main import main
 from driftline.store.db import Database
-from driftline.store.lifecycle import LifecycleStore
+from driftline.store.deployments import DeploymentStore
 
 
 @pytest.fixture
 def store_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "driftline.db"
     db = Database(path)
-    LifecycleStore(db).move_alias("iris", "champion", 1, None)
-    LifecycleStore(db).move_alias("iris", "staging", 2, 1)
+    DeploymentStore(db).move_alias("iris", "champion", 1, None)
+    DeploymentStore(db).move_alias("iris", "staging", 2, 1)
     db.close()
     monkeypatch.setenv("DRIFTLINE_DATABASE", str(path))
     return path

@@ -7,14 +7,18 @@ import asyncio
 import json
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from tests.helpers import write_config
 
-from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady
+from driftline.errors import BadRequest, Conflict, ModelNotFound, ModelNotReady, NotFound, ProposalNotFound
 from driftline.http.infer import infer_rest
-from driftline.lifecycle.service import ApprovalRule, Lifecycle
+from driftline.lifecycle.approval import ApprovalRule
+from driftline.lifecycle.proposals import Proposals
+from driftline.lifecycle.service import Lifecycle
+from driftline.lifecycle.status import model_status
 from driftline.repository import Repository
 from driftline.repository.demo import build_classifier_onnx
 from driftline.security.keys import KeyRing
@@ -24,7 +28,9 @@ from driftline.serving.routing import RoutingPolicy, Shadow, Split
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
-from driftline.store.lifecycle import LifecycleStore
+from driftline.store.deployments import DeploymentStore
+from driftline.store.proposals import ProposalStore
+from driftline.store.shadow_stats import ShadowStatsStore
 
 ROW = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
 
@@ -49,7 +55,10 @@ class Running:
         self.db = Database(db_path)
         self.audit = AuditLog(self.db)
         self.table = ModelTable(Repository(root), asyncio.get_running_loop(), self.audit)
-        self.lifecycle = Lifecycle(self.table, LifecycleStore(self.db), self.audit, "champion")
+        self.lifecycle = Lifecycle(
+            self.table, DeploymentStore(self.db), ShadowStatsStore(self.db), self.audit, "champion"
+        )
+        self.proposals = Proposals(self.lifecycle, ProposalStore(self.db))
         self.stopped = False
         self.plane = DataPlane(self.table, KeyRing(), require_key=False)
 
@@ -81,7 +90,7 @@ async def running(lifecycle_repo: Path, tmp_path: Path):
 
 
 def snapshot(r: Running, name: str) -> tuple[object, ...]:
-    return (r.table.routes(name), r.lifecycle.store.aliases(name), sorted(r.table.loaded()[name]))
+    return (r.table.routes(name), r.lifecycle.deployments.aliases(name), sorted(r.table.loaded()[name]))
 
 
 async def test_aliases_seed_from_config_route_requests_and_survive_a_restart(running, lifecycle_repo, tmp_path):
@@ -170,12 +179,12 @@ async def test_split_routes_by_a_request_parameter(running):
 
 
 async def test_shadow_then_rule_gated_approval_then_promotion(running):
-    lc = running.lifecycle
-    proposal = await lc.propose("iris", 1, "champion", ApprovalRule(min_agreement=0.5, min_requests=10), "op")
+    lc, pr = running.lifecycle, running.proposals
+    proposal = await pr.propose("iris", 1, "champion", ApprovalRule(min_agreement=0.5, min_requests=10), "op")
     with pytest.raises(Conflict, match=r"cannot be approved yet: shadow of version 1 beside version 2: 0 compared"):
-        await lc.approve(proposal.id, "admin")
+        await pr.approve(proposal.id, "admin")
     with pytest.raises(Conflict, match="must be approved before it is promoted"):
-        await lc.promote(proposal.id, "admin")
+        await pr.promote(proposal.id, "admin")
     await lc.set_routing("iris", RoutingPolicy(shadow=Shadow("1")), "op")
     for _ in range(12):
         assert (await running.infer("iris"))["model_version"] == "2"  # the caller only ever sees the primary
@@ -193,15 +202,15 @@ async def test_shadow_then_rule_gated_approval_then_promotion(running):
     assert metrics.get_sample_value("driftline_shadow_agreeing_rows_total", labels) == pair.agreeing_rows
     assert metrics.get_sample_value("driftline_shadow_errors_total", labels) == 0
     assert metrics.get_sample_value("driftline_alias_version", {"model": "iris", "alias": "champion"}) == 2
-    approved = await lc.approve(proposal.id, "admin", "looks fine")
+    approved = await pr.approve(proposal.id, "admin", "looks fine")
     assert approved.state == "approved"
     assert approved.decided_by == "admin"
-    promoted = await lc.promote(proposal.id, "admin")
+    promoted = await pr.promote(proposal.id, "admin")
     assert promoted.state == "promoted"
     assert (await running.infer("iris"))["model_version"] == "1"
     assert metrics.get_sample_value("driftline_alias_version", {"model": "iris", "alias": "champion"}) == 1
     with pytest.raises(Conflict, match="is promoted"):
-        await lc.reject(proposal.id, "admin")
+        await pr.reject(proposal.id, "admin")
     actions = [e.action for e in reversed(running.audit.events("iris"))]
     for action in ("propose", "approve_refused", "routing_set", "approve", "alias_set", "promote"):
         assert action in actions, action
@@ -249,7 +258,7 @@ async def test_a_corrupt_new_version_never_serves_and_the_old_ones_keep_going(ru
         await running.lifecycle.set_alias("iris", "champion", 3, "t")
     failed = running.audit.events("iris", action="load_failed")
     assert failed[0].version_after == "3"
-    status = running.lifecycle.status("iris")
+    status = msgspec.to_builtins(model_status(running.lifecycle, running.proposals.store, "iris"))
     assert [v["state"] for v in status["versions"]] == ["READY", "READY", "FAILED"]
 
 
@@ -282,8 +291,8 @@ async def test_shadow_totals_add_up_over_worker_processes_and_restarts(running):
     other = ShadowComparisons()
     pair = other.pair("iris", 2, 1)
     pair.requests, pair.compared_rows, pair.agreeing_rows = 4, 8, 8
-    other.persist(running.lifecycle.store)
-    other.persist(running.lifecycle.store)  # writing the same totals twice counts them once
+    running.lifecycle.shadow_stats.save(other.process, other.changed())
+    running.lifecycle.shadow_stats.save(other.process, [pair])  # writing the same totals twice counts them once
     total = running.lifecycle.shadow_pairs("iris")[0]
     assert (total.requests, total.compared_rows) == (10, 20)
     assert total.agreeing_rows == mine.agreeing_rows + 8
@@ -310,11 +319,11 @@ async def _blocked_on_the_lock(*coros) -> list[asyncio.Task]:
 
 
 async def test_of_two_concurrent_promotes_one_wins_and_the_other_is_refused(running):
-    lc = running.lifecycle
-    proposal = await lc.propose("iris", 1, "champion", None, "op")
-    await lc.approve(proposal.id, "admin")
-    async with lc._lock:
-        tasks = await _blocked_on_the_lock(lc.promote(proposal.id, "a"), lc.promote(proposal.id, "b"))
+    lc, pr = running.lifecycle, running.proposals
+    proposal = await pr.propose("iris", 1, "champion", None, "op")
+    await pr.approve(proposal.id, "admin")
+    async with lc.lock:
+        tasks = await _blocked_on_the_lock(pr.promote(proposal.id, "a"), pr.promote(proposal.id, "b"))
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
     assert sorted(type(x).__name__ for x in results) == ["Conflict", "Proposal"]
     assert "decided meanwhile" in str(next(x for x in results if isinstance(x, Conflict)))
@@ -324,30 +333,73 @@ async def test_of_two_concurrent_promotes_one_wins_and_the_other_is_refused(runn
 
 
 async def test_a_promote_that_loses_to_a_reject_leaves_the_alias_alone(running):
-    lc = running.lifecycle
-    proposal = await lc.propose("iris", 1, "champion", None, "op")
-    await lc.approve(proposal.id, "admin")
+    lc, pr = running.lifecycle, running.proposals
+    proposal = await pr.propose("iris", 1, "champion", None, "op")
+    await pr.approve(proposal.id, "admin")
     before = snapshot(running, "iris")
-    async with lc._lock:
-        (promote,) = await _blocked_on_the_lock(lc.promote(proposal.id, "admin"))
-        await lc.reject(proposal.id, "other-admin")  # reject takes no lock: it lands while promote waits
+    async with lc.lock:
+        (promote,) = await _blocked_on_the_lock(pr.promote(proposal.id, "admin"))
+        await pr.reject(proposal.id, "other-admin")  # reject takes no lock: it lands while promote waits
     with pytest.raises(Conflict, match=f"proposal {proposal.id} is rejected"):
         await asyncio.wait_for(promote, 30)
     assert snapshot(running, "iris") == before
     assert not running.audit.events("iris", action="promote")
     assert (await running.infer("iris"))["model_version"] == "2"
     with pytest.raises(Conflict, match="is rejected"):  # and later, plainly
-        await lc.promote(proposal.id, "admin")
+        await pr.promote(proposal.id, "admin")
 
 
 async def test_a_promote_after_the_alias_moved_since_approval_is_refused(running):
-    lc = running.lifecycle
-    proposal = await lc.propose("iris", 1, "challenger", None, "op")
-    await lc.approve(proposal.id, "admin")
+    lc, pr = running.lifecycle, running.proposals
+    proposal = await pr.propose("iris", 1, "challenger", None, "op")
+    await pr.approve(proposal.id, "admin")
     await asyncio.sleep(0.01)  # store timestamps have millisecond resolution
     await lc.set_alias("iris", "challenger", 2, "op")
     with pytest.raises(Conflict, match="moved to version 2 after proposal"):
-        await lc.promote(proposal.id, "admin")
+        await pr.promote(proposal.id, "admin")
     assert running.table.routes("iris").aliases["challenger"] == 2
-    assert lc.store.proposal(proposal.id).state == "approved"
+    assert pr.store.proposal(proposal.id).state == "approved"
     assert not running.audit.events("iris", action="promote")
+
+
+async def test_a_missing_proposal_is_a_proposal_not_found(running):
+    assert issubclass(ProposalNotFound, NotFound)
+    assert issubclass(ModelNotFound, NotFound)
+    assert ProposalNotFound.http_status == NotFound.http_status == 404
+    pr = running.proposals
+    for step in (pr.approve, pr.promote, pr.reject):
+        with pytest.raises(ProposalNotFound, match=r"^no proposal 999$"):
+            await step(999, "admin")
+    with pytest.raises(ProposalNotFound, match=r"^no proposal 999$"):
+        pr.get(999)
+
+
+async def test_status_answers_the_admin_apis_fields_in_order(running, lifecycle_repo):
+    folder = lifecycle_repo / "iris" / "3"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"not a model")
+    await running.table.load("iris")
+    await running.proposals.propose("iris", 1, "champion", ApprovalRule(min_requests=1), "op")
+    status = json.loads(msgspec.json.encode(model_status(running.lifecycle, running.proposals.store, "iris")))
+    assert list(status) == [
+        "name",
+        "state",
+        "error",
+        "default_alias",
+        "default_version",
+        "versions",
+        "aliases",
+        "routing",
+        "shadow",
+        "proposals",
+    ]
+    assert (status["error"], status["default_version"], status["routing"], status["shadow"]) == (None, "2", {}, [])
+    ready, _, failed = status["versions"]
+    # A field that does not apply to the version's state is absent, not null.
+    assert list(ready) == ["version", "state", "sha256", "backend"]
+    assert list(failed) == ["version", "state", "reason"]
+    assert list(status["aliases"]["champion"]) == ["version", "previous", "updated_at"]
+    (proposal,) = status["proposals"]
+    assert proposal["rule"] == {"min_agreement": None, "min_requests": 1, "max_mean_abs_diff": None}
+    with pytest.raises(ModelNotFound, match="model 'nope' not found"):
+        model_status(running.lifecycle, running.proposals.store, "nope")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
-from driftline.serving.shadow import ShadowPair, compare_outputs
+from driftline.serving.shadow import compare_outputs
+from driftline.store.shadow_stats import ShadowPair
 
 
 def test_discrete_outputs_decide_agreement():
@@ -40,7 +42,7 @@ def test_pair_summary():
     pair = ShadowPair("m", 1, 2, requests=4, compared_rows=10, agreeing_rows=9, shadow_errors=1)
     pair.primary_latency_s = 0.004
     pair.shadow_latency_s = 0.006
-    out = pair.as_dict()
+    out = msgspec.to_builtins(pair.summary())
     assert out["agreement"] == 0.9
     assert out["primary_latency_ms"] == 1.0
     assert out["shadow_latency_ms"] == 2.0

@@ -304,13 +304,13 @@ def _local_actor() -> str:
 def _keys_create(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
     from driftline.store.db import Database
-    from driftline.store.lifecycle import LifecycleStore
+    from driftline.store.keys import KeyStore
 
     settings = load_settings(args.config, {"database": args.database} if args.database else None)
     db = Database(settings.database)
     try:
         reserved = [k.name for k in settings.auth.keys]
-        key = LifecycleStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
+        key = KeyStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     finally:

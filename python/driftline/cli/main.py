@@ -160,10 +160,10 @@ def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
 def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str | None:
     """Aliases live in the server's store: an ``@ALIAS`` (or, with no version, the default alias) is read there."""
     from driftline.errors import ModelNotFound
-    from driftline.lifecycle.service import resolve_version
+    from driftline.lifecycle.references import resolve_version
     from driftline.repository import Repository
     from driftline.store.db import Database
-    from driftline.store.lifecycle import LifecycleStore
+    from driftline.store.deployments import DeploymentStore
 
     if ref is not None and ref.isdigit():
         return ref
@@ -173,7 +173,7 @@ def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str 
         return None
     db = Database(settings.database)
     try:
-        aliases = {row.alias: row.version for row in LifecycleStore(db).aliases(name)}
+        aliases = {row.alias: row.version for row in DeploymentStore(db).aliases(name)}
     finally:
         db.close()
     default = settings.default_alias

@@ -43,12 +43,12 @@ def check_database(path: str) -> bool:
         ConfigError: the file cannot be opened or written, is no SQLite database, or fails ``PRAGMA integrity_check``.
     """
     from driftline.store.db import Database
-    from driftline.store.lifecycle import LifecycleStore
+    from driftline.store.keys import KeyStore
 
     db = Database(path)
     try:
         db.check_integrity()
-        return any(k.revoked_at is None for k in LifecycleStore(db).api_keys())
+        return any(k.revoked_at is None for k in KeyStore(db).api_keys())
     finally:
         db.close()
 

@@ -28,6 +28,7 @@ from driftline.http.admin_bodies import (
 )
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role
+from driftline.lifecycle.status import model_status
 from driftline.serving.routing import RoutingPolicy
 from driftline.store.audit import AuditAction
 
@@ -63,12 +64,14 @@ class AdminController(Controller):
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
         lifecycle = services.lifecycle
         names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
-        return [lifecycle.status(n) for n in names]
+        store = services.proposals.store
+        return [msgspec.to_builtins(model_status(lifecycle, store, n)) for n in names]
 
     @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"}, responses=doc.READ)
     async def model(self, services: ServicesDep, name: str) -> dict[str, Any]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
-        return services.lifecycle.status(name)
+        out: dict[str, Any] = msgspec.to_builtins(model_status(services.lifecycle, services.proposals.store, name))
+        return out
 
     @post(
         "/models/{name:str}/load",
@@ -204,7 +207,7 @@ class AdminController(Controller):
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
     async def shadow(self, services: ServicesDep, name: str) -> list[dict[str, Any]]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
-        return [p.as_dict() for p in services.lifecycle.shadow_pairs(name)]
+        return [msgspec.to_builtins(p.summary()) for p in services.lifecycle.shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 
@@ -219,7 +222,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
-        proposal = await services.lifecycle.propose(
+        proposal = await services.proposals.propose(
             name, body.version, body.alias, body.rule, _actor(request), body.reason
         )
         out: dict[str, Any] = msgspec.to_builtins(proposal)
@@ -233,7 +236,7 @@ class AdminController(Controller):
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         """Optionally one model's."""
-        return [msgspec.to_builtins(p) for p in services.lifecycle.store.proposals(model, limit)]
+        return [msgspec.to_builtins(p) for p in services.proposals.store.proposals(model, limit)]
 
     @get(
         "/proposals/{pid:int}",
@@ -243,11 +246,9 @@ class AdminController(Controller):
     )
     async def proposal(self, services: ServicesDep, pid: ProposalId) -> dict[str, Any]:
         """The proposal with ``rule_passes`` and the shadow evidence."""
-        lifecycle = services.lifecycle
-        proposal = lifecycle.store.proposal(pid)
-        if proposal is None:
-            raise ModelNotFound(f"no proposal {pid}")
-        ok, evidence = lifecycle.rule_status(proposal)
+        proposals = services.proposals
+        proposal = proposals.get(pid)
+        ok, evidence = proposals.rule_status(proposal)
         return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
 
     @post(
@@ -263,7 +264,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.approve(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.approve(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -279,7 +280,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.promote(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.promote(pid, _actor(request), body.reason))
         return out
 
     @post(
@@ -295,7 +296,7 @@ class AdminController(Controller):
     ) -> dict[str, Any]:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.lifecycle.reject(pid, _actor(request), body.reason))
+        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.reject(pid, _actor(request), body.reason))
         return out
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
@@ -320,7 +321,7 @@ class AdminController(Controller):
         ]
         out += [
             {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
-            for k in services.lifecycle.store.api_keys()
+            for k in services.key_store.api_keys()
         ]
         return out
 
@@ -330,7 +331,7 @@ class AdminController(Controller):
         body = data
         try:
             reserved = [k.name for k in services.settings.auth.keys]
-            key = services.lifecycle.store.create_key(body.name, body.role, reserved, actor=_actor(request))
+            key = services.key_store.create_key(body.name, body.role, reserved, actor=_actor(request))
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         services.reload_keys()
@@ -345,7 +346,7 @@ class AdminController(Controller):
     )
     async def revoke_key(self, request: Request[Any, Any, Any], services: ServicesDep, key_name: str) -> dict[str, Any]:
         """Stored keys only; a key from the config file is removed by editing the file."""
-        if not services.lifecycle.store.revoke_key(key_name):
+        if not services.key_store.revoke_key(key_name):
             raise ModelNotFound(f"no live stored key named {key_name!r}")
         services.reload_keys()
         services.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from litestar.params import PathParameter
 
-from driftline.lifecycle.service import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
+from driftline.lifecycle.approval import ApprovalRule  # noqa: TC001 - msgspec needs it at run time
 from driftline.repository.names import ALIAS_MAX_LENGTH, ALIAS_PATTERN
 from driftline.serving.routing import Canary, Shadow, Split  # noqa: TC001 - msgspec needs them at run time
 

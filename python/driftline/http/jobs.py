@@ -15,7 +15,7 @@ from driftline.jobs.roots import check_job_paths
 from driftline.jobs.runner import confine
 from driftline.jobs.spec import JobSpec, parse_model_ref
 from driftline.jobs.store import JobRecord  # noqa: TC001 - Litestar reads handler annotations at run time
-from driftline.lifecycle.service import resolve_version
+from driftline.lifecycle.references import resolve_version
 
 __all__ = ["JobRequest", "JobsController"]
 

@@ -381,7 +381,7 @@ class RegistrySync:
         _log.error("version %s of %s from %s refused: %s", version, name, self.source.url, reason)
 
     async def _sync_aliases(self, model: RemoteModel, report: dict[str, Any]) -> None:
-        seen = self.lifecycle.store.registry_aliases(self.source.url)
+        seen = self.lifecycle.deployments.registry_aliases(self.source.url)
         loaded = frozenset(self.table.loaded().get(model.name, {}))
         for alias, version in sorted(model.aliases.items()):
             self._kept_aliases.pop((model.name, alias), None)
@@ -399,7 +399,7 @@ class RegistrySync:
                 )
                 continue
             self._refused.pop((model.name, alias), None)
-            self.lifecycle.store.remember_registry_alias(self.source.url, model.name, alias, version)
+            self.lifecycle.deployments.remember_registry_alias(self.source.url, model.name, alias, version)
             report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})
         for (name, alias), version in sorted(seen.items()):
             if name == model.name and alias not in model.aliases:
@@ -410,7 +410,7 @@ class RegistrySync:
         routes = self.table.routes(name)
         if routes.aliases.get(alias) != version:
             # Moved (or deleted) here since the registry set it: the local value is an operator's, and stays.
-            self.lifecycle.store.forget_registry_alias(self.source.url, name, alias)
+            self.lifecycle.deployments.forget_registry_alias(self.source.url, name, alias)
             return
         why: str | None = None
         if alias == routes.default_alias:
@@ -422,7 +422,7 @@ class RegistrySync:
                 why = str(exc)
         if why is None:
             self._kept_aliases.pop((name, alias), None)
-            self.lifecycle.store.forget_registry_alias(self.source.url, name, alias)
+            self.lifecycle.deployments.forget_registry_alias(self.source.url, name, alias)
             report["aliases"].append({"model": name, "alias": alias, "version": None})
             return
         if self._kept_aliases.get((name, alias)) != why:  # tried every poll, audited once per reason

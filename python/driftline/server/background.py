@@ -57,7 +57,7 @@ async def follow_store_forever(
     while True:
         await asyncio.sleep(interval)
         try:
-            lifecycle.table.shadows.persist(lifecycle.store)
+            lifecycle.persist_shadows()
             current = db.data_version()
             if current != seen:
                 seen = current

@@ -17,6 +17,7 @@ from driftline.drift import AlertManager, DriftMonitor
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
+from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
@@ -26,7 +27,10 @@ from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
-from driftline.store.lifecycle import LifecycleStore
+from driftline.store.deployments import DeploymentStore
+from driftline.store.keys import KeyStore
+from driftline.store.proposals import ProposalStore
+from driftline.store.shadow_stats import ShadowStatsStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,9 +51,11 @@ class Services:
     table: ModelTable
     plane: DataPlane
     lifecycle: Lifecycle
+    proposals: Proposals
     audit: AuditLog
     drift: DriftMonitor
     keys: KeyRing
+    key_store: KeyStore
     jobs: JobRunner
     job_store: JobStore
     sync: RegistrySync | None
@@ -58,7 +64,7 @@ class Services:
     def reload_keys(self) -> None:
         """Install the config file's keys and the store's live keys in the key ring (one swap)."""
         keys = [(k.name, k.role, k.sha256) for k in self.settings.auth.keys]
-        keys += [(k.name, k.role, k.sha256) for k in self.lifecycle.store.api_keys() if k.revoked_at is None]
+        keys += [(k.name, k.role, k.sha256) for k in self.key_store.api_keys() if k.revoked_at is None]
         self.keys.replace(keys)
 
 
@@ -109,7 +115,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
     )
     audit = AuditLog(db)
     table = ModelTable(Repository(Path(settings.repository)), asyncio.get_running_loop(), audit, monitor)
-    lifecycle = Lifecycle(table, LifecycleStore(db), audit, settings.default_alias)
+    lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
     keys = KeyRing()
     plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference)
     job_store = JobStore(db)
@@ -118,9 +124,11 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         table=table,
         plane=plane,
         lifecycle=lifecycle,
+        proposals=Proposals(lifecycle, ProposalStore(db)),
         audit=audit,
         drift=monitor,
         keys=keys,
+        key_store=KeyStore(db),
         jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
         job_store=job_store,
         sync=_open_sync(settings, table, lifecycle, audit),
@@ -153,7 +161,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(services.jobs.stop)
         await table.shadows.drain()
-        table.shadows.persist(lifecycle.store)
+        lifecycle.persist_shadows()
         await table.close()
         await asyncio.to_thread(monitor.close)
         db.close()

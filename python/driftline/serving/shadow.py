@@ -7,15 +7,16 @@ The caller never waits for the shadow and never sees its failures: the copy is a
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftline.serving.signature import check_request
+from driftline.store.shadow_stats import ShadowPair
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,61 +24,13 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.serving.loaded import LoadedModel
-    from driftline.store.lifecycle import LifecycleStore
 
-__all__ = ["ShadowComparisons", "ShadowPair", "compare_outputs"]
+__all__ = ["ShadowComparisons", "compare_outputs"]
 
 _log = logging.getLogger("driftline.shadow")
 Arrays = dict[str, "npt.NDArray[np.generic]"]
 # Shadow copies in flight at once per process; more are dropped rather than queued behind live traffic.
 MAX_IN_FLIGHT = 64
-
-
-@dataclass(slots=True)
-class ShadowPair:
-    """Running comparison of one primary version against one shadow version."""
-
-    model: str
-    primary: int
-    shadow: int
-    requests: int = 0
-    compared_rows: int = 0
-    agreeing_rows: int = 0
-    abs_diff_sum: float = 0.0
-    abs_diff_count: int = 0
-    primary_latency_s: float = 0.0
-    shadow_latency_s: float = 0.0
-    shadow_errors: int = 0
-    dropped: int = 0
-    last_error: str | None = None
-
-    @property
-    def agreement(self) -> float | None:
-        """Share of compared rows on which both versions gave the same answer."""
-        return self.agreeing_rows / self.compared_rows if self.compared_rows else None
-
-    @property
-    def mean_abs_diff(self) -> float | None:
-        """Mean absolute difference over every floating output value both versions gave."""
-        return self.abs_diff_sum / self.abs_diff_count if self.abs_diff_count else None
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON form the admin API shows."""
-        done = self.requests - self.shadow_errors
-        return {
-            "model": self.model,
-            "primary_version": str(self.primary),
-            "shadow_version": str(self.shadow),
-            "requests": self.requests,
-            "compared_rows": self.compared_rows,
-            "agreement": self.agreement,
-            "mean_abs_diff": self.mean_abs_diff,
-            "primary_latency_ms": 1e3 * self.primary_latency_s / self.requests if self.requests else None,
-            "shadow_latency_ms": 1e3 * self.shadow_latency_s / done if done > 0 else None,
-            "shadow_errors": self.shadow_errors,
-            "dropped": self.dropped,
-            "last_error": self.last_error,
-        }
 
 
 def compare_outputs(
@@ -131,10 +84,10 @@ class ShadowComparisons:
         self.process = uuid.uuid4().hex
         self._dirty: set[tuple[str, int, int]] = set()
 
-    def persist(self, store: LifecycleStore) -> None:
-        """Write the pairs that changed since the last call to the store."""
+    def changed(self) -> list[ShadowPair]:
+        """Copies of the pairs that changed since the last call, for the caller to store under :attr:`process`."""
         dirty, self._dirty = self._dirty, set()
-        store.save_shadow(self.process, [self._pairs[k] for k in dirty if k in self._pairs])
+        return [copy.copy(self._pairs[k]) for k in sorted(dirty) if k in self._pairs]
 
     def pair(self, model: str, primary: int, shadow: int) -> ShadowPair:
         """The pair's record (created on first use); marked as changed."""

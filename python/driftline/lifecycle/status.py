@@ -1,0 +1,103 @@
+"""A model's lifecycle status as the admin API shows it: versions (ready or failed), aliases, routing, shadow
+comparisons and open proposals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from driftline.errors import ModelNotFound
+from driftline.lifecycle.references import version_text
+from driftline.serving.routing import RoutingPolicy  # noqa: TC001 - msgspec needs it at run time
+from driftline.store.proposals import Proposal  # noqa: TC001
+from driftline.store.shadow_stats import ShadowSummary  # noqa: TC001
+
+if TYPE_CHECKING:
+    from driftline.lifecycle.service import Lifecycle
+    from driftline.store.proposals import ProposalStore
+
+__all__ = ["AliasStatus", "ModelStatus", "VersionStatus", "model_status"]
+
+# Open proposals shown with a model's status (the full list is GET /v1/admin/proposals).
+_OPEN_PROPOSALS = 20
+
+
+class VersionStatus(msgspec.Struct, frozen=True):
+    """A loaded version (READY: sha256, backend, maybe a note) or one that failed to load (FAILED: reason).
+
+    A field that does not apply to the state is left out of the JSON, not null.
+    """
+
+    version: str
+    state: str
+    sha256: str | msgspec.UnsetType = msgspec.UNSET
+    backend: str | msgspec.UnsetType = msgspec.UNSET
+    note: str | msgspec.UnsetType = msgspec.UNSET
+    reason: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class AliasStatus(msgspec.Struct, frozen=True):
+    """Where an alias points, where it pointed before its last move, and when it moved."""
+
+    version: str
+    previous: str | None
+    updated_at: str
+
+
+class ModelStatus(msgspec.Struct, frozen=True):
+    """One model's lifecycle state."""
+
+    name: str
+    state: str
+    error: str | None
+    default_alias: str | None
+    default_version: str | None
+    versions: list[VersionStatus]
+    aliases: dict[str, AliasStatus]
+    routing: RoutingPolicy
+    shadow: list[ShadowSummary]
+    proposals: list[Proposal]
+
+
+def model_status(lifecycle: Lifecycle, proposals: ProposalStore, name: str) -> ModelStatus:
+    """A model's state: versions (ready or failed), aliases, routing, shadow comparisons, open proposals.
+
+    Raises:
+        ModelNotFound: the model is neither loaded, failed nor in the repository.
+    """
+    table = lifecycle.table
+    loaded = table.loaded().get(name, {})
+    if not loaded and table.error(name) is None and name not in table.repository.model_names():
+        raise ModelNotFound(f"model {name!r} not found")
+    routes = table.routes(name)
+    versions = [_ready(lifecycle, name, v, m.sha256, m.backends[0].platform) for v, m in sorted(loaded.items())]
+    versions += [
+        VersionStatus(str(v), "FAILED", reason=why)
+        for v, why in sorted(table.failures(name).items())
+        if v not in loaded
+    ]
+    aliases = {
+        r.alias: AliasStatus(str(r.version), version_text(r.previous), r.updated_at)
+        for r in lifecycle.deployments.aliases(name)
+    }
+    return ModelStatus(
+        name=name,
+        state="READY" if loaded else "UNAVAILABLE",
+        error=table.error(name),
+        default_alias=routes.default_alias,
+        default_version=version_text(routes.default(loaded) if loaded else None),
+        versions=versions,
+        aliases=aliases,
+        routing=routes.policy,
+        shadow=[p.summary() for p in lifecycle.shadow_pairs(name)],
+        proposals=[p for p in proposals.proposals(name, _OPEN_PROPOSALS) if p.state in {"proposed", "approved"}],
+    )
+
+
+def _ready(lifecycle: Lifecycle, name: str, version: int, sha256: str, backend: str) -> VersionStatus:
+    # Served, but with a caveat worth showing (a drift profile that could not be saved).
+    drift = lifecycle.table.drift
+    window = drift.window(name, str(version)) if drift is not None else None
+    note = window.profile.unsaved if window is not None and window.profile.unsaved else msgspec.UNSET
+    return VersionStatus(str(version), "READY", sha256=sha256, backend=backend, note=note)
