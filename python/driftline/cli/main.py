@@ -1,14 +1,14 @@
 """The ``driftline`` command: the parser, assembled from each command group, and the one place errors are printed.
 
-A DriftlineError a command raises is one line on stderr, ``driftline: error: MESSAGE``, and exit 2; a Ctrl-C is
-exit 130.
+Every refusal, a usage error argparse finds or a DriftlineError a command raises, is one line on stderr,
+``driftline: error: MESSAGE``, and exit 2; a Ctrl-C is exit 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from driftline import __version__
 from driftline.cli import drift, keys, models, score, serve
@@ -19,16 +19,26 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main"]
 
+PREFIX = "driftline: error: "
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the CLI's one format (subparsers inherit the class)."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the usage and `PROG: error:`; the subcommand moves into the message so the prefix is one.
+        command = self.prog.removeprefix("driftline").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"{PREFIX}{where}{message} (see `{self.prog} --help`)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="driftline", description="A production inference server.")
+    parser = _Parser(prog="driftline", description="A production inference server.")
     parser.add_argument("--version", action="version", version=f"driftline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, models, keys):  # the order `driftline --help` lists them in
+    for group in (serve, models, keys, drift, score):  # the order `driftline --help` lists them in
         group.add_parser(sub)
-    drift.add_drift_parser(sub).set_defaults(func=drift.run_drift)
-    score.add_parser(sub)
     return parser
 
 
@@ -38,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except DriftlineError as exc:
-        print(f"driftline: error: {exc}", file=sys.stderr)
+        print(f"{PREFIX}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
