@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from driftline.cli.drift import add_drift_parser, main, run_drift
+from driftline.cli.drift import add_parser, run_drift
+from driftline.cli.main import main
 from driftline.drift import ReferenceProfile
 
 
@@ -26,27 +27,27 @@ def files(frames, tmp_path):
 
 
 def test_no_drift_exits_0_with_json(files, capsys):
-    assert main([files["ref"], files["same"]]) == 0
+    assert main(["drift", files["ref"], files["same"]]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"] == "ok"
     assert len(out["features"]) == 5
 
 
 def test_drift_exits_1(files, capsys):
-    assert main([files["ref"], files["cur"], "--features", "age,city"]) == 1
+    assert main(["drift", files["ref"], files["cur"], "--features", "age,city"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert [f["name"] for f in out["features"]] == ["age", "city"]
 
 
 def test_options(files, tmp_path, capsys):
     out = tmp_path / "r.json"
-    code = main([files["ref"], files["cur"], "--stat", "psi", "--threshold", "5", "--out", str(out)])
+    code = main(["drift", files["ref"], files["cur"], "--stat", "psi", "--threshold", "5", "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
     assert {f["stat"] for f in report["features"]} == {"psi"}
-    assert main([files["ref"], files["cur"], "--preset", "significance", "--categorical", "rooms"]) == 1
+    assert main(["drift", files["ref"], files["cur"], "--preset", "significance", "--categorical", "rooms"]) == 1
     html = tmp_path / "r.html"
-    assert main([files["ref"], files["cur"], "--format", "html", "--out", str(html)]) == 1
+    assert main(["drift", files["ref"], files["cur"], "--format", "html", "--out", str(html)]) == 1
     assert html.read_text().startswith("<!DOCTYPE html>")
     assert json.loads(capsys.readouterr().out)["preset"] == "significance"  # the only run that printed
 
@@ -69,7 +70,7 @@ def test_options(files, tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_one_line(files, capsys, extra, message):
-    assert main([files["ref"], files["cur"], *extra]) == 2
+    assert main(["drift", files["ref"], files["cur"], *extra]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
@@ -77,33 +78,33 @@ def test_bad_input_exits_2_with_one_line(files, capsys, extra, message):
 
 
 def test_missing_file_exits_2(files, capsys):
-    assert main([files["ref"], "/nonexistent/cur.parquet"]) == 2
+    assert main(["drift", files["ref"], "/nonexistent/cur.parquet"]) == 2
     assert "no such file: /nonexistent/cur.parquet" in capsys.readouterr().err
 
 
 def test_profile_as_reference(files, frames, tmp_path, capsys):
     profile_path = tmp_path / "ref.profile"
     ReferenceProfile.build(frames[0]).save(profile_path)
-    assert main([str(profile_path), files["cur"]]) == 1
+    assert main(["drift", str(profile_path), files["cur"]]) == 1
     assert json.loads(capsys.readouterr().out)["n_ref_rows"] == 600
 
 
 def test_subparser_for_the_main_cli(files, capsys):
     parser = argparse.ArgumentParser(prog="driftline")
-    add_drift_parser(parser.add_subparsers(dest="command"))
+    add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["drift", files["ref"], files["same"], "--format", "json"])
-    assert args.handler is run_drift
+    assert args.func is run_drift
     assert run_drift(args) == 0
     capsys.readouterr()
 
 
 def test_module_entry_point(files):
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli.drift", files["ref"], "missing.csv"],
+        [sys.executable, "-m", "driftline.cli", "drift", files["ref"], "missing.csv"],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.strip() == "driftline drift: error: no such file: missing.csv"
+    assert done.stderr.strip() == "driftline: error: no such file: missing.csv"

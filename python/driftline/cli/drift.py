@@ -1,11 +1,14 @@
-"""The `driftline drift REFERENCE CURRENT` command: compare two data sets, print JSON or write HTML."""
+"""``driftline drift REFERENCE CURRENT``: compare two data sets, print JSON or write HTML.
+
+Exit 0: no dataset drift; 1: drift. Bad input is raised as a DriftlineError, which main() prints as every other
+command's errors (one line, exit 2).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -13,14 +16,23 @@ from driftline.drift.detect import compute_drift
 from driftline.drift.profile import ReferenceProfile
 from driftline.errors import CoreError, DriftlineError
 
-__all__ = ["add_drift_parser", "main", "run_drift"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["add_parser", "run_drift"]
 
 
 def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
-def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> None:
+    """``driftline drift``, under ``sub`` (the main parser's subparsers)."""
+    parser = sub.add_parser(
+        "drift",
+        help="compare current data with reference data",
+        description="Exit 0: no dataset drift; 1: drift; 2: bad input.",
+    )
     parser.add_argument("reference", help="reference data: .parquet, .csv, or a saved .profile")
     parser.add_argument("current", help="current data: .parquet or .csv")
     parser.add_argument("--features", help="comma-separated columns to compare (default: all)")
@@ -32,25 +44,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (default 0.5)")
     parser.add_argument("--format", choices=("json", "html"), default="json")
     parser.add_argument("--out", help="write the report to FILE instead of stdout")
-    parser.set_defaults(handler=run_drift)
-    return parser
-
-
-def add_drift_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `drift` sub-command to the main CLI.
-
-    Args:
-        subparsers: The object `ArgumentParser.add_subparsers()` returned.
-
-    Returns:
-        The new sub-parser (its `handler` default is run_drift).
-    """
-    parser = subparsers.add_parser(
-        "drift",
-        help="compare current data with reference data",
-        description="Exit 0: no dataset drift; 1: drift; 2: bad input.",
-    )
-    return _configure(parser)
+    parser.set_defaults(func=run_drift)
 
 
 def _check_files(*paths: str) -> None:
@@ -60,13 +54,10 @@ def _check_files(*paths: str) -> None:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    """Run the command.
+    """Run the command: 0 when the dataset did not drift, 1 when it did.
 
-    Args:
-        args: Parsed arguments from the drift sub-parser.
-
-    Returns:
-        0 when the dataset did not drift, 1 when it did, 2 on bad input (one line on stderr).
+    Raises:
+        DriftlineError: a file is missing or unreadable, or an option does not fit the data.
     """
     try:
         reference: Any = args.reference
@@ -89,24 +80,7 @@ def run_drift(args: argparse.Namespace) -> int:
             Path(args.out).write_text(output, encoding="utf-8")
         else:
             sys.stdout.write(output + "\n")
-    except (DriftlineError, CoreError, OSError) as exc:
-        sys.stderr.write(f"driftline drift: error: {exc}\n")
-        return 2
+    except (CoreError, OSError) as exc:
+        # The core's and the file system's refusals are bad input here too: main() reports DriftlineErrors.
+        raise DriftlineError(str(exc)) from None
     return 1 if report.drift else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m driftline.cli.drift`.
-
-    Args:
-        argv: Arguments (default sys.argv[1:]).
-
-    Returns:
-        The exit status.
-    """
-    parser = _configure(argparse.ArgumentParser(prog="driftline drift", description="Exit 0: no drift; 1: drift."))
-    return run_drift(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

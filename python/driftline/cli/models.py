@@ -1,78 +1,44 @@
-"""``driftline models ...`` lifecycle subcommands (a client of the /v1/admin API) and ``driftline keys ...``.
+"""``driftline models ...``: ``list`` reads the repository; the rest drive the lifecycle through the /v1/admin API.
 
-The client uses only the standard library. The server is ``--url`` or ``$DRIFTLINE_URL`` (default
-http://127.0.0.1:8000), the key ``--key`` or ``$DRIFTLINE_API_KEY``. An HTTP error prints the server's message and
-exits 2, like every other user error of the CLI.
+The lifecycle commands are clients of a running server (see client.py for ``--url`` and ``--key``).
 """
 
 from __future__ import annotations
 
-import getpass
-import http.client
 import json
-import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from driftline.cli.client import add_client_options, call
+from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["add_keys_parser", "add_lifecycle_commands"]
-
-DEFAULT_URL = "http://127.0.0.1:8000"
+__all__ = ["add_parser"]
 
 
-class ApiError(DriftlineError):
-    """The server refused a request; the message is its own."""
+def _models_list(args: argparse.Namespace) -> int:
+    from driftline.repository import Repository
 
-
-def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to the admin API; returns the decoded JSON answer.
-
-    Raises:
-        BadRequest: ``--url`` is no http(s) URL, or ``--key`` cannot be sent as a header.
-        ApiError: the server cannot be reached, refuses the request, or answers something that is not JSON.
-    """
-    base = (args.url or os.environ.get("DRIFTLINE_URL") or DEFAULT_URL).rstrip("/")
-    parts = urllib.parse.urlsplit(base)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise BadRequest(f"--url {base!r} (or DRIFTLINE_URL) must look like http://HOST:PORT")
-    url = base + path
-    key = args.key or os.environ.get("DRIFTLINE_API_KEY")
-    if key is not None and (not key or not key.isascii() or not key.isprintable() or " " in key):
-        raise BadRequest("--key (or DRIFTLINE_API_KEY) must be printable ASCII without spaces, as keys are")
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - checked to be http(s) above
-    request.add_header("content-type", "application/json")
-    if key:
-        request.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
+    settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
+    repo = Repository(settings.repository)
+    names = repo.model_names()
+    if not names:
+        print(f"no models in {repo.root}")
+        return 0
+    print(f"{'MODEL':<24} {'BACKEND':<8} {'VERSIONS':<16} {'LOADED':<12} BATCH")
+    for name in names:
         try:
-            message = json.loads(text).get("error", text)
-        except (ValueError, AttributeError):
-            message = text
-        raise ApiError(f"{method} {path}: HTTP {exc.code}: {_one_line(str(message))}") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ApiError(f"cannot reach the driftline server at {url}: {reason} (set --url or DRIFTLINE_URL)") from None
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        raise ApiError(f"{method} {url}: the answer is not JSON (is this a driftline server?)") from None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """An error body as one line (an HTML error page from a proxy has many)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+            source = repo.model(name)
+        except DriftlineError as exc:
+            print(f"{name:<24} {'-':<8} {'-':<16} {'-':<12} error: {exc}")
+            continue
+        versions = ",".join(map(str, source.artifacts))
+        loaded = ",".join(map(str, source.versions_to_load()))
+        print(f"{name:<24} {source.backend:<8} {versions:<16} {loaded:<12} {source.config.max_batch_size}")
+    return 0
 
 
 def _print(value: Any) -> int:
@@ -219,18 +185,24 @@ def _registry(args: argparse.Namespace) -> int:
     return _print(call(args, "GET", "/v1/admin/registry"))
 
 
-def _client_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--url", help=f"driftline server (default $DRIFTLINE_URL or {DEFAULT_URL})")
-    parser.add_argument("--key", help="API key (default $DRIFTLINE_API_KEY)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")
-    return parser
+def add_parser(sub: Any) -> None:
+    """``driftline models list`` and the lifecycle subcommands, under ``sub`` (the main parser's subparsers)."""
+    models = sub.add_parser(
+        "models", help="the model repository and the lifecycle: status, aliases, routing, promotion"
+    )
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    listing = models_sub.add_parser("list", help="list models, versions and what the version policy loads")
+    listing.add_argument("--repository", help="model repository directory")
+    listing.add_argument("--config", help="server TOML file")
+    listing.set_defaults(func=_models_list)
+    _add_lifecycle_commands(models_sub)
 
 
-def add_lifecycle_commands(models_sub: Any) -> None:
+def _add_lifecycle_commands(models_sub: Any) -> None:
     """Add the lifecycle subcommands under ``driftline models``."""
 
     def add(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = _client_options(models_sub.add_parser(name, help=help_text))
+        parser: argparse.ArgumentParser = add_client_options(models_sub.add_parser(name, help=help_text))
         parser.set_defaults(func=func)
         return parser
 
@@ -291,51 +263,3 @@ def add_lifecycle_commands(models_sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     add("sync", "sync from the registry now (operator)", _sync)
     add("registry", "registry sync status", _registry)
-
-
-def _local_actor() -> str:
-    """Who ran a local command, for the audit log (there is no API key on this path)."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry and no $USER (a bare container)
-        return f"cli:uid={os.getuid()}"
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    from driftline.config import load_settings
-    from driftline.store.db import Database
-    from driftline.store.keys import KeyStore
-
-    settings = load_settings(args.config, {"database": args.database} if args.database else None)
-    db = Database(settings.database)
-    try:
-        reserved = [k.name for k in settings.auth.keys]
-        key = KeyStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    finally:
-        db.close()
-    print(key)
-    return 0
-
-
-def _keys_hash(args: argparse.Namespace) -> int:
-    from driftline.security.keys import hash_key
-
-    print(hash_key(args.key))
-    return 0
-
-
-def add_keys_parser(sub: Any) -> None:
-    """``driftline keys create|hash``: make the first admin key, or hash one for config.toml."""
-    keys = sub.add_parser("keys", help="API keys: create one in the local store, or hash one for config.toml")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key in the server's SQLite store and print it once")
-    create.add_argument("name")
-    create.add_argument("--role", required=True, help="viewer, predictor, operator or admin")
-    create.add_argument("--database", help="the server's SQLite file (default from the config: driftline.db)")
-    create.add_argument("--config", help="server TOML file")
-    create.set_defaults(func=_keys_create)
-    hashing = keys_sub.add_parser("hash", help="print the sha256 to put in config.toml's [[auth.keys]]")
-    hashing.add_argument("key")
-    hashing.set_defaults(func=_keys_hash)
