@@ -27,11 +27,13 @@ from driftline.http.admin_bodies import (
     VersionBody,
 )
 from driftline.http.guards import require_role
+from driftline.registry.answers import SyncOff, SyncReport, SyncStatus, SyncWoken
 from driftline.serving.routing import RoutingPolicy
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.lifecycle.service import Lifecycle
+    from driftline.registry.sync import RegistrySync
     from driftline.security.keys import Principal
 
 __all__ = ["AdminController", "reload_keys"]
@@ -354,10 +356,10 @@ class AdminController(Controller):
         return {"name": key_name, "revoked": True}
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)
-    async def registry(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def registry(self, request: Request[Any, Any, Any]) -> SyncStatus | SyncOff:
         """Source, state, last error, next attempt and versions refused."""
-        sync = request.app.state.sync
-        return {"source": None, "state": "off"} if sync is None else dict(sync.status())
+        sync: RegistrySync | None = request.app.state.sync
+        return SyncOff() if sync is None else sync.status()
 
     @post(
         "/registry/sync",
@@ -366,13 +368,12 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.CHANGE,
     )
-    async def sync_now(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def sync_now(self, request: Request[Any, Any, Any]) -> SyncReport | SyncWoken:
         """Runs one pass now (this process leads the sync) and returns what changed."""
-        sync = request.app.state.sync
+        sync: RegistrySync | None = request.app.state.sync
         if sync is None:
             raise Conflict("no registry source is configured (registry.source)")
         if not sync.leader:
             sync.wake()
-            return {"woken": True}
-        report: dict[str, Any] = await sync.sync_once()
-        return report
+            return SyncWoken()
+        return await sync.sync_once()

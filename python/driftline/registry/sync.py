@@ -27,9 +27,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftline.errors import DriftlineError, IntegrityError, RegistryUnavailable
+from driftline.registry.answers import (
+    AliasChange,
+    AliasRefusal,
+    ChangedVersion,
+    FailedVersion,
+    HeldVersion,
+    LoadFailure,
+    SyncReport,
+    SyncState,
+    SyncStatus,
+)
 from driftline.registry.leader import LeaderLock
 from driftline.repository.placement import Placement
 from driftline.store.audit import AuditAction
@@ -68,7 +79,7 @@ class RegistrySync:
         self.settings = settings
         self.actor = f"registry:{source.url}"
         self.placement = Placement(table.repository.root, source.url)
-        self.state = "starting"
+        self.state: SyncState = "starting"
         self.last_error: str | None = None
         self.last_success: float | None = None
         self.next_attempt: float | None = None
@@ -92,28 +103,21 @@ class RegistrySync:
 
     # -- status and control ---------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SyncStatus:
         """What the admin API shows about the sync."""
         now = time.time()
-        return {
-            "source": self.source.url,
-            "state": self.state,
-            "leader": self.leader,
-            "last_error": self.last_error,
-            "last_success_s_ago": None if self.last_success is None else round(now - self.last_success, 3),
-            "next_attempt_in_s": None if self.next_attempt is None else max(0.0, round(self.next_attempt - now, 3)),
-            "failed_versions": [
-                {"model": m, "version": str(v), "sha256": sha} for (m, v), sha in sorted(self._failed.items())
-            ],
-            "deleted_but_held": [
-                {"model": m, "version": str(v), "reason": why} for (m, v), why in sorted(self._held.items())
-            ],
-            "changed_at_source": [
-                {"model": m, "version": str(v), "source_sha256": sha} for (m, v), sha in sorted(self._changed.items())
-            ],
-            # What the last listing skipped (a bad config.toml, a sha256 that is no digest ...).
-            "problems": list(self.source.problems),
-        }
+        return SyncStatus(
+            source=self.source.url,
+            state=self.state,
+            leader=self.leader,
+            last_error=self.last_error,
+            last_success_s_ago=None if self.last_success is None else round(now - self.last_success, 3),
+            next_attempt_in_s=None if self.next_attempt is None else max(0.0, round(self.next_attempt - now, 3)),
+            failed_versions=[FailedVersion(m, str(v), sha) for (m, v), sha in sorted(self._failed.items())],
+            deleted_but_held=[HeldVersion(m, str(v), why) for (m, v), why in sorted(self._held.items())],
+            changed_at_source=[ChangedVersion(m, str(v), sha) for (m, v), sha in sorted(self._changed.items())],
+            problems=list(self.source.problems),
+        )
 
     def wake(self) -> None:
         """Run the next poll now (an operator asked for a sync)."""
@@ -150,7 +154,7 @@ class RegistrySync:
 
     # -- leader ---------------------------------------------------------------------------------------------------
 
-    async def sync_once(self) -> dict[str, Any]:
+    async def sync_once(self) -> SyncReport:
         """One pass over the source.
 
         Returns:
@@ -163,7 +167,7 @@ class RegistrySync:
             self.state = "syncing"
             self.attempts += 1
             remote = await asyncio.to_thread(self.source.list_models)
-            report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": [], "deleted": []}
+            report = SyncReport()
             wanted = set(self.settings.models)
             listed = {m.name: m for m in remote if not wanted or m.name in wanted}
             local = [n for n in self.table.repository.model_names() if not wanted or n in wanted]
@@ -184,7 +188,7 @@ class RegistrySync:
     def _placed(self, names: set[str]) -> dict[str, dict[int, str]]:
         return {name: self.placement.placed(name) for name in names}
 
-    async def _sync_model(self, model: RemoteModel, placed: dict[int, str], report: dict[str, Any]) -> None:
+    async def _sync_model(self, model: RemoteModel, placed: dict[int, str], report: SyncReport) -> None:
         new: dict[int, str] = {}
         for version, remote in sorted(model.versions.items()):
             if self.placement.has(model.name, version):
@@ -220,18 +224,18 @@ class RegistrySync:
             failures = self.table.failures(model.name)
             for version, sha in new.items():
                 if version in loaded:
-                    report["loaded"].append(f"{model.name}/{version}")
+                    report.loaded.append(f"{model.name}/{version}")
                     continue
                 if version not in failures:
                     continue  # placed, not selected by the version policy: a pin or an alias can load it later
                 reason = failures[version]
                 await asyncio.to_thread(self.placement.set_aside, model.name, version, sha)
                 self._failed[(model.name, version)] = model.versions[version].sha256
-                report["failed"].append({"model": model.name, "version": str(version), "reason": reason})
+                report.failed.append(LoadFailure(model.name, str(version), reason))
         if self.settings.sync_aliases and model.name in self.table.loaded():
             await self._sync_aliases(model, report)
 
-    async def _prune(self, name: str, listed: set[int], placed: dict[int, str], report: dict[str, Any]) -> None:
+    async def _prune(self, name: str, listed: set[int], placed: dict[int, str], report: SyncReport) -> None:
         """Unload and move aside the versions this source placed and no longer lists, unless something holds them."""
         gone = {v: sha for v, sha in placed.items() if v not in listed}
         # Only versions still gone can still be held; the loop below updates those.
@@ -265,7 +269,7 @@ class RegistrySync:
         if removed:
             with contextlib.suppress(DriftlineError):  # the versions that remain were loaded before and stay
                 await self.table.load(name, actor=self.actor)
-            report["deleted"].extend(f"{name}/{v}" for v in sorted(removed))
+            report.deleted.extend(f"{name}/{v}" for v in sorted(removed))
 
     def _republished(self, name: str, version: int, local: str, remote: str) -> None:
         """A version number the source now states other bytes for: versions are immutable here, so the one
@@ -284,16 +288,16 @@ class RegistrySync:
         )
         _log.error("version %s of %s changed at %s; the version placed here stays", version, name, self.source.url)
 
-    def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: dict[str, Any]) -> None:
+    def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: SyncReport) -> None:
         self._failed[(name, version)] = sha256
         self.table.note_failure(name, version, reason)
         self.audit.record(
             AuditAction.LOAD_FAILED, name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason
         )
-        report["failed"].append({"model": name, "version": str(version), "reason": reason})
+        report.failed.append(LoadFailure(name, str(version), reason))
         _log.error("version %s of %s from %s refused: %s", version, name, self.source.url, reason)
 
-    async def _sync_aliases(self, model: RemoteModel, report: dict[str, Any]) -> None:
+    async def _sync_aliases(self, model: RemoteModel, report: SyncReport) -> None:
         seen = self.lifecycle.store.registry_aliases(self.source.url)
         loaded = frozenset(self.table.loaded().get(model.name, {}))
         for alias, version in sorted(model.aliases.items()):
@@ -307,18 +311,16 @@ class RegistrySync:
                 await self.lifecycle.set_alias(model.name, alias, version, self.actor, "moved at the registry")
             except DriftlineError as exc:
                 self._refused[(model.name, alias)] = attempt
-                report["refused"].append(
-                    {"model": model.name, "alias": alias, "version": str(version), "reason": str(exc)}
-                )
+                report.refused.append(AliasRefusal(model.name, alias, str(version), str(exc)))
                 continue
             self._refused.pop((model.name, alias), None)
             self.lifecycle.store.remember_registry_alias(self.source.url, model.name, alias, version)
-            report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})
+            report.aliases.append(AliasChange(model.name, alias, str(version)))
         for (name, alias), version in sorted(seen.items()):
             if name == model.name and alias not in model.aliases:
                 await self._drop_alias(name, alias, version, report)
 
-    async def _drop_alias(self, name: str, alias: str, version: int, report: dict[str, Any]) -> None:
+    async def _drop_alias(self, name: str, alias: str, version: int, report: SyncReport) -> None:
         """An alias the registry set here and has since deleted: delete it here too, unless that is unsafe."""
         routes = self.table.routes(name)
         if routes.aliases.get(alias) != version:
@@ -336,7 +338,7 @@ class RegistrySync:
         if why is None:
             self._kept_aliases.pop((name, alias), None)
             self.lifecycle.store.forget_registry_alias(self.source.url, name, alias)
-            report["aliases"].append({"model": name, "alias": alias, "version": None})
+            report.aliases.append(AliasChange(name, alias, None))
             return
         if self._kept_aliases.get((name, alias)) != why:  # tried every poll, audited once per reason
             self._kept_aliases[(name, alias)] = why
@@ -347,7 +349,7 @@ class RegistrySync:
                 version_before=str(version),
                 reason=f"{alias}: deleted at the registry, kept here: {why}",
             )
-            report["refused"].append({"model": name, "alias": alias, "version": None, "reason": why})
+            report.refused.append(AliasRefusal(name, alias, None, why))
 
     # -- followers ------------------------------------------------------------------------------------------------
 
