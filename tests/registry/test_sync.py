@@ -7,6 +7,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 from tests.e2e.test_registry_sync import publish, set_source_aliases
 from tests.helpers import write_config
@@ -53,12 +54,12 @@ async def test_a_version_deleted_at_the_source_is_unloaded_unless_held(running: 
     assert set(running.table.loaded()["iris"]) == {2, 3}  # latest 1, plus the champion
     # Version 1 is placed but not loaded (the version policy did not select it): that is no failure.
     assert (repo / "1").is_dir()
-    assert sync.status()["failed_versions"] == []
+    assert sync.status().failed_versions == []
 
     # Version 3 deleted at the source: unloaded (after its queue drained), moved aside, on record.
     shutil.rmtree(source / "iris" / "3")
     report = await sync.sync_once()
-    assert report["deleted"] == ["iris/3"]
+    assert report.deleted == ["iris/3"]
     assert set(running.table.loaded()["iris"]) == {2}
     assert not (repo / "3").exists()
     assert list((repo / ".deleted").glob("3-*"))
@@ -70,13 +71,13 @@ async def test_a_version_deleted_at_the_source_is_unloaded_unless_held(running: 
     # The champion's version deleted at the source: the alias holds it; refused once, however many polls.
     shutil.rmtree(source / "iris" / "2")
     for _ in range(3):
-        assert (await sync.sync_once())["deleted"] == []
+        assert (await sync.sync_once()).deleted == []
     assert (repo / "2").is_dir()
     refused = actions(running, "delete_refused")
     assert len(refused) == 1
     assert refused[0].version_before == "2"
     assert "alias, route or pin holds it" in refused[0].reason
-    assert sync.status()["deleted_but_held"] == [
+    assert msgspec.to_builtins(sync.status().deleted_but_held) == [
         {"model": "iris", "version": "2", "reason": "an alias, route or pin holds it"}
     ]
     assert (await running.infer("iris"))["model_version"] == "2"
@@ -84,9 +85,9 @@ async def test_a_version_deleted_at_the_source_is_unloaded_unless_held(running: 
     # Once the alias lets go, the next poll prunes it.
     await running.lifecycle.load_version("iris", 1, "key:test")
     await running.lifecycle.set_alias("iris", "champion", 1, "key:test")
-    assert (await sync.sync_once())["deleted"] == ["iris/2"]
+    assert (await sync.sync_once()).deleted == ["iris/2"]
     assert set(running.table.loaded()["iris"]) == {1}
-    assert sync.status()["deleted_but_held"] == []
+    assert sync.status().deleted_but_held == []
 
     # The model put in by hand is untouched.
     assert set(running.table.loaded()["local"]) == {1}
@@ -106,13 +107,13 @@ async def test_the_last_version_stays_and_an_unreadable_listing_prunes_nothing(
 
     # A version the listing had to skip is not a deleted version.
     (source / "iris" / "1" / "model.onnx.sha256").write_text("not a digest\n")
-    assert (await sync.sync_once())["deleted"] == []
+    assert (await sync.sync_once()).deleted == []
     assert (repo / "1").is_dir()
-    assert "holds no sha256 digest" in sync.status()["problems"][0]
+    assert "holds no sha256 digest" in sync.status().problems[0]
 
     # The whole model deleted at the source: everything but the newest goes; the sync never takes a model offline.
     shutil.rmtree(source / "iris")
-    assert (await sync.sync_once())["deleted"] == ["iris/1"]
+    assert (await sync.sync_once()).deleted == ["iris/1"]
     assert (repo / "2").is_dir()
     assert "last version" in actions(running, "delete_refused")[0].reason
     assert (await running.infer("iris"))["model_version"] == "2"
@@ -130,7 +131,7 @@ async def test_mirror_deletions_off_keeps_everything(running: Running, tmp_path:
     )  # fmt: skip
     await sync.sync_once()
     shutil.rmtree(source / "iris" / "2")
-    assert (await sync.sync_once())["deleted"] == []
+    assert (await sync.sync_once()).deleted == []
     assert (tmp_path / "models" / "iris" / "2").is_dir()
 
 
@@ -141,20 +142,20 @@ async def test_a_refused_alias_is_tried_again_once_its_version_loads(running: Ru
     artifact = publish(source, 2, iris_weights, sha256="0" * 64)  # a digest the artifact does not match
     sync = syncer(running, source, tmp_path)
     first = await sync.sync_once()
-    assert first["failed"][0]["version"] == "2"
-    assert first["refused"][0]["alias"] == "champion"
+    assert first.failed[0].version == "2"
+    assert first.refused[0].alias == "champion"
 
     # Nothing changed: the same refusal is not tried (nor audited) again on every poll.
     for _ in range(3):
-        assert (await sync.sync_once())["refused"] == []
+        assert (await sync.sync_once()).refused == []
     assert len(actions(running, "alias_refused")) == 1
 
     # The publisher fixes the digest: the version loads, and the alias the source states follows it.
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     (artifact.parent / "model.onnx.sha256").write_text(f"{digest}  model.onnx\n")
     report = await sync.sync_once()
-    assert report["loaded"] == ["iris/2"]
-    assert report["aliases"] == [{"model": "iris", "alias": "champion", "version": "2"}]
+    assert report.loaded == ["iris/2"]
+    assert msgspec.to_builtins(report.aliases) == [{"model": "iris", "alias": "champion", "version": "2"}]
     assert (await running.infer("iris"))["model_version"] == "2"
 
 
@@ -216,6 +217,8 @@ async def test_a_version_republished_with_other_bytes_is_refused_once(running: R
     assert len(refused) == 1
     assert (refused[0].version_before, refused[0].sha256) == ("1", other)
     assert "versions are immutable" in refused[0].reason
-    assert sync.status()["changed_at_source"] == [{"model": "iris", "version": "1", "source_sha256": other}]
+    assert msgspec.to_builtins(sync.status().changed_at_source) == [
+        {"model": "iris", "version": "1", "source_sha256": other}
+    ]
     assert hashlib.sha256((tmp_path / "models" / "iris" / "1" / "model.onnx").read_bytes()).hexdigest() == placed
     assert (await running.infer("iris"))["model_version"] == "1"

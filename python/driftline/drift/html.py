@@ -1,16 +1,94 @@
-"""Renders a DriftReport as one self-contained HTML page: summary, feature table, inline SVG histograms."""
+"""Renders a drift report as one self-contained HTML page: summary, feature table, inline SVG histograms.
+
+The renderer states what it reads as protocols, which `drift.report`'s Structs meet, so the report can offer
+``to_html()`` by importing this module without this module importing it back.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from driftline.drift.report import DriftReport, FeatureDrift, Histogram
+    from collections.abc import Sequence
 
-__all__ = ["render"]
+__all__ = ["FeatureView", "HistogramView", "ReportView", "render"]
+
+
+class HistogramView(Protocol):
+    """The counts one chart draws (a `drift.report.Histogram`)."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def reference(self) -> Sequence[int]: ...
+    @property
+    def current(self) -> Sequence[int]: ...
+    @property
+    def edges(self) -> Sequence[float] | None: ...
+
+
+class FeatureView(Protocol):
+    """One feature's row and chart (a `drift.report.FeatureDrift`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def stat(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def pvalue(self) -> float | None: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def n_ref(self) -> int: ...
+    @property
+    def n_cur(self) -> int: ...
+    @property
+    def nan_ref(self) -> int: ...
+    @property
+    def nan_cur(self) -> int: ...
+    @property
+    def sampled(self) -> bool: ...
+    @property
+    def histogram(self) -> HistogramView | None: ...
+
+
+class ReportView(Protocol):
+    """The page's header and its features (a `drift.report.DriftReport`)."""
+
+    @property
+    def features(self) -> Sequence[FeatureView]: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def drift_share(self) -> float: ...
+    @property
+    def drifted_share(self) -> float: ...
+    @property
+    def n_drifted(self) -> int: ...
+    @property
+    def preset(self) -> str: ...
+    @property
+    def binning(self) -> str: ...
+    @property
+    def n_ref_rows(self) -> int: ...
+    @property
+    def n_cur_rows(self) -> int: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def created(self) -> float: ...
+
 
 _REF, _CUR = "#5b7db8", "#e8833a"
 _MAX_BARS = 30
@@ -63,7 +141,7 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge {verdict}">{escape(text)}</span>'
 
 
-def _limit(h: Histogram) -> tuple[list[str], list[int], list[int], int]:
+def _limit(h: HistogramView) -> tuple[Sequence[str], Sequence[int], Sequence[int], int]:
     """Keep charts readable: categorical histograms show their _MAX_BARS largest categories."""
     if len(h.labels) <= _MAX_BARS:
         return h.labels, h.reference, h.current, 0
@@ -77,7 +155,7 @@ def _limit(h: Histogram) -> tuple[list[str], list[int], list[int], int]:
     )
 
 
-def _svg(h: Histogram) -> str:
+def _svg(h: HistogramView) -> str:
     labels, ref, cur, hidden = _limit(h)
     width, height, left, bottom, top = 340, 176, 36, 46, 8
     plot_w, plot_h = width - left - 6, height - bottom - top
@@ -124,7 +202,7 @@ def _svg(h: Histogram) -> str:
     return "".join(parts)
 
 
-def _row(f: FeatureDrift) -> str:
+def _row(f: FeatureView) -> str:
     cells = [
         f"<td><b>{escape(f.name)}</b></td>",
         f"<td>{escape(f.kind)}</td>",
@@ -139,7 +217,7 @@ def _row(f: FeatureDrift) -> str:
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def _chart(f: FeatureDrift) -> str:
+def _chart(f: FeatureView) -> str:
     if f.histogram is None:
         return ""
     value = f"{f.stat} = {_fmt(f.value)}"
@@ -151,7 +229,7 @@ def _chart(f: FeatureDrift) -> str:
     )
 
 
-def render(report: DriftReport, title: str | None = None) -> str:
+def render(report: ReportView, title: str | None = None) -> str:
     """The report as a standalone HTML document (no external scripts, styles or fonts).
 
     Args:

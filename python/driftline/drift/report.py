@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from driftline.drift.html import render
 from driftline.drift.policy import Verdict  # noqa: TC001 - msgspec resolves it at run time
 
 __all__ = ["DriftReport", "FeatureDrift", "Histogram"]
@@ -138,6 +139,4 @@ class DriftReport(msgspec.Struct, frozen=True):
         Returns:
             The HTML document.
         """
-        from driftline.drift.html import render
-
         return render(self, title)

@@ -29,6 +29,7 @@ from driftline.http.admin_bodies import (
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role
 from driftline.lifecycle.status import model_status
+from driftline.registry.answers import SyncOff, SyncReport, SyncStatus, SyncWoken
 from driftline.serving.routing import RoutingPolicy
 from driftline.store.audit import AuditAction
 
@@ -353,10 +354,10 @@ class AdminController(Controller):
         return {"name": key_name, "revoked": True}
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)
-    async def registry(self, services: ServicesDep) -> dict[str, Any]:
+    async def registry(self, services: ServicesDep) -> SyncStatus | SyncOff:
         """Source, state, last error, next attempt and versions refused."""
         sync = services.sync
-        return {"source": None, "state": "off"} if sync is None else dict(sync.status())
+        return SyncOff() if sync is None else sync.status()
 
     @post(
         "/registry/sync",
@@ -365,13 +366,12 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.CHANGE,
     )
-    async def sync_now(self, services: ServicesDep) -> dict[str, Any]:
+    async def sync_now(self, services: ServicesDep) -> SyncReport | SyncWoken:
         """Runs one pass now (this process leads the sync) and returns what changed."""
         sync = services.sync
         if sync is None:
             raise Conflict("no registry source is configured (registry.source)")
         if not sync.leader:
             sync.wake()
-            return {"woken": True}
-        report: dict[str, Any] = await sync.sync_once()
-        return report
+            return SyncWoken()
+        return await sync.sync_once()

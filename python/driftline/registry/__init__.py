@@ -1,4 +1,10 @@
-"""Model registry sources (a folder over fsspec, MLflow's Model Registry) and the cache their artifacts land in."""
+"""Model registry sources (a folder over fsspec, MLflow's Model Registry) and the cache their artifacts land in.
+
+`open_source` lives here, above both kinds of source, so that `source.py` (the interface they implement) imports
+neither of them.
+"""
+
+from __future__ import annotations
 
 from driftline.registry.cache import ArtifactCache, CachedArtifact
 from driftline.registry.directory import DirectorySource
@@ -9,7 +15,6 @@ from driftline.registry.source import (
     RegistryUnavailable,
     RemoteModel,
     RemoteVersion,
-    open_source,
 )
 
 __all__ = [
@@ -24,3 +29,22 @@ __all__ = [
     "RemoteVersion",
     "open_source",
 ]
+
+
+def open_source(url: str) -> RegistrySource:
+    """Open the registry source a configured URL names.
+
+    Args:
+        url: ``mlflow+http://host:port`` or ``mlflow+https://...`` for an MLflow tracking server; anything else
+            is a directory laid out like the repository: a plain path or any fsspec URL (``file://``, ``memory://``,
+            ``s3://`` ...).
+
+    Returns:
+        The source; nothing is contacted yet.
+
+    Raises:
+        ConfigError: The scheme is unknown, the fsspec protocol it names is not installed, or mlflow is not.
+    """
+    if url.startswith("mlflow+"):
+        return MlflowSource(url)  # which refuses any mlflow+ scheme but http and https
+    return DirectorySource(url)

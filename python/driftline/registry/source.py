@@ -1,4 +1,4 @@
-"""What a model registry source is: the listing types, the `RegistrySource` protocol and the `open_source` factory."""
+"""What a model registry source is: the listing types and the `RegistrySource` protocol."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 # Re-exported so the registry package names every error it raises.
-from driftline.errors import ConfigError, IntegrityError, RegistryUnavailable
+from driftline.errors import IntegrityError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -17,12 +17,7 @@ __all__ = [
     "RegistryUnavailable",
     "RemoteModel",
     "RemoteVersion",
-    "open_source",
 ]
-
-# The repository's own rule for model folder names (repository/layout.py), so a synced model is always loadable.
-
-_MLFLOW_SCHEMES = ("mlflow+http://", "mlflow+https://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,29 +63,3 @@ class RegistrySource(Protocol):
     def fetch(self, version: RemoteVersion, dest: Path) -> None:
         """Write the files of ``version`` into the empty folder ``dest``; raises RegistryUnavailable on I/O failure."""
         ...
-
-
-def open_source(url: str) -> RegistrySource:
-    """Open the registry source a configured URL names.
-
-    Args:
-        url: ``mlflow+http://host:port`` or ``mlflow+https://...`` for an MLflow tracking server; anything else
-            is a directory laid out like the repository: a plain path or any fsspec URL (``file://``, ``memory://``,
-            ``s3://`` ...).
-
-    Returns:
-        The source; nothing is contacted yet.
-
-    Raises:
-        ConfigError: The scheme is unknown, or the fsspec protocol it names is not installed.
-    """
-    if url.startswith(_MLFLOW_SCHEMES):
-        # Imported here so a directory-only deployment never pays for (or needs) the mlflow module.
-        from driftline.registry.mlflow import MlflowSource
-
-        return MlflowSource(url)
-    if url.startswith("mlflow+"):
-        raise ConfigError(f"registry url {url!r}: mlflow sources take mlflow+http:// or mlflow+https://")
-    from driftline.registry.directory import DirectorySource
-
-    return DirectorySource(url)

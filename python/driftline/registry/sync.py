@@ -25,23 +25,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
-import shutil
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from driftline.errors import DriftlineError, IntegrityError, RegistryUnavailable
+from driftline.registry.answers import (
+    AliasChange,
+    AliasRefusal,
+    ChangedVersion,
+    FailedVersion,
+    HeldVersion,
+    LoadFailure,
+    SyncReport,
+    SyncState,
+    SyncStatus,
+)
+from driftline.registry.leader import LeaderLock
+from driftline.repository.placement import Placement
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     from driftline.config import RegistrySettings
     from driftline.lifecycle.service import Lifecycle
-    from driftline.registry.cache import ArtifactCache, CachedArtifact
+    from driftline.registry.cache import ArtifactCache
     from driftline.registry.source import RegistrySource, RemoteModel
     from driftline.serving.table import ModelTable
     from driftline.store.audit import AuditLog
@@ -49,71 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["RegistrySync"]
 
 _log = logging.getLogger("driftline.registry")
-_FAILED = ".failed"
-_DELETED = ".deleted"
-# <model>/.registry/<version>.json: which source placed a version, so only what a sync placed is ever pruned.
-_PLACED = ".registry"
-
-
-def _materialize(
-    cached: CachedArtifact, model_dir: Path, version: int, config_toml: str | None, source_url: str
-) -> Path:
-    """Place a cached version at ``model_dir/<version>`` atomically (hard links where the file system allows)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    placed = model_dir / _PLACED
-    placed.mkdir(exist_ok=True)
-    # Written before the folder appears: a version in the repository never lacks its record.
-    (placed / f"{version}.json").write_bytes(msgspec.json.encode({"source": source_url, "sha256": cached.sha256}))
-    staging = model_dir / f".incoming-{version}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    config_in_artifact: Path | None = None
-    for item in cached.path.rglob("*"):
-        if not item.is_file():
-            continue
-        relative = item.relative_to(cached.path)
-        if relative == Path("config.toml"):
-            config_in_artifact = item
-            continue
-        target = staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(item, target)
-        except OSError:
-            shutil.copy2(item, target)
-    config = model_dir / "config.toml"
-    if not config.exists():
-        # A model new to this repository takes its config from the source; an existing config is never overwritten.
-        if config_toml is not None:
-            config.write_text(config_toml)
-        elif config_in_artifact is not None:
-            shutil.copyfile(config_in_artifact, config)
-    final = model_dir / str(version)
-    staging.rename(final)
-    return final
-
-
-def _placed_by(model_dir: Path, source_url: str) -> dict[int, str]:
-    """The versions in the repository that ``source_url``'s sync placed: version -> sha256."""
-    found: dict[int, str] = {}
-    for record in (model_dir / _PLACED).glob("*.json"):
-        if not record.stem.isdigit() or not (model_dir / record.stem).is_dir():
-            continue
-        with contextlib.suppress(msgspec.DecodeError, OSError):
-            placed = msgspec.json.decode(record.read_bytes(), type=dict[str, str])
-            if placed.get("source") == source_url:
-                found[int(record.stem)] = placed.get("sha256", "")
-    return found
-
-
-def _set_aside(model_dir: Path, version: int, sha256: str, where: str = _FAILED) -> None:
-    """Move a version out of the repository (a failed load, or deleted at the source) so no restart loads it."""
-    folder = model_dir / str(version)
-    if folder.is_dir():
-        aside = model_dir / where / f"{version}-{sha256[:12]}"
-        shutil.rmtree(aside, ignore_errors=True)
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        folder.rename(aside)
 
 
 class RegistrySync:
@@ -136,7 +78,8 @@ class RegistrySync:
         self.audit = audit
         self.settings = settings
         self.actor = f"registry:{source.url}"
-        self.state = "starting"
+        self.placement = Placement(table.repository.root, source.url)
+        self.state: SyncState = "starting"
         self.last_error: str | None = None
         self.last_success: float | None = None
         self.next_attempt: float | None = None
@@ -153,61 +96,39 @@ class RegistrySync:
         self._changed: dict[tuple[str, int], str] = {}
         # (model, version) deleted at the source but held here (alias, route, pin, last version): audited once.
         self._held: dict[tuple[str, int], str] = {}
-        self._seen_folders: dict[str, frozenset[str]] = {}
-        self._lock_file: Any = None
+        self._seen_folders: dict[str, frozenset[int]] = {}
+        self._lock = LeaderLock(cache.root)
         self._wake = asyncio.Event()
         self._running = asyncio.Lock()
 
     # -- status and control ---------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SyncStatus:
         """What the admin API shows about the sync."""
         now = time.time()
-        return {
-            "source": self.source.url,
-            "state": self.state,
-            "leader": self.leader,
-            "last_error": self.last_error,
-            "last_success_s_ago": None if self.last_success is None else round(now - self.last_success, 3),
-            "next_attempt_in_s": None if self.next_attempt is None else max(0.0, round(self.next_attempt - now, 3)),
-            "failed_versions": [
-                {"model": m, "version": str(v), "sha256": sha} for (m, v), sha in sorted(self._failed.items())
-            ],
-            "deleted_but_held": [
-                {"model": m, "version": str(v), "reason": why} for (m, v), why in sorted(self._held.items())
-            ],
-            "changed_at_source": [
-                {"model": m, "version": str(v), "source_sha256": sha} for (m, v), sha in sorted(self._changed.items())
-            ],
-            # What the last listing skipped (a bad config.toml, a sha256 that is no digest ...).
-            "problems": list(self.source.problems),
-        }
+        return SyncStatus(
+            source=self.source.url,
+            state=self.state,
+            leader=self.leader,
+            last_error=self.last_error,
+            last_success_s_ago=None if self.last_success is None else round(now - self.last_success, 3),
+            next_attempt_in_s=None if self.next_attempt is None else max(0.0, round(self.next_attempt - now, 3)),
+            failed_versions=[FailedVersion(m, str(v), sha) for (m, v), sha in sorted(self._failed.items())],
+            deleted_but_held=[HeldVersion(m, str(v), why) for (m, v), why in sorted(self._held.items())],
+            changed_at_source=[ChangedVersion(m, str(v), sha) for (m, v), sha in sorted(self._changed.items())],
+            problems=list(self.source.problems),
+        )
 
     def wake(self) -> None:
         """Run the next poll now (an operator asked for a sync)."""
         self._wake.set()
-
-    def _take_leadership(self) -> bool:
-        """One process per cache directory talks to the source; the file lock goes with the process."""
-        if self._lock_file is not None:
-            return True
-        path = self.cache.root / ".sync.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._lock_file = handle
-        return True
 
     async def run_forever(self) -> None:
         """Poll until cancelled; an unreachable source backs off up to ``max_backoff_s``."""
         delay = self.settings.poll_interval_s
         try:
             while True:
-                self.leader = self._take_leadership()
+                self.leader = self._lock.acquire()
                 try:
                     if self.leader:
                         await self.sync_once()
@@ -229,13 +150,11 @@ class RegistrySync:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+            self._lock.release()
 
     # -- leader ---------------------------------------------------------------------------------------------------
 
-    async def sync_once(self) -> dict[str, Any]:
+    async def sync_once(self) -> SyncReport:
         """One pass over the source.
 
         Returns:
@@ -248,7 +167,7 @@ class RegistrySync:
             self.state = "syncing"
             self.attempts += 1
             remote = await asyncio.to_thread(self.source.list_models)
-            report: dict[str, Any] = {"loaded": [], "failed": [], "aliases": [], "refused": [], "deleted": []}
+            report = SyncReport()
             wanted = set(self.settings.models)
             listed = {m.name: m for m in remote if not wanted or m.name in wanted}
             local = [n for n in self.table.repository.model_names() if not wanted or n in wanted]
@@ -267,15 +186,12 @@ class RegistrySync:
         return report
 
     def _placed(self, names: set[str]) -> dict[str, dict[int, str]]:
-        root = self.table.repository.root
-        return {name: _placed_by(root / name, self.source.url) for name in names}
+        return {name: self.placement.placed(name) for name in names}
 
-    async def _sync_model(self, model: RemoteModel, placed: dict[int, str], report: dict[str, Any]) -> None:
-        root = self.table.repository.root
-        model_dir = root / model.name
+    async def _sync_model(self, model: RemoteModel, placed: dict[int, str], report: SyncReport) -> None:
         new: dict[int, str] = {}
         for version, remote in sorted(model.versions.items()):
-            if (model_dir / str(version)).is_dir():
+            if self.placement.has(model.name, version):
                 here = placed.get(version)
                 if here and remote.sha256 and remote.sha256 != here:
                     self._republished(model.name, version, here, remote.sha256)
@@ -285,7 +201,9 @@ class RegistrySync:
                 continue
             try:
                 cached = await asyncio.to_thread(self.cache.store, self.source, remote)
-                await asyncio.to_thread(_materialize, cached, model_dir, version, model.config_toml, self.source.url)
+                await asyncio.to_thread(
+                    self.placement.place, model.name, version, cached.path, cached.sha256, model.config_toml
+                )
             except IntegrityError as exc:
                 self._fail(model.name, version, remote.sha256, str(exc), report)
                 continue
@@ -296,7 +214,7 @@ class RegistrySync:
         wanted = set(model.aliases.values()) if self.settings.sync_aliases else set()
         loaded_now = set(self.table.loaded().get(model.name, {}))
         # Reload when versions arrived, or when the registry points an alias at a local version not loaded now.
-        local = {v for v in wanted if (model_dir / str(v)).is_dir()}
+        local = wanted & self.placement.versions(model.name)
         if new or (local - loaded_now) or (model.versions and not loaded_now):
             try:
                 loaded = await self.table.load(model.name, actor=self.actor, extra=wanted)
@@ -306,26 +224,25 @@ class RegistrySync:
             failures = self.table.failures(model.name)
             for version, sha in new.items():
                 if version in loaded:
-                    report["loaded"].append(f"{model.name}/{version}")
+                    report.loaded.append(f"{model.name}/{version}")
                     continue
                 if version not in failures:
                     continue  # placed, not selected by the version policy: a pin or an alias can load it later
                 reason = failures[version]
-                await asyncio.to_thread(_set_aside, model_dir, version, sha)
+                await asyncio.to_thread(self.placement.set_aside, model.name, version, sha)
                 self._failed[(model.name, version)] = model.versions[version].sha256
-                report["failed"].append({"model": model.name, "version": str(version), "reason": reason})
+                report.failed.append(LoadFailure(model.name, str(version), reason))
         if self.settings.sync_aliases and model.name in self.table.loaded():
             await self._sync_aliases(model, report)
 
-    async def _prune(self, name: str, listed: set[int], placed: dict[int, str], report: dict[str, Any]) -> None:
+    async def _prune(self, name: str, listed: set[int], placed: dict[int, str], report: SyncReport) -> None:
         """Unload and move aside the versions this source placed and no longer lists, unless something holds them."""
-        model_dir = self.table.repository.root / name
         gone = {v: sha for v, sha in placed.items() if v not in listed}
         # Only versions still gone can still be held; the loop below updates those.
         self._held = {k: why for k, why in self._held.items() if k[0] != name or k[1] in gone}
         if not gone:
             return
-        local = {int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()}
+        local = set(self.placement.versions(name))
         held = self.table.held(name)
         removed = []
         for version, sha in sorted(gone.items()):  # oldest first: the newest is the one a last-version rule keeps
@@ -334,7 +251,7 @@ class RegistrySync:
             elif not (local - {version}):
                 why = "it is the model's last version (unload the model to take it offline)"
             else:
-                await asyncio.to_thread(_set_aside, model_dir, version, sha, _DELETED)
+                await asyncio.to_thread(self.placement.set_aside, name, version, sha, deleted=True)
                 local.discard(version)
                 self._held.pop((name, version), None)
                 removed.append(version)
@@ -352,7 +269,7 @@ class RegistrySync:
         if removed:
             with contextlib.suppress(DriftlineError):  # the versions that remain were loaded before and stay
                 await self.table.load(name, actor=self.actor)
-            report["deleted"].extend(f"{name}/{v}" for v in sorted(removed))
+            report.deleted.extend(f"{name}/{v}" for v in sorted(removed))
 
     def _republished(self, name: str, version: int, local: str, remote: str) -> None:
         """A version number the source now states other bytes for: versions are immutable here, so the one
@@ -371,16 +288,16 @@ class RegistrySync:
         )
         _log.error("version %s of %s changed at %s; the version placed here stays", version, name, self.source.url)
 
-    def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: dict[str, Any]) -> None:
+    def _fail(self, name: str, version: int, sha256: str | None, reason: str, report: SyncReport) -> None:
         self._failed[(name, version)] = sha256
         self.table.note_failure(name, version, reason)
         self.audit.record(
             AuditAction.LOAD_FAILED, name, actor=self.actor, version_after=str(version), sha256=sha256, reason=reason
         )
-        report["failed"].append({"model": name, "version": str(version), "reason": reason})
+        report.failed.append(LoadFailure(name, str(version), reason))
         _log.error("version %s of %s from %s refused: %s", version, name, self.source.url, reason)
 
-    async def _sync_aliases(self, model: RemoteModel, report: dict[str, Any]) -> None:
+    async def _sync_aliases(self, model: RemoteModel, report: SyncReport) -> None:
         seen = self.lifecycle.deployments.registry_aliases(self.source.url)
         loaded = frozenset(self.table.loaded().get(model.name, {}))
         for alias, version in sorted(model.aliases.items()):
@@ -394,18 +311,16 @@ class RegistrySync:
                 await self.lifecycle.set_alias(model.name, alias, version, self.actor, "moved at the registry")
             except DriftlineError as exc:
                 self._refused[(model.name, alias)] = attempt
-                report["refused"].append(
-                    {"model": model.name, "alias": alias, "version": str(version), "reason": str(exc)}
-                )
+                report.refused.append(AliasRefusal(model.name, alias, str(version), str(exc)))
                 continue
             self._refused.pop((model.name, alias), None)
             self.lifecycle.deployments.remember_registry_alias(self.source.url, model.name, alias, version)
-            report["aliases"].append({"model": model.name, "alias": alias, "version": str(version)})
+            report.aliases.append(AliasChange(model.name, alias, str(version)))
         for (name, alias), version in sorted(seen.items()):
             if name == model.name and alias not in model.aliases:
                 await self._drop_alias(name, alias, version, report)
 
-    async def _drop_alias(self, name: str, alias: str, version: int, report: dict[str, Any]) -> None:
+    async def _drop_alias(self, name: str, alias: str, version: int, report: SyncReport) -> None:
         """An alias the registry set here and has since deleted: delete it here too, unless that is unsafe."""
         routes = self.table.routes(name)
         if routes.aliases.get(alias) != version:
@@ -423,7 +338,7 @@ class RegistrySync:
         if why is None:
             self._kept_aliases.pop((name, alias), None)
             self.lifecycle.deployments.forget_registry_alias(self.source.url, name, alias)
-            report["aliases"].append({"model": name, "alias": alias, "version": None})
+            report.aliases.append(AliasChange(name, alias, None))
             return
         if self._kept_aliases.get((name, alias)) != why:  # tried every poll, audited once per reason
             self._kept_aliases[(name, alias)] = why
@@ -434,17 +349,16 @@ class RegistrySync:
                 version_before=str(version),
                 reason=f"{alias}: deleted at the registry, kept here: {why}",
             )
-            report["refused"].append({"model": name, "alias": alias, "version": None, "reason": why})
+            report.refused.append(AliasRefusal(name, alias, None, why))
 
     # -- followers ------------------------------------------------------------------------------------------------
 
     async def follow_once(self) -> None:
         """Load the versions the leader placed in the repository since the last look."""
         self.state = "following"
-        root = self.table.repository.root
         changed = []
         for name in self.table.repository.model_names():
-            folders = frozenset(p.name for p in (root / name).iterdir() if p.is_dir() and p.name.isdigit())
+            folders = self.placement.versions(name)
             if self._seen_folders.get(name) != folders:
                 self._seen_folders[name] = folders
                 changed.append(name)

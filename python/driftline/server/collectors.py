@@ -145,11 +145,11 @@ class RegistryCollector(Collector):
         failed = GaugeMetricFamily(
             "driftline_registry_failed_versions", "Versions from the source refused at any step", labels=["source"]
         )
-        failed.add_metric(labels, len(status["failed_versions"]))
+        failed.add_metric(labels, len(status.failed_versions))
         held = GaugeMetricFamily(
             "driftline_registry_deleted_but_held",
             "Versions deleted at the source that an alias, route or pin keeps here",
             labels=["source"],
         )
-        held.add_metric(labels, len(status["deleted_but_held"]))
+        held.add_metric(labels, len(status.deleted_but_held))
         yield from (up, leader, success, failed, held)
