@@ -51,6 +51,7 @@ graph_optimization_level = "basic"
     [
         ("max_batch_size = -1", "max_batch_size"),
         ('device = "gpu"', "device"),
+        ('device = "cpu\\n"', "device"),  # "$" let a trailing newline through
         ("instances = 0", "instances"),
         ("unknown_key = 1", "unknown_key"),
         ("[batching]\npreferred_batch_sizes = [64]", "preferred_batch_sizes"),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DirectorySource"]
 
-_VERSION = re.compile(r"^[0-9]+$")
+_VERSION = re.compile(r"\A[0-9]+\Z")  # \Z: "$" would let a trailing newline through
 
 
 class DirectorySource:

@@ -41,7 +41,7 @@ DATATYPES = frozenset(
         "BYTES",
     }
 )
-_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"\A(cpu|auto|cuda(:\d+)?)\Z")  # \Z: "$" would let a trailing newline through
 
 
 class TensorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
