@@ -67,23 +67,14 @@ class Lifecycle:
                 continue
             for alias, version in source.config.aliases.items():
                 if version not in source.artifacts:
-                    self.audit.record(
-                        AuditAction.ALIAS_REFUSED,
-                        name,
-                        actor="config",
-                        version_after=str(version),
-                        reason=f"{alias}: config.toml points it at version {version}, which is not in the repository",
-                    )
+                    action = AuditAction.ALIAS_REFUSED
+                    reason = f"config.toml points it at version {version}, which is not in the repository"
                     _log.error("model %s: alias %s -> version %s: no such version; not seeded", name, alias, version)
-                    continue
-                if self.deployments.seed_alias(name, alias, version):
-                    self.audit.record(
-                        AuditAction.ALIAS_SET,
-                        name,
-                        actor="config",
-                        version_after=str(version),
-                        reason=f"{alias}: seeded",
-                    )
+                elif self.deployments.seed_alias(name, alias, version):
+                    action, reason = AuditAction.ALIAS_SET, "seeded"
+                else:
+                    continue  # the store has it already: the store wins after the first start
+                self.audit.record(action, name, actor="config", version_after=str(version), reason=f"{alias}: {reason}")
         self.refresh()
 
     def _stored(self) -> tuple[dict[str, dict[str, int]], dict[str, RoutingPolicy], dict[str, set[int]]]:

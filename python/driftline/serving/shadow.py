@@ -116,23 +116,13 @@ class ShadowComparisons:
         if len(self._tasks) >= MAX_IN_FLIGHT:
             pair.dropped += 1
             return
-        task = asyncio.get_running_loop().create_task(
-            self._run(pair, shadow, inputs, rows, primary_outputs, primary_latency_s)
-        )
+        pair.requests += 1
+        pair.primary_latency_s += primary_latency_s
+        task = asyncio.get_running_loop().create_task(self._run(pair, shadow, inputs, rows, primary_outputs))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(
-        self,
-        pair: ShadowPair,
-        shadow: LoadedModel,
-        inputs: Arrays,
-        rows: int,
-        primary_outputs: Arrays,
-        primary_latency_s: float,
-    ) -> None:
-        pair.requests += 1
-        pair.primary_latency_s += primary_latency_s
+    async def _run(self, pair: ShadowPair, shadow: LoadedModel, inputs: Arrays, rows: int, primary: Arrays) -> None:
         start = time.perf_counter()
         try:
             check_request(shadow, inputs, None)
@@ -143,7 +133,7 @@ class ShadowComparisons:
             self._dirty.add((pair.model, pair.primary, pair.shadow))
             return
         pair.shadow_latency_s += time.perf_counter() - start
-        compared, agreeing, abs_sum, abs_count = compare_outputs(primary_outputs, outputs)
+        compared, agreeing, abs_sum, abs_count = compare_outputs(primary, outputs)
         pair.compared_rows += compared
         pair.agreeing_rows += agreeing
         pair.abs_diff_sum += abs_sum
