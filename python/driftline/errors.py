@@ -15,8 +15,10 @@ __all__ = [
     "InferenceFailed",
     "InferenceTimeout",
     "IntegrityError",
+    "JobNotFound",
     "ModelNotFound",
     "ModelNotReady",
+    "NotFound",
     "PayloadTooLarge",
     "QueueClosed",
     "QueueFull",
@@ -45,10 +47,18 @@ class ConfigError(DriftlineError):
     http_status = 400
 
 
-class ModelNotFound(DriftlineError):
-    """No such model or version in the repository."""
+class NotFound(DriftlineError):
+    """Something a request names does not exist."""
 
     http_status = 404
+
+
+class ModelNotFound(NotFound):
+    """No such model or version in the repository."""
+
+
+class JobNotFound(NotFound):
+    """No scoring job with that id."""
 
 
 class ModelNotReady(DriftlineError):
