@@ -66,13 +66,6 @@ class StringValue(msgspec.Struct, frozen=True):
     string_value: str
 
 
-class ConfigParameters(msgspec.Struct, frozen=True):
-    """Where the model runs, and why when that differs from its config.toml."""
-
-    device: StringValue
-    notes: StringValue
-
-
 class QueuePolicy(msgspec.Struct, frozen=True):
     """The queue's bound and timeout."""
 
@@ -93,7 +86,8 @@ class DynamicBatching(msgspec.Struct, frozen=True):
 
 
 class TritonModelConfig(msgspec.Struct, frozen=True):
-    """A model's configuration; ``dynamic_batching`` only when it batches."""
+    """A model's configuration; ``dynamic_batching`` only when it batches. ``parameters`` is Triton's map of named
+    values: here ``device`` (where the model runs) and ``notes`` (why, when that differs from its config.toml)."""
 
     name: str
     platform: str
@@ -103,7 +97,7 @@ class TritonModelConfig(msgspec.Struct, frozen=True):
     output: list[TritonTensor]
     instance_group: list[InstanceGroup]
     version_policy: VersionPolicy
-    parameters: ConfigParameters
+    parameters: dict[str, StringValue]
     dynamic_batching: DynamicBatching | UnsetType = UNSET
 
 
@@ -156,10 +150,10 @@ def triton_config(model: LoadedModel) -> TritonModelConfig:
         output=[_tensor(t, batching) for t in model.outputs],
         instance_group=[group],
         version_policy=_policy(model),
-        parameters=ConfigParameters(
-            device=StringValue(backend.device),
-            notes=StringValue("; ".join([*backend.notes, *model.source.notes])),
-        ),
+        parameters={
+            "device": StringValue(backend.device),
+            "notes": StringValue("; ".join([*backend.notes, *model.source.notes])),
+        },
         dynamic_batching=dynamic if batching else UNSET,
     )
 
