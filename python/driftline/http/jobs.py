@@ -75,12 +75,12 @@ class JobsController(Controller):
     @get("", summary="List jobs", responses=errors(401, 403))
     async def list_jobs(self, services: ServicesDep) -> list[JobRecord]:
         """The newest jobs first."""
-        return (services.jobs, services.job_store)[1].recent()
+        return services.job_store.recent()
 
     @get("/{job_id:str}", summary="One job", responses=errors(400, 401, 403, 404))
     async def get_job(self, services: ServicesDep, job_id: str) -> JobRecord:
         """State, rows done, rows/s and error of a job."""
-        record = (services.jobs, services.job_store)[1].get(job_id)
+        record = services.job_store.get(job_id)
         if record is None:
             raise JobNotFound(f"job {job_id!r} not found")
         return record
