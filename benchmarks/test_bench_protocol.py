@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from driftline.protocol import decode_infer_request, encode_infer_response
+from driftline.protocol.codec import decode_infer_request, encode_infer_response
 
 RNG = np.random.default_rng(0)
 

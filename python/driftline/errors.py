@@ -15,6 +15,7 @@ __all__ = [
     "InferenceFailed",
     "InferenceTimeout",
     "IntegrityError",
+    "JobNotFound",
     "ModelNotFound",
     "ModelNotReady",
     "NotFound",
@@ -55,6 +56,10 @@ class NotFound(DriftlineError):
 
 class ModelNotFound(NotFound):
     """No such model or version in the repository."""
+
+
+class JobNotFound(NotFound):
+    """No scoring job with that id."""
 
 
 class ProposalNotFound(NotFound):

@@ -144,7 +144,7 @@ async def test_rollback_returns_to_the_previous_version_in_one_call(running):
         await running.lifecycle.rollback("iris", "champion", "test")
     await running.lifecycle.set_alias("iris", "champion", 1, "test")
     result = await running.lifecycle.rollback("iris", "champion", "test", "bad numbers")
-    assert result == {"model": "iris", "alias": "champion", "version": "2", "previous": "1"}
+    assert msgspec.to_builtins(result) == {"model": "iris", "alias": "champion", "version": "2", "previous": "1"}
     assert (await running.infer("iris"))["model_version"] == "2"
     event = running.audit.events("iris", action="rollback")[0]
     assert (event.version_before, event.version_after, event.actor) == ("1", "2", "test")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tests.protocol.oip_wire import SAMPLES, assert_same, build_request, parse_response
 
-from driftline.protocol import DecodedRequest, decode_infer_request, encode_infer_response
+from driftline.protocol.codec import DecodedRequest, decode_infer_request, encode_infer_response
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])

@@ -17,8 +17,7 @@ import pytest
 from tests.protocol.test_codec_errors import _binary, _json, _x
 
 from driftline.errors import BadRequest
-from driftline.protocol import decode_infer_request
-from driftline.protocol.codec import MAX_DIMS
+from driftline.protocol.codec import MAX_DIMS, decode_infer_request
 from driftline.protocol.json_codec import MAX_PARAMETER_DEPTH
 
 ALL_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from driftline.errors import BadRequest, InferenceFailed
-from driftline.protocol import decode_infer_request, encode_infer_response
+from driftline.protocol.codec import decode_infer_request, encode_infer_response
 
 
 def _json(*inputs: dict[str, Any], **extra: Any) -> bytes:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from driftline.protocol import DATATYPES, decode_infer_request, encode_infer_response, to_datatype, to_numpy_dtype
+from driftline.protocol.codec import decode_infer_request, encode_infer_response
+from driftline.protocol.datatypes import DATATYPES, to_datatype, to_numpy_dtype
 
 ALL = sorted(d for d in DATATYPES if d != "BF16")
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tests.protocol.oip_wire import assert_same, build_request, parse_response
 
-from driftline.protocol import decode_infer_request, encode_infer_response, to_datatype
+from driftline.protocol.codec import decode_infer_request, encode_infer_response
+from driftline.protocol.datatypes import to_datatype
 
 NUMERIC = [np.dtype(t) for t in ("?", "u1", "<u2", "<u4", "<u8", "i1", "<i2", "<i4", "<i8", "<f2", "<f4", "<f8")]
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tests.protocol.oip_wire import SAMPLES, assert_same
 
-from driftline.protocol import decode_infer_request, encode_infer_response
+from driftline.protocol.codec import decode_infer_request, encode_infer_response
 
 httpclient = pytest.importorskip("tritonclient.http")
 

@@ -7,7 +7,8 @@ import pytest
 from tests.protocol.oip_wire import SAMPLES
 
 from driftline.errors import BadRequest
-from driftline.protocol import DATATYPES, datatypes, to_datatype, to_numpy_dtype
+from driftline.protocol import datatypes
+from driftline.protocol.datatypes import DATATYPES, to_datatype, to_numpy_dtype
 
 
 def test_every_datatype_maps_both_ways(datatype: str) -> None:

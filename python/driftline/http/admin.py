@@ -14,7 +14,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter
 
-from driftline.errors import BadRequest, Conflict, ModelNotFound
+from driftline.errors import BadRequest, Conflict, ModelNotFound, NotFound
 from driftline.http import openapi as doc
 from driftline.http.admin_bodies import (
     AliasBody,
@@ -26,12 +26,24 @@ from driftline.http.admin_bodies import (
     RoutingBody,
     VersionBody,
 )
+from driftline.http.answers import (
+    AliasDeleted,
+    KeyInfo,
+    KeyRevoked,
+    LoadedVersions,
+    ModelVersions,
+    NewKey,
+    ProposalStatus,
+)
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role
-from driftline.lifecycle.status import model_status
+from driftline.lifecycle.service import AliasMove  # noqa: TC001 - Litestar reads handler annotations at run time
+from driftline.lifecycle.status import ModelStatus, model_status
 from driftline.registry.answers import SyncOff, SyncReport, SyncStatus, SyncWoken
 from driftline.serving.routing import RoutingPolicy
-from driftline.store.audit import AuditAction
+from driftline.store.audit import AuditAction, AuditEvent
+from driftline.store.proposals import Proposal  # noqa: TC001 - Litestar reads handler annotations at run time
+from driftline.store.shadow_stats import ShadowSummary  # noqa: TC001
 
 if TYPE_CHECKING:
     from driftline.security.keys import Principal
@@ -61,18 +73,17 @@ class AdminController(Controller):
     # -- status -------------------------------------------------------------------------------------------------
 
     @get("/models", summary="Every model's lifecycle status", opt={"role": "viewer"}, responses=doc.LIST)
-    async def models(self, services: ServicesDep) -> list[dict[str, Any]]:
+    async def models(self, services: ServicesDep) -> list[ModelStatus]:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals of every model."""
         lifecycle = services.lifecycle
         names = sorted(set(lifecycle.table.repository.model_names()) | set(lifecycle.table.loaded()))
         store = services.proposals.store
-        return [msgspec.to_builtins(model_status(lifecycle, store, n)) for n in names]
+        return [model_status(lifecycle, store, n) for n in names]
 
     @get("/models/{name:str}", summary="One model's lifecycle status", opt={"role": "viewer"}, responses=doc.READ)
-    async def model(self, services: ServicesDep, name: str) -> dict[str, Any]:
+    async def model(self, services: ServicesDep, name: str) -> ModelStatus:
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
-        out: dict[str, Any] = msgspec.to_builtins(model_status(services.lifecycle, services.proposals.store, name))
-        return out
+        return model_status(services.lifecycle, services.proposals.store, name)
 
     @post(
         "/models/{name:str}/load",
@@ -84,7 +95,7 @@ class AdminController(Controller):
     )
     async def load(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
-    ) -> dict[str, Any]:
+    ) -> LoadedVersions:
         """Body ``{"version": N}`` loads and keeps version N; an empty body reloads the model from the repository."""
         body = data or VersionBody()
         lifecycle = services.lifecycle
@@ -96,7 +107,7 @@ class AdminController(Controller):
         else:
             versions = await lifecycle.load_version(name, body.version, _actor(request))
         failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}
-        return {"name": name, "versions": [str(v) for v in versions], "failed": failed}
+        return LoadedVersions(name=name, versions=[str(v) for v in versions], failed=failed)
 
     @post(
         "/models/{name:str}/unload",
@@ -108,13 +119,13 @@ class AdminController(Controller):
     )
     async def unload(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
-    ) -> dict[str, Any]:
+    ) -> ModelVersions:
         """Body ``{"version": N}``; refused while an alias, the routing or the version policy wants it."""
         body = data or VersionBody()
         if body.version is None:
             raise BadRequest("unload: 'version' is required (POST /v2/repository/models/{name}/unload unloads all)")
         versions = await services.lifecycle.unload_version(name, body.version, _actor(request))
-        return {"name": name, "versions": [str(v) for v in versions]}
+        return ModelVersions(name=name, versions=[str(v) for v in versions])
 
     # -- aliases ------------------------------------------------------------------------------------------------
 
@@ -126,10 +137,11 @@ class AdminController(Controller):
     )
     async def set_alias(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, alias: AliasName, data: AliasBody
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
         body = data
-        return await services.lifecycle.set_alias(name, alias, body.version, _actor(request), body.reason)
+        moved = await services.lifecycle.set_alias(name, alias, body.version, _actor(request), body.reason)
+        return moved
 
     @delete(
         "/models/{name:str}/aliases/{alias:str}",
@@ -140,10 +152,10 @@ class AdminController(Controller):
     )
     async def delete_alias(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, alias: AliasName
-    ) -> dict[str, Any]:
+    ) -> AliasDeleted:
         """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
         await services.lifecycle.delete_alias(name, alias, _actor(request))
-        return {"model": name, "alias": alias, "deleted": True}
+        return AliasDeleted(model=name, alias=alias, deleted=True)
 
     @post(
         "/models/{name:str}/aliases/{alias:str}/rollback",
@@ -160,7 +172,7 @@ class AdminController(Controller):
         name: str,
         alias: AliasName,
         data: ReasonBody | None = None,
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         """One call: the alias points where it pointed before its last move."""
         body = data or ReasonBody()
         return await services.lifecycle.rollback(name, alias, _actor(request), body.reason)
@@ -168,10 +180,9 @@ class AdminController(Controller):
     # -- routing and shadow -------------------------------------------------------------------------------------
 
     @get("/models/{name:str}/routing", summary="A model's routing policy", opt={"role": "viewer"}, responses=doc.READ)
-    async def routing(self, services: ServicesDep, name: str) -> dict[str, Any]:
+    async def routing(self, services: ServicesDep, name: str) -> RoutingPolicy:
         """Canary, split and shadow, as set."""
-        out: dict[str, Any] = msgspec.to_builtins(services.lifecycle.table.routes(name).policy)
-        return out
+        return services.lifecycle.table.routes(name).policy
 
     @put(
         "/models/{name:str}/routing",
@@ -181,7 +192,7 @@ class AdminController(Controller):
     )
     async def set_routing(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: RoutingBody
-    ) -> dict[str, Any]:
+    ) -> RoutingPolicy:
         """Body ``{"canary": {"target": "challenger", "percent": 10}}``, or ``{"split": {"parameter": "user",
         "weights": {"champion": 50, "challenger": 50}}}``, and/or ``{"shadow": {"target": "challenger"}}``."""
         body = data
@@ -189,26 +200,23 @@ class AdminController(Controller):
             policy = RoutingPolicy(canary=body.canary, split=body.split, shadow=body.shadow)
         except ValueError as exc:
             raise BadRequest(f"routing: {exc}") from None
-        result = await services.lifecycle.set_routing(name, policy, _actor(request), body.reason)
-        out: dict[str, Any] = msgspec.to_builtins(result)
-        return out
+        return await services.lifecycle.set_routing(name, policy, _actor(request), body.reason)
 
     @delete(
         "/models/{name:str}/routing",
         summary="Clear a model's routing policy",
         opt={"role": "operator"},
         status_code=200,
-        responses=doc.REMOVE,
+        responses={**doc.REMOVE, **doc.errors(503)},  # 503: the model is not loaded
     )
-    async def clear_routing(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> dict[str, Any]:
-        """Every unpinned request goes to the default alias again."""
-        await services.lifecycle.set_routing(name, RoutingPolicy(), _actor(request), "cleared")
-        return {}
+    async def clear_routing(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> RoutingPolicy:
+        """Every unpinned request goes to the default alias again; the answer is the empty policy, ``{}``."""
+        return await services.lifecycle.set_routing(name, RoutingPolicy(), _actor(request), "cleared")
 
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
-    async def shadow(self, services: ServicesDep, name: str) -> list[dict[str, Any]]:
+    async def shadow(self, services: ServicesDep, name: str) -> list[ShadowSummary]:
         """Per (primary, shadow) pair: requests, agreement, mean absolute difference, latency of each, errors."""
-        return [msgspec.to_builtins(p.summary()) for p in services.lifecycle.shadow_pairs(name)]
+        return [p.summary() for p in services.lifecycle.shadow_pairs(name)]
 
     # -- proposals ----------------------------------------------------------------------------------------------
 
@@ -220,14 +228,10 @@ class AdminController(Controller):
     )
     async def propose(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: ProposalBody
-    ) -> dict[str, Any]:
+    ) -> Proposal:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
-        proposal = await services.proposals.propose(
-            name, body.version, body.alias, body.rule, _actor(request), body.reason
-        )
-        out: dict[str, Any] = msgspec.to_builtins(proposal)
-        return out
+        return await services.proposals.propose(name, body.version, body.alias, body.rule, _actor(request), body.reason)
 
     @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def proposals(
@@ -235,9 +239,9 @@ class AdminController(Controller):
         services: ServicesDep,
         model: str | None = None,
         limit: int = Parameter(default=100, ge=1, le=1000),
-    ) -> list[dict[str, Any]]:
+    ) -> list[Proposal]:
         """Optionally one model's."""
-        return [msgspec.to_builtins(p) for p in services.proposals.store.proposals(model, limit)]
+        return services.proposals.store.proposals(model, limit)
 
     @get(
         "/proposals/{pid:int}",
@@ -245,12 +249,12 @@ class AdminController(Controller):
         opt={"role": "viewer"},
         responses=doc.READ,
     )
-    async def proposal(self, services: ServicesDep, pid: ProposalId) -> dict[str, Any]:
+    async def proposal(self, services: ServicesDep, pid: ProposalId) -> ProposalStatus:
         """The proposal with ``rule_passes`` and the shadow evidence."""
         proposals = services.proposals
         proposal = proposals.get(pid)
         ok, evidence = proposals.rule_status(proposal)
-        return {**msgspec.to_builtins(proposal), "rule_passes": ok, "evidence": evidence}
+        return ProposalStatus(**msgspec.structs.asdict(proposal), rule_passes=ok, evidence=evidence)
 
     @post(
         "/proposals/{pid:int}/approve",
@@ -262,11 +266,10 @@ class AdminController(Controller):
     )
     async def approve(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
-    ) -> dict[str, Any]:
+    ) -> Proposal:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.approve(pid, _actor(request), body.reason))
-        return out
+        return await services.proposals.approve(pid, _actor(request), body.reason)
 
     @post(
         "/proposals/{pid:int}/promote",
@@ -278,11 +281,10 @@ class AdminController(Controller):
     )
     async def promote(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
-    ) -> dict[str, Any]:
+    ) -> Proposal:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.promote(pid, _actor(request), body.reason))
-        return out
+        return await services.proposals.promote(pid, _actor(request), body.reason)
 
     @post(
         "/proposals/{pid:int}/reject",
@@ -294,11 +296,10 @@ class AdminController(Controller):
     )
     async def reject(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
-    ) -> dict[str, Any]:
+    ) -> Proposal:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
-        out: dict[str, Any] = msgspec.to_builtins(await services.proposals.reject(pid, _actor(request), body.reason))
-        return out
+        return await services.proposals.reject(pid, _actor(request), body.reason)
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
 
@@ -307,27 +308,24 @@ class AdminController(Controller):
         self,
         services: ServicesDep,
         model: str | None = None,
-        action: str | None = None,
+        action: AuditAction | None = None,
         limit: int = Parameter(default=100, ge=1, le=10_000),
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEvent]:
         """Every load, unload, failed load, alias change, routing change, approval, promotion and rollback."""
-        events = services.audit.events(model=model, action=action, limit=limit)
-        return [msgspec.to_builtins(e) for e in events]
+        return services.audit.events(model=model, action=action, limit=limit)
 
     @get("/keys", summary="API keys (names and roles; never the keys)", opt={"role": "admin"}, responses=doc.LIST)
-    async def keys(self, services: ServicesDep) -> list[dict[str, Any]]:
+    async def keys(self, services: ServicesDep) -> list[KeyInfo]:
         """Keys from the config file and the store."""
-        out: list[dict[str, Any]] = [
-            {"name": k.name, "role": k.role, "source": "config"} for k in services.settings.auth.keys
-        ]
+        out = [KeyInfo(name=k.name, role=k.role, source="config") for k in services.settings.auth.keys]
         out += [
-            {"name": k.name, "role": k.role, "source": "store", "created_at": k.created_at, "revoked_at": k.revoked_at}
+            KeyInfo(name=k.name, role=k.role, source="store", created_at=k.created_at, revoked_at=k.revoked_at)
             for k in services.key_store.api_keys()
         ]
         return out
 
     @post("/keys", summary="Create an API key", opt={"role": "admin"}, responses=doc.CREATE)
-    async def create_key(self, request: Request[Any, Any, Any], services: ServicesDep, data: KeyBody) -> dict[str, Any]:
+    async def create_key(self, request: Request[Any, Any, Any], services: ServicesDep, data: KeyBody) -> NewKey:
         """Body ``{"name": "ci", "role": "predictor"}``; the answer holds the key, shown this once."""
         body = data
         try:
@@ -336,7 +334,7 @@ class AdminController(Controller):
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         services.reload_keys()
-        return {"name": body.name, "role": body.role, "key": key}
+        return NewKey(name=body.name, role=body.role, key=key)
 
     @delete(
         "/keys/{key_name:str}",
@@ -345,13 +343,13 @@ class AdminController(Controller):
         status_code=200,
         responses=doc.REMOVE,
     )
-    async def revoke_key(self, request: Request[Any, Any, Any], services: ServicesDep, key_name: str) -> dict[str, Any]:
+    async def revoke_key(self, request: Request[Any, Any, Any], services: ServicesDep, key_name: str) -> KeyRevoked:
         """Stored keys only; a key from the config file is removed by editing the file."""
         if not services.key_store.revoke_key(key_name):
-            raise ModelNotFound(f"no live stored key named {key_name!r}")
+            raise NotFound(f"no live stored key named {key_name!r}")
         services.reload_keys()
         services.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
-        return {"name": key_name, "revoked": True}
+        return KeyRevoked(name=key_name, revoked=True)
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)
     async def registry(self, services: ServicesDep) -> SyncStatus | SyncOff:

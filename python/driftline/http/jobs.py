@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 from litestar import Controller, delete, get, post
 
-from driftline.errors import BadRequest, ModelNotFound
+from driftline.errors import BadRequest, JobNotFound, ModelNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
@@ -75,14 +75,14 @@ class JobsController(Controller):
     @get("", summary="List jobs", responses=errors(401, 403))
     async def list_jobs(self, services: ServicesDep) -> list[JobRecord]:
         """The newest jobs first."""
-        return (services.jobs, services.job_store)[1].recent()
+        return services.job_store.recent()
 
     @get("/{job_id:str}", summary="One job", responses=errors(400, 401, 403, 404))
     async def get_job(self, services: ServicesDep, job_id: str) -> JobRecord:
         """State, rows done, rows/s and error of a job."""
-        record = (services.jobs, services.job_store)[1].get(job_id)
+        record = services.job_store.get(job_id)
         if record is None:
-            raise ModelNotFound(f"job {job_id!r} not found")
+            raise JobNotFound(f"job {job_id!r} not found")
         return record
 
     @delete("/{job_id:str}", status_code=200, summary="Cancel a job", responses=errors(400, 401, 403, 404))
@@ -91,7 +91,7 @@ class JobsController(Controller):
         runner, store = (services.jobs, services.job_store)
         record = store.get(job_id)
         if record is None:
-            raise ModelNotFound(f"job {job_id!r} not found")
+            raise JobNotFound(f"job {job_id!r} not found")
         if not runner.cancel(job_id):
             raise BadRequest(f"job {job_id!r} is already {record.state}")
         updated = store.get(job_id)

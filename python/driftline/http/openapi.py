@@ -26,7 +26,7 @@ from litestar.openapi.spec import (
 from litestar.static_files import create_static_files_router
 
 from driftline import __version__
-from driftline.protocol import ErrorResponse, InferenceRequest, InferenceResponse
+from driftline.protocol.types import ErrorResponse, InferenceRequest, InferenceResponse
 
 __all__ = [
     "CHANGE",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK
+from msgspec import UNSET, UnsetType
 
 from driftline import __version__
 from driftline.errors import DriftlineError, ModelNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.infer import HEADER_LENGTH, infer_rest
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, InferOperation, errors, infer_responses
-from driftline.protocol import MetadataTensor, ModelMetadataResponse, ServerMetadataResponse
+from driftline.protocol.types import MetadataTensor, ModelMetadataResponse, ServerMetadataResponse
 
 if TYPE_CHECKING:
     from driftline.serving.loaded import LoadedModel
@@ -29,6 +31,26 @@ EXTENSIONS = [
 ]
 JSON = "application/json"
 OCTETS = "application/octet-stream"
+
+
+class Liveness(msgspec.Struct, frozen=True):
+    """The process is up."""
+
+    live: bool
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Whether the server serves (200) or not yet (503)."""
+
+    ready: bool
+
+
+class ModelReadiness(msgspec.Struct, frozen=True):
+    """Whether a model (version) serves; ``reason`` only when it does not."""
+
+    name: str
+    ready: bool
+    reason: str | UnsetType = UNSET
 
 
 def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
@@ -50,22 +72,22 @@ class V2Controller(Controller):
     tags = ["inference"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/health/live", summary="Server liveness")
-    async def live(self) -> dict[str, bool]:
+    async def live(self) -> Liveness:
         """The process is up."""
-        return {"live": True}
+        return Liveness(live=True)
 
     @get(
         "/health/ready",
         summary="Server readiness",
-        responses={503: ResponseSpec(dict[str, bool], description="Not ready", generate_examples=False)},
+        responses={503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
     )
-    async def ready(self, services: ServicesDep) -> Response[dict[str, bool]]:
+    async def ready(self, services: ServicesDep) -> Response[Readiness]:
         """Ready once start-up loading is over and at least one model is loaded (503 otherwise).
 
         Requests are served only after the lifespan opened the services, which is after start-up loading.
         """
         ok = bool(services.table.loaded())
-        return Response({"ready": ok}, status_code=200 if ok else 503)
+        return Response(Readiness(ready=ok), status_code=200 if ok else 503)
 
     @get("", summary="Server metadata")
     async def server_metadata(self) -> ServerMetadataResponse:
@@ -90,20 +112,20 @@ class V2Controller(Controller):
         summary="Model readiness",
         responses={
             **errors(400, 404),
-            503: ResponseSpec(dict[str, Any], description="Present but not loaded", generate_examples=False),
+            503: ResponseSpec(ModelReadiness, description="Present but not loaded", generate_examples=False),
         },
     )
     async def model_ready(
         self, services: ServicesDep, name: str, version: str | None = None
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[ModelReadiness]:
         """200 when the model (version) is loaded; 404 when unknown; 503 when it exists but is not loaded."""
         try:
             services.table.get(name, version)
         except ModelNotFound:
             raise
         except DriftlineError as exc:  # present but not loaded (failed, unloaded, or its alias's version is not)
-            return Response({"name": name, "ready": False, "reason": str(exc)}, status_code=503)
-        return Response({"name": name, "ready": True}, status_code=200)
+            return Response(ModelReadiness(name=name, ready=False, reason=str(exc)), status_code=503)
+        return Response(ModelReadiness(name=name, ready=True), status_code=200)
 
     @post(
         ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],

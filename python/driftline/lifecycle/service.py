@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -28,11 +28,20 @@ if TYPE_CHECKING:
     from driftline.store.deployments import DeploymentStore
     from driftline.store.shadow_stats import ShadowPair, ShadowStatsStore
 
-__all__ = ["Lifecycle"]
+__all__ = ["AliasMove", "Lifecycle"]
 
 _log = logging.getLogger("driftline.lifecycle.service")
 # The store keeps routing policies as the JSON text given; their shape is the serving layer's, decoded here.
 _POLICY = msgspec.json.Decoder(RoutingPolicy)
+
+
+class AliasMove(msgspec.Struct, frozen=True):
+    """Where an alias points now, and where it pointed before (``null`` when it is new)."""
+
+    model: str
+    alias: str
+    version: str
+    previous: str | None
 
 
 class Lifecycle:
@@ -177,9 +186,7 @@ class Lifecycle:
 
     # -- aliases ------------------------------------------------------------------------------------------------
 
-    async def set_alias(
-        self, name: str, alias: str, version: int, actor: str, reason: str | None = None
-    ) -> dict[str, Any]:
+    async def set_alias(self, name: str, alias: str, version: int, actor: str, reason: str | None = None) -> AliasMove:
         """Point an alias at a loaded version (atomically: the next request sees the new version)."""
         await self.prepare_takeover(name, alias, version)
         async with self.lock:
@@ -192,9 +199,9 @@ class Lifecycle:
                 raise
             previous = self.table.routes(name).aliases.get(alias)
             if previous == version:
-                return {"model": name, "alias": alias, "version": str(version), "previous": version_text(previous)}
+                return AliasMove(name, alias, str(version), version_text(previous))
             self.move(AuditAction.ALIAS_SET, name, alias, model, previous, actor, reason)
-        return {"model": name, "alias": alias, "version": str(version), "previous": version_text(previous)}
+        return AliasMove(name, alias, str(version), version_text(previous))
 
     async def prepare_takeover(self, name: str, alias: str, version: int) -> None:
         """Before an alias may move to (or be proposed at) ``version``: its name is valid, and this worker has
@@ -248,7 +255,7 @@ class Lifecycle:
                 reason=f"{alias}: {reason}" if reason else alias,
             )
 
-    async def rollback(self, name: str, alias: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def rollback(self, name: str, alias: str, actor: str, reason: str | None = None) -> AliasMove:
         """Return an alias to the version it pointed at before its last move, in one step."""
         rows = {r.alias: r for r in self.deployments.aliases(name)}
         row = rows.get(alias)
@@ -259,7 +266,7 @@ class Lifecycle:
         async with self.lock:
             model = self._loaded(name, row.previous, f"rollback of alias {alias!r}")
             self.move(AuditAction.ROLLBACK, name, alias, model, row.version, actor, reason)
-        return {"model": name, "alias": alias, "version": str(row.previous), "previous": str(row.version)}
+        return AliasMove(name, alias, str(row.previous), str(row.version))
 
     # -- routing ------------------------------------------------------------------------------------------------
 
