@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from driftline.errors import BadRequest, ModelNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
-from driftline.http.openapi import KEYED_WHEN_CONFIGURED, also_answers, errors
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, DriftReportOperation, errors
 
 __all__ = ["DriftController"]
 
@@ -30,7 +30,7 @@ class DriftController(Controller):
         ["/{name:str}/drift", "/{name:str}/versions/{version:str}/drift"],
         summary="Drift report",
         responses=errors(400, 401, 403, 404, 503),
-        operation_class=also_answers("text/html"),
+        operation_class=DriftReportOperation,
     )
     async def report(
         self,

@@ -26,6 +26,7 @@ from litestar.openapi.spec import (
 from litestar.static_files import create_static_files_router
 
 from driftline import __version__
+from driftline.drift.report import DriftReport
 from driftline.protocol.types import ErrorResponse, InferenceRequest, InferenceResponse
 
 __all__ = [
@@ -38,9 +39,9 @@ __all__ = [
     "QUERY",
     "READ",
     "REMOVE",
+    "DriftReportOperation",
     "InferOperation",
     "OptionalBody",
-    "also_answers",
     "errors",
     "infer_responses",
     "openapi_config",
@@ -108,9 +109,19 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def _request_schema() -> Any:
-    schema = msgspec.json.schema(InferenceRequest)
+def _schema_of(struct: type[msgspec.Struct]) -> Any:
+    schema = msgspec.json.schema(struct)
     return _inline(schema, schema.get("$defs", {}))
+
+
+def _nullable_numbers(node: Any) -> Any:
+    """JSON has no NaN or infinity: msgspec writes a non-finite float as null, so every number may be null."""
+    if isinstance(node, list):
+        return [_nullable_numbers(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_numbers(v) for k, v in node.items()}
+    return {"anyOf": [out, {"type": "null"}]} if out.get("type") == "number" else out
 
 
 def _add_200_media(operation: Operation, media_types: tuple[str, ...]) -> None:
@@ -119,17 +130,6 @@ def _add_200_media(operation: Operation, media_types: tuple[str, ...]) -> None:
     if isinstance(content, dict):
         for media in media_types:
             content[media] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
-
-
-def also_answers(*media_types: str) -> type[Operation]:
-    """An ``operation_class`` whose 200 may also come as these (text) media types, e.g. the drift report's HTML."""
-
-    @dataclass
-    class _Operation(Operation):
-        def __post_init__(self) -> None:
-            _add_200_media(self, media_types)
-
-    return _Operation
 
 
 @dataclass
@@ -156,7 +156,7 @@ class InferOperation(Operation):
             ),
             content={
                 # A plain JSON Schema dict: Litestar writes it as is, msgspec generated it from the real struct.
-                "application/json": OpenAPIMediaType(schema=_request_schema()),
+                "application/json": OpenAPIMediaType(schema=_schema_of(InferenceRequest)),
                 "application/octet-stream": OpenAPIMediaType(
                     schema=Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream")
                 ),
@@ -171,6 +171,19 @@ class InferOperation(Operation):
         )
         self.parameters = [*(self.parameters or []), length]
         _add_200_media(self, ("application/octet-stream",))
+
+
+@dataclass
+class DriftReportOperation(Operation):
+    """The drift report: a DriftReport as JSON (a statistic of an empty side is NaN, so null), or an HTML page."""
+
+    def __post_init__(self) -> None:
+        """Document both bodies of the 200."""
+        ok = (self.responses or {}).get("200")
+        content = getattr(ok, "content", None)
+        if isinstance(content, dict):
+            content["application/json"] = OpenAPIMediaType(schema=_nullable_numbers(_schema_of(DriftReport)))
+        _add_200_media(self, ("text/html",))
 
 
 def ui_router() -> Any:
