@@ -56,10 +56,16 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     return f"key:{principal.name}"
 
 
-def _version(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise BadRequest(f"version must be a positive integer, got {value!r}")
-    return int(value)
+def _change(path: str, summary: str, role: str) -> post:
+    """The route of an admin change whose body may be left out: POST, 200, the errors a change can answer."""
+    return post(
+        path,
+        summary=summary,
+        opt={"role": role},
+        status_code=200,
+        responses=doc.CHANGE,
+        operation_class=doc.OptionalBody,
+    )
 
 
 class AdminController(Controller):
@@ -85,14 +91,7 @@ class AdminController(Controller):
         """Versions (ready, failed), aliases, routing, shadow comparisons and open proposals."""
         return model_status(services.lifecycle, services.proposals.store, name)
 
-    @post(
-        "/models/{name:str}/load",
-        summary="Load a model or one more version",
-        opt={"role": "operator"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/models/{name:str}/load", "Load a model or one more version", "operator")
     async def load(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
     ) -> LoadedVersions:
@@ -109,14 +108,7 @@ class AdminController(Controller):
         failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}
         return LoadedVersions(name=name, versions=[str(v) for v in versions], failed=failed)
 
-    @post(
-        "/models/{name:str}/unload",
-        summary="Unload one version",
-        opt={"role": "operator"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/models/{name:str}/unload", "Unload one version", "operator")
     async def unload(
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: VersionBody | None = None
     ) -> ModelVersions:
@@ -157,14 +149,7 @@ class AdminController(Controller):
         await services.lifecycle.delete_alias(name, alias, _actor(request))
         return AliasDeleted(model=name, alias=alias, deleted=True)
 
-    @post(
-        "/models/{name:str}/aliases/{alias:str}/rollback",
-        summary="Return an alias to its previous version",
-        opt={"role": "admin"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/models/{name:str}/aliases/{alias:str}/rollback", "Return an alias to its previous version", "admin")
     async def rollback(
         self,
         request: Request[Any, Any, Any],
@@ -256,14 +241,7 @@ class AdminController(Controller):
         ok, evidence = proposals.rule_status(proposal)
         return ProposalStatus(**msgspec.structs.asdict(proposal), rule_passes=ok, evidence=evidence)
 
-    @post(
-        "/proposals/{pid:int}/approve",
-        summary="Approve a proposal",
-        opt={"role": "admin"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/proposals/{pid:int}/approve", "Approve a proposal", "admin")
     async def approve(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> Proposal:
@@ -271,14 +249,7 @@ class AdminController(Controller):
         body = data or ReasonBody()
         return await services.proposals.approve(pid, _actor(request), body.reason)
 
-    @post(
-        "/proposals/{pid:int}/promote",
-        summary="Promote an approved proposal",
-        opt={"role": "admin"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/proposals/{pid:int}/promote", "Promote an approved proposal", "admin")
     async def promote(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> Proposal:
@@ -286,14 +257,7 @@ class AdminController(Controller):
         body = data or ReasonBody()
         return await services.proposals.promote(pid, _actor(request), body.reason)
 
-    @post(
-        "/proposals/{pid:int}/reject",
-        summary="Reject a proposal",
-        opt={"role": "admin"},
-        status_code=200,
-        responses=doc.CHANGE,
-        operation_class=doc.OptionalBody,
-    )
+    @_change("/proposals/{pid:int}/reject", "Reject a proposal", "admin")
     async def reject(
         self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
     ) -> Proposal:

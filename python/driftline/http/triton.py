@@ -41,6 +41,21 @@ def _refuse_overrides(data: LoadRequest | None) -> None:
         )
 
 
+def _repository_route(path: str, summary: str, role: str, codes: tuple[int, ...], **extra: Any) -> post:
+    """A repository extension route: POST, 200, ``role`` needed once the server has any key (open without, as in
+    Triton), and the errors it can answer."""
+    return post(
+        path,
+        summary=summary,
+        status_code=200,
+        guards=[require_role_when_keyed],
+        opt={"role": role},
+        security=KEYED_WHEN_CONFIGURED,
+        responses=errors(*codes),
+        **extra,
+    )
+
+
 class TritonController(Controller):
     """Routes Triton's clients and tools (tritonclient, perf_analyzer) expect beside the core protocol."""
 
@@ -78,15 +93,8 @@ class TritonController(Controller):
         stats = {"model_stats": [m.stats.as_triton(m.name, str(m.version)) for m in models]}
         return msgspec.convert(stats, StatisticsAnswer)
 
-    @post(
-        "/repository/index",
-        summary="Repository index",
-        status_code=200,
-        guards=[require_role_when_keyed],
-        opt={"role": "viewer"},  # a read, though Triton makes it a POST
-        security=KEYED_WHEN_CONFIGURED,
-        responses=errors(400, 401, 403, 413),
-    )
+    # A read (a viewer key), though Triton makes it a POST.
+    @_repository_route("/repository/index", "Repository index", "viewer", (400, 401, 403, 413))
     async def index(self, request: Request[Any, Any, Any], services: ServicesDep) -> list[IndexRow]:
         """Every model in the repository with its state; body ``{"ready": true}`` lists only ready ones.
 
@@ -100,14 +108,11 @@ class TritonController(Controller):
         rows = [r for r in services.table.index() if r["state"] == "READY" or not ready_only]
         return msgspec.convert(rows, list[IndexRow])
 
-    @post(
+    @_repository_route(
         "/repository/models/{name:str}/load",
-        summary="Load a model",
-        status_code=200,
-        guards=[require_role_when_keyed],
-        opt={"role": "operator"},
-        security=KEYED_WHEN_CONFIGURED,
-        responses=errors(400, 401, 403, 404, 409, 413, 503),
+        "Load a model",
+        "operator",
+        (400, 401, 403, 404, 409, 413, 503),
         operation_class=OptionalBody,
     )
     async def load(self, services: ServicesDep, name: str, data: LoadRequest | None = None) -> ModelVersions:
@@ -123,14 +128,8 @@ class TritonController(Controller):
         services.lifecycle.refresh()
         return ModelVersions(name=name, versions=[str(v) for v in versions])
 
-    @post(
-        "/repository/models/{name:str}/unload",
-        summary="Unload a model",
-        status_code=200,
-        guards=[require_role_when_keyed],
-        opt={"role": "operator"},
-        security=KEYED_WHEN_CONFIGURED,
-        responses=errors(400, 401, 403, 404, 409, 503),
+    @_repository_route(
+        "/repository/models/{name:str}/unload", "Unload a model", "operator", (400, 401, 403, 404, 409, 503)
     )
     async def unload(self, services: ServicesDep, name: str) -> Unloaded:
         """Stop serving a model after answering every request already queued (an operator key, as for load)."""
