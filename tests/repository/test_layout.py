@@ -32,3 +32,11 @@ def test_model_without_versions_is_a_config_error(tmp_path: Path):
 
 def test_nonexistent_root_has_no_models(tmp_path: Path):
     assert Repository(tmp_path / "missing").model_names() == []
+
+
+def test_a_folder_of_non_ascii_digits_is_not_a_version(repo: Path):
+    """``"²".isdigit()`` is True but ``int("²")`` raises: such a folder stopped the listing with a traceback."""
+    odd = repo / "iris" / "²"
+    odd.mkdir()
+    (odd / "model.onnx").write_bytes((repo / "iris" / "1" / "model.onnx").read_bytes())
+    assert list(Repository(repo).model("iris").artifacts) == [1, 2]

@@ -99,3 +99,11 @@ def test_a_truncated_version_over_http(tmp_path, iris_weights):
         assert httpx.post(f"{srv.url}/v2/models/iris/infer", json=GOOD, timeout=10).status_code == 200
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("ref", ["²", "¹", "١"])  # str.isdigit digits: int() refuses "²" (a 500 once), takes "١"
+async def test_a_version_in_other_digits_is_unknown_not_a_crash(table, ref):
+    with pytest.raises(ModelNotFound):
+        table.get("iris", ref)
+    with pytest.raises(ModelNotFound):
+        table.route("iris", ref, None, ())

@@ -12,6 +12,7 @@ import msgspec
 
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
+from driftline.repository.names import is_version
 
 if TYPE_CHECKING:
     import argparse
@@ -41,7 +42,7 @@ def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str 
     from driftline.store.db import Database
     from driftline.store.deployments import DeploymentStore
 
-    if ref is not None and ref.isdigit():
+    if ref is not None and is_version(ref):
         return ref
     if not Path(settings.database).exists():
         if ref is not None:

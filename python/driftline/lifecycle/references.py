@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from driftline.errors import ModelNotFound
+from driftline.repository.names import is_version
 
 __all__ = ["resolve_version", "version_text"]
 
@@ -14,7 +15,7 @@ def resolve_version(aliases: dict[str, int], name: str, ref: str | None, default
     Raises:
         ModelNotFound: the alias is not set.
     """
-    if ref is not None and not ref.isdigit():
+    if ref is not None and not is_version(ref):
         if ref not in aliases:
             known = ", ".join(f"{a}={v}" for a, v in sorted(aliases.items())) or "none"
             raise ModelNotFound(f"model {name!r} has no alias {ref!r} (aliases: {known})")

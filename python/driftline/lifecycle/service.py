@@ -17,7 +17,7 @@ import msgspec
 from driftline.errors import BadRequest, Conflict, DriftlineError, ModelNotFound
 from driftline.lifecycle.references import version_text
 from driftline.lifecycle.signatures import signature_change
-from driftline.repository.names import check_alias_name
+from driftline.repository.names import check_alias_name, is_version
 from driftline.serving.routing import ModelRoutes, RoutingPolicy, policy_targets
 from driftline.store.audit import AuditAction
 
@@ -274,7 +274,7 @@ class Lifecycle:
         self, name: str, policy: RoutingPolicy, actor: str, reason: str | None = None
     ) -> RoutingPolicy:
         """Change a model's routing at run time; every target must resolve to a loaded version."""
-        numbers = {int(t) for t in policy_targets(policy) if t.isdigit()}
+        numbers = {int(t) for t in policy_targets(policy) if is_version(t)}
         await self.catch_up(name, numbers | set(self.table.routes(name).aliases.values()))
         async with self.lock:
             routes = self.table.routes(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import re
 import tomllib
 from typing import TYPE_CHECKING, Any
 
@@ -12,15 +11,13 @@ import fsspec  # type: ignore[import-untyped]
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
-from driftline.repository.names import MODEL_NAME
+from driftline.repository.names import MODEL_NAME, is_version
 from driftline.security.digests import is_sha256
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["DirectorySource"]
-
-_VERSION = re.compile(r"\A[0-9]+\Z")  # \Z: "$" would let a trailing newline through
 
 
 class DirectorySource:
@@ -138,7 +135,7 @@ class DirectorySource:
         versions: dict[int, RemoteVersion] = {}
         for entry in entries:
             folder = _base(entry["name"])
-            if entry["type"] != "directory" or not _VERSION.match(folder):
+            if entry["type"] != "directory" or not is_version(folder):
                 continue
             if folder.startswith("0"):
                 # "0" is no version and "03" would collide with "3" once synced; say so rather than guess.

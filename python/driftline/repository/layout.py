@@ -8,7 +8,7 @@ from pathlib import Path
 
 from driftline.errors import ConfigError, ModelNotFound
 from driftline.repository.model_config import ModelConfig, load_model_config
-from driftline.repository.names import MODEL_NAME
+from driftline.repository.names import MODEL_NAME, is_version
 
 __all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository"]
 
@@ -81,7 +81,7 @@ class Repository:
         config = load_model_config(folder / "config.toml")
         artifacts: dict[int, Path] = {}
         for child in folder.iterdir():
-            if child.is_dir() and child.name.isdigit():
+            if child.is_dir() and is_version(child.name):
                 artifact = next((child / n for n in ARTIFACT_NAMES if (child / n).is_file()), None)
                 if artifact is not None:
                     artifacts[int(child.name)] = artifact

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from driftline.repository.names import is_version
+
 __all__ = ["Placement"]
 
 _FAILED = ".failed"
@@ -35,7 +37,7 @@ class Placement:
         folder = self.root / model
         if not folder.is_dir():
             return frozenset()
-        return frozenset(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+        return frozenset(int(p.name) for p in folder.iterdir() if p.is_dir() and is_version(p.name))
 
     def has(self, model: str, version: int) -> bool:
         """Whether the repository holds this version's folder."""
@@ -95,7 +97,7 @@ class Placement:
         model_dir = self.root / model
         found: dict[int, str] = {}
         for record in (model_dir / _PLACED).glob("*.json"):
-            if not record.stem.isdigit() or not (model_dir / record.stem).is_dir():
+            if not is_version(record.stem) or not (model_dir / record.stem).is_dir():
                 continue
             with contextlib.suppress(msgspec.DecodeError, OSError):
                 placed = msgspec.json.decode(record.read_bytes(), type=dict[str, str])

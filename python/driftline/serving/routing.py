@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from driftline.repository.names import is_version
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
@@ -112,7 +114,7 @@ class ModelRoutes(msgspec.Struct, frozen=True):
 
     def resolve(self, target: str) -> int | None:
         """A version number or an alias -> the version, or None when the alias is not set."""
-        if target.isdigit():
+        if is_version(target):
             return int(target)
         return self.aliases.get(target)
 
@@ -166,7 +168,7 @@ class ModelRoutes(msgspec.Struct, frozen=True):
         """Versions an alias or the policy points at (kept loaded whatever the version policy says)."""
         versions = set(self.aliases.values())
         for target in policy_targets(self.policy):
-            if target.isdigit():
+            if is_version(target):
                 versions.add(int(target))
         return versions
 

@@ -12,6 +12,8 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from driftline.repository.names import is_version
+
 if TYPE_CHECKING:
     from collections.abc import Collection
 
@@ -189,6 +191,6 @@ class RequestErrors:
         if name is None:
             name, label = UNKNOWN_MODEL, ""
         else:
-            label = version if version is not None and version.isdigit() and int(version) in loaded else ""
+            label = version if version is not None and is_version(version) and int(version) in loaded else ""
         key = (name, label, status)
         self.counts[key] = self.counts.get(key, 0) + 1

@@ -7,6 +7,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
+from driftline.repository.names import is_version
 from driftline.serving.batcher import Batcher
 from driftline.serving.instances import build_instances
 from driftline.serving.instances import fingerprint as artifact_fingerprint
@@ -111,7 +112,7 @@ class ModelTable:
         chosen = routes.resolve(ref)
         if chosen is None:
             raise ModelNotFound(f"model {name!r} has no version or alias {ref!r}")
-        if ref.isdigit():
+        if is_version(ref):
             return self._version(name, versions, chosen, f"version {ref!r}", known=False)
         return self._version(name, versions, chosen, f"alias {ref!r} (version {chosen})", known=True)
 
