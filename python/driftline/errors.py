@@ -16,6 +16,7 @@ __all__ = [
     "InferenceTimeout",
     "IntegrityError",
     "JobNotFound",
+    "KeyNotFound",
     "ModelNotFound",
     "ModelNotReady",
     "NotFound",
@@ -23,6 +24,7 @@ __all__ = [
     "ProposalNotFound",
     "QueueClosed",
     "QueueFull",
+    "ReferenceNotFound",
     "RegistryUnavailable",
     "RequestTimeout",
     "ServerBusy",
@@ -62,8 +64,16 @@ class JobNotFound(NotFound):
     """No scoring job with that id."""
 
 
+class KeyNotFound(NotFound):
+    """No live stored API key with that name."""
+
+
 class ProposalNotFound(NotFound):
     """No proposal with that id."""
+
+
+class ReferenceNotFound(NotFound):
+    """The model version has no reference data, so there is no drift report for it."""
 
 
 class ModelNotReady(DriftlineError):

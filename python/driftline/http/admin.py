@@ -14,7 +14,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter
 
-from driftline.errors import BadRequest, Conflict, ModelNotFound, NotFound
+from driftline.errors import BadRequest, Conflict, KeyNotFound
 from driftline.http import openapi as doc
 from driftline.http.admin_bodies import (
     AliasBody,
@@ -99,8 +99,7 @@ class AdminController(Controller):
         body = data or VersionBody()
         lifecycle = services.lifecycle
         if body.version is None:
-            if name not in lifecycle.table.repository.model_names():
-                raise ModelNotFound(f"model {name!r} is not in the repository")
+            lifecycle.table.repository.require(name)
             versions = await lifecycle.table.load(name, actor=_actor(request))
             lifecycle.refresh()
         else:
@@ -310,9 +309,9 @@ class AdminController(Controller):
     async def revoke_key(self, request: Request[Any, Any, Any], services: ServicesDep, key_name: str) -> KeyRevoked:
         """Stored keys only; a key from the config file is removed by editing the file."""
         if not services.key_store.revoke_key(key_name):
-            raise NotFound(f"no live stored key named {key_name!r}")
+            raise KeyNotFound(f"no live stored key named {key_name!r}")
         services.reload_keys()
-        services.lifecycle.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
+        services.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
         return KeyRevoked(name=key_name, revoked=True)
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)

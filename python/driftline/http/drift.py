@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
-from driftline.errors import BadRequest, ModelNotFound
+from driftline.errors import BadRequest, ReferenceNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, DriftReportOperation, errors
@@ -48,7 +48,7 @@ class DriftController(Controller):
         model = services.table.get(name, version)
         monitor = services.drift
         if monitor.window(model.name, str(model.version)) is None:
-            raise ModelNotFound(f"model {name!r} version {model.version} has no reference data, so no drift report")
+            raise ReferenceNotFound(f"model {name!r} version {model.version} has no reference data, so no drift report")
         report, _ = await asyncio.to_thread(monitor.check, model.name, str(model.version))
         if format == "html":
             # Litestar appends "; charset=utf-8" to text/ types: naming it here sent it twice.

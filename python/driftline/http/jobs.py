@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 from litestar import Controller, delete, get, post
 
-from driftline.errors import BadRequest, JobNotFound, ModelNotFound
+from driftline.errors import BadRequest, JobNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
@@ -48,8 +48,7 @@ class JobsController(Controller):
         check_job_paths(data.inputs, data.output)  # before the model lookup, as a bad field should be
         name, version = parse_model_ref(data.model)
         settings = services.settings
-        if name not in services.table.repository.model_names():
-            raise ModelNotFound(f"model {name!r} is not in the repository")
+        services.table.repository.require(name)
         routes = services.table.routes(name)
         version = resolve_version(routes.aliases, name, version, routes.default_alias)
         try:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 
-from driftline.errors import BadRequest, ModelNotFound
+from driftline.errors import BadRequest
 from driftline.http.answers import ModelVersions
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
@@ -122,8 +122,7 @@ class TritonController(Controller):
         ``parameters.config`` (and ``file:`` overrides) are refused: the model's config comes from its folder only.
         """
         _refuse_overrides(data)
-        if name not in services.table.repository.model_names():
-            raise ModelNotFound(f"model {name!r} is not in the repository")
+        services.table.repository.require(name)
         versions = await services.table.load(name)
         services.lifecycle.refresh()
         return ModelVersions(name=name, versions=[str(v) for v in versions])

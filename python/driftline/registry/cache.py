@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from driftline.registry.source import IntegrityError
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.layout import find_artifact
 from driftline.security.digests import file_sha256, is_sha256
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class ArtifactCache:
 def _verify(folder: Path, version: RemoteVersion) -> str:
     """The digest of the fetched model file, once it is there, non-empty and matches what the registry states."""
     label = f"{version.model}/{version.version}"
-    artifact = next((folder / n for n in ARTIFACT_NAMES if (folder / n).is_file()), None)
+    artifact = find_artifact(folder)
     if artifact is None:
         raise IntegrityError(f"registry version {label} has no {_ARTIFACTS}")
     if artifact.stat().st_size == 0:
@@ -104,5 +105,5 @@ def _verify(folder: Path, version: RemoteVersion) -> str:
 
 
 def _cached(folder: Path, sha256: str) -> CachedArtifact | None:
-    artifact = next((folder / n for n in ARTIFACT_NAMES if (folder / n).is_file()), None)
+    artifact = find_artifact(folder)
     return None if artifact is None else CachedArtifact(path=folder, artifact=artifact, sha256=sha256)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.layout import find_artifact
 from driftline.repository.names import MODEL_NAME
 from driftline.security.digests import is_sha256
 
@@ -201,7 +202,7 @@ def _hoist_artifact(dest: Path) -> None:
     MLflow model directories keep the model file at their root, but a plain artifact folder logged with
     log_artifacts may nest it (``model/onnx/model.onnx``); the repository wants ``<N>/model.onnx``.
     """
-    if any((dest / n).is_file() for n in ARTIFACT_NAMES):
+    if find_artifact(dest) is not None:
         return
     found = sorted(
         (p for n in ARTIFACT_NAMES for p in dest.rglob(n) if p.is_file()), key=lambda p: (len(p.parts), str(p))

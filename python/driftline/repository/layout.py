@@ -10,12 +10,17 @@ from driftline.errors import ConfigError, ModelNotFound
 from driftline.repository.model_config import ModelConfig, load_model_config
 from driftline.repository.names import MODEL_NAME, is_version
 
-__all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository"]
+__all__ = ["ARTIFACT_NAMES", "ModelSource", "Repository", "find_artifact"]
 
 # Recognised artifact file names, in lookup order, and the backend each implies.
 ARTIFACT_NAMES: dict[str, str] = {"model.onnx": "onnx", "model.pt": "torch", "model.pt2": "torch"}
 
 _log = logging.getLogger("driftline.repository")
+
+
+def find_artifact(folder: Path) -> Path | None:
+    """A version folder's model file: the first of `ARTIFACT_NAMES` that is a file there, or None."""
+    return next((folder / n for n in ARTIFACT_NAMES if (folder / n).is_file()), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,11 @@ class Repository:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME.match(p.name))
 
+    def require(self, name: str) -> None:
+        """Raise ModelNotFound (``model 'x' is not in the repository``) unless ``name`` is one of `model_names`."""
+        if name not in self.model_names():
+            raise ModelNotFound(f"model {name!r} is not in the repository")
+
     def model(self, name: str) -> ModelSource:
         """Read one model's folder.
 
@@ -82,7 +92,7 @@ class Repository:
         artifacts: dict[int, Path] = {}
         for child in folder.iterdir():
             if child.is_dir() and is_version(child.name):
-                artifact = next((child / n for n in ARTIFACT_NAMES if (child / n).is_file()), None)
+                artifact = find_artifact(child)
                 if artifact is not None:
                     artifacts[int(child.name)] = artifact
         if not artifacts:
