@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
-from litestar.datastructures import State  # noqa: TC002 - Litestar reads the provider's annotations
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
@@ -25,7 +24,7 @@ from driftline.http.metrics import metrics
 from driftline.http.openapi import openapi_config, ui_router
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
-from driftline.server.services import Services, open_services
+from driftline.server.services import open_services
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -71,11 +70,6 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return _error(500, f"internal server error: {type(exc).__name__}")
 
 
-def _services(state: State) -> Services:
-    """The one place the app state is read: every handler gets the services through dependency injection."""
-    return services_of(state)
-
-
 def create_app(settings: ServerSettings) -> Litestar:
     """Build the ASGI app; models load in the lifespan, before the server reports ready."""
 
@@ -96,7 +90,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             ui_router(),
         ],
         lifespan=[lifespan],
-        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        dependencies={"services": Provide(services_of, sync_to_thread=False)},
         exception_handlers={
             DriftlineError: _driftline_error,
             HTTPException: _http_error,

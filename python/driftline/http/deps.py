@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from litestar.datastructures import State  # noqa: TC002 - Litestar reads the provider's annotations at run time
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from driftline.server.services import Services
-
-if TYPE_CHECKING:
-    from litestar.datastructures import State
 
 __all__ = ["ServicesDep", "services_of"]
 
@@ -19,6 +15,7 @@ ServicesDep = NamedDependency[SkipValidation[Services]]
 
 
 def services_of(state: State) -> Services:
-    """The running server's services (set once by the lifespan, before any request is served)."""
+    """The running server's services (set once by the lifespan, before any request is served); also the provider
+    that injects them into handlers."""
     services: Services = state.services
     return services

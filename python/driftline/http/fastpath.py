@@ -75,7 +75,8 @@ class InferFastPath:
         The inference route is matched first and wraps nothing but its body read: every layer around a request
         (a wrapped send, another ASGI app) costs microseconds on the one path where they count.
         """
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
             method = scope["method"]
             if method == "POST":
                 target = _split(scope["path"])
@@ -87,6 +88,8 @@ class InferFastPath:
             if method == "HEAD":
                 await self._head(scope, receive, send)
                 return
+        elif kind == "lifespan":
+            self._services = None  # a new lifespan opens new services: never serve from ones already closed
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:

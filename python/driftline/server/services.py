@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,71 +97,77 @@ def _log_models(table: ModelTable, settings: ServerSettings) -> None:
         _log.warning("the repository %s holds no model: nothing will be served", table.repository.root)
 
 
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @asynccontextmanager
 async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
     """Open the store, load the models, start the background work; on exit drain every accepted request first.
 
-    A missing repository was decided on (demo, refusal, or created for the sync) by ``driftline serve``.
+    Every part is closed in the reverse order it was opened, also when a later part fails to open (a store that
+    cannot be read, a job root refused): nothing is left running or open. A missing repository was decided on
+    (demo, refusal, or created for the sync) by ``driftline serve``.
     """
-    db = Database(settings.database)
-    drift = settings.drift
-    metrics = CollectorRegistry()
-    monitor = DriftMonitor(
-        AlertManager(registry=metrics, webhooks=drift.webhooks),
-        window_rows=drift.window_rows,
-        window_seconds=drift.window_seconds,
-        keep=drift.keep,
-        sample_cap=drift.sample_cap,
-    )
-    audit = AuditLog(db)
-    table = ModelTable(Repository(Path(settings.repository)), asyncio.get_running_loop(), audit, monitor)
-    lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
-    keys = KeyRing()
-    plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference)
-    job_store = JobStore(db)
-    services = Services(
-        settings=settings,
-        table=table,
-        plane=plane,
-        lifecycle=lifecycle,
-        proposals=Proposals(lifecycle, ProposalStore(db)),
-        audit=audit,
-        drift=monitor,
-        keys=keys,
-        key_store=KeyStore(db),
-        jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
-        job_store=job_store,
-        sync=_open_sync(settings, table, lifecycle, audit),
-        metrics=metrics,
-    )
-    metrics.register(ServingCollector(table, plane.errors))
-    metrics.register(LifecycleCollector(table))
-    if services.sync is not None:
-        metrics.register(RegistryCollector(services.sync))
-    services.jobs.start()
-    services.reload_keys()
-    # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.
-    lifecycle.seed()
-    await table.load_all()
-    lifecycle.refresh()
-    tasks = [
-        asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
-        asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
-    ]
-    if services.sync is not None:
-        tasks.append(asyncio.create_task(services.sync.run_forever()))
-    _log_models(table, settings)
-    _log.info("driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), Path(settings.repository))
-    try:
+    async with AsyncExitStack() as stack:
+        db = Database(settings.database)
+        stack.callback(db.close)
+        drift = settings.drift
+        metrics = CollectorRegistry()
+        monitor = DriftMonitor(
+            AlertManager(registry=metrics, webhooks=drift.webhooks),
+            window_rows=drift.window_rows,
+            window_seconds=drift.window_seconds,
+            keep=drift.keep,
+            sample_cap=drift.sample_cap,
+        )
+        stack.push_async_callback(asyncio.to_thread, monitor.close)
+        audit = AuditLog(db)
+        table = ModelTable(Repository(Path(settings.repository)), asyncio.get_running_loop(), audit, monitor)
+        stack.push_async_callback(table.close)  # after its queues drained: every accepted request is answered
+        lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
+        stack.callback(lifecycle.persist_shadows)
+        stack.push_async_callback(table.shadows.drain)
+        keys = KeyRing()
+        plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference)
+        job_store = JobStore(db)
+        services = Services(
+            settings=settings,
+            table=table,
+            plane=plane,
+            lifecycle=lifecycle,
+            proposals=Proposals(lifecycle, ProposalStore(db)),
+            audit=audit,
+            drift=monitor,
+            keys=keys,
+            key_store=KeyStore(db),
+            jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
+            job_store=job_store,
+            sync=_open_sync(settings, table, lifecycle, audit),
+            metrics=metrics,
+        )
+        metrics.register(ServingCollector(table, plane.errors))
+        metrics.register(LifecycleCollector(table))
+        if services.sync is not None:
+            metrics.register(RegistryCollector(services.sync))
+        services.jobs.start()
+        stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
+        services.reload_keys()
+        # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.
+        lifecycle.seed()
+        await table.load_all()
+        lifecycle.refresh()
+        tasks = [
+            asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
+            asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
+        ]
+        if services.sync is not None:
+            tasks.append(asyncio.create_task(services.sync.run_forever()))
+        stack.push_async_callback(_cancel, tasks)
+        _log_models(table, settings)
+        _log.info(
+            "driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), Path(settings.repository)
+        )
         yield services
-    finally:
-        # Drain: every accepted request is answered before the instances are freed.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(services.jobs.stop)
-        await table.shadows.drain()
-        lifecycle.persist_shadows()
-        await table.close()
-        await asyncio.to_thread(monitor.close)
-        db.close()

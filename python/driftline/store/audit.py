@@ -45,7 +45,7 @@ class AuditEvent(msgspec.Struct, frozen=True):
     id: int
     at: str
     actor: str
-    action: str
+    action: AuditAction
     model: str
     version_before: str | None
     version_after: str | None
@@ -83,7 +83,7 @@ class AuditLog:
         return self._db.execute(sql, params)
 
     def events(
-        self, model: str | None = None, limit: int = 100, action: str | None = None, after_id: int = 0
+        self, model: str | None = None, limit: int = 100, action: AuditAction | None = None, after_id: int = 0
     ) -> list[AuditEvent]:
         """The newest events first, optionally for one model, one action, or only those after an event id."""
         clauses = ["id > ?"]
@@ -96,4 +96,4 @@ class AuditLog:
             params.append(action)
         where = " AND ".join(clauses)
         rows = self._db.query(f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
-        return [AuditEvent(**dict(row)) for row in rows]
+        return [AuditEvent(**{**dict(row), "action": AuditAction(row["action"])}) for row in rows]
