@@ -115,6 +115,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (process, model, primary_version, shadow_version)
     );
     """,
+    # The index of captured-row segments (store/captures.py): paths relative to the capture root, times in µs UTC.
+    """
+    CREATE TABLE capture_segments (
+        path TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL,
+        last_ts INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX capture_segments_model ON capture_segments(model, version, first_ts);
+    CREATE INDEX capture_segments_age ON capture_segments(last_ts);
+    """,
 )
 
 
