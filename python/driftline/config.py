@@ -22,6 +22,7 @@ __all__ = [
     "LOG_LEVELS",
     "ApiKeySetting",
     "AuthSettings",
+    "CaptureSettings",
     "DriftSettings",
     "HttpSettings",
     "JobSettings",
@@ -127,6 +128,50 @@ class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("registry.poll_interval_s must be > 0 and registry.max_backoff_s >= it")
 
 
+class CaptureSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Prediction capture: the server-wide default; a model's ``[capture]`` in config.toml overrides it field by
+    field (``directory``, ``queue_rows``, ``segment_rows`` and ``segment_seconds`` are server-wide only)."""
+
+    enabled: bool = False
+    # Share of requests captured, decided per request id (every replica captures the same requests).
+    sample_rate: float = 1.0
+    # Input and output names kept (None: all of them).
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    # Input names never stored, whatever `inputs` says (personal data).
+    exclude: list[str] = msgspec.field(default_factory=list)
+    # Whole segments older than this, or beyond this many bytes (oldest first), are deleted; None: no limit.
+    max_age_s: float | None = 30 * 86_400.0
+    max_bytes: int | None = 10 * 1024**3
+    # Where segments are written (relative paths are taken from the working directory).
+    directory: str = "captures"
+    # Rows submitted and not yet written, at most (past it rows are dropped and counted, never waited for).
+    queue_rows: int = 100_000
+    # A segment is written at this many rows of one model version and day, or when its oldest row is this old.
+    segment_rows: int = 50_000
+    segment_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_rate <= 1.0:  # also refuses NaN
+            raise ValueError(f"capture.sample_rate must be within 0..1, got {self.sample_rate}")
+        if self.max_age_s is not None and not self.max_age_s > 0:
+            raise ValueError(f"capture.max_age_s must be > 0, got {self.max_age_s}")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise ValueError(f"capture.max_bytes must be >= 1, got {self.max_bytes}")
+        if self.queue_rows < 1:
+            raise ValueError(f"capture.queue_rows must be >= 1, got {self.queue_rows}")
+        if not 1 <= self.segment_rows <= self.queue_rows:
+            raise ValueError(
+                f"capture.segment_rows must be within 1..capture.queue_rows ({self.queue_rows}), "
+                f"got {self.segment_rows}"
+            )
+        if not self.segment_seconds > 0:
+            raise ValueError(f"capture.segment_seconds must be > 0, got {self.segment_seconds}")
+        both = sorted(set(self.inputs or ()) & set(self.exclude))
+        if both:
+            raise ValueError(f"capture.inputs names {both}, which capture.exclude never stores")
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the server reads at start; nothing reads the environment after this is built."""
 
@@ -141,6 +186,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drift: DriftSettings = DriftSettings()
     auth: AuthSettings = AuthSettings()
     registry: RegistrySettings = RegistrySettings()
+    capture: CaptureSettings = CaptureSettings()
     # The alias a request without a version meets (a model without it answers with its newest loaded version).
     default_alias: str = "champion"
     # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).

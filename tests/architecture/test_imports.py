@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("http", "cli"),
     ("server",),
     ("lifecycle", "registry", "jobs"),
-    ("serving", "drift", "quality"),
+    ("serving", "drift", "quality", "capture"),
     ("store", "backends", "repository", "protocol"),
     ("config",),
     ("security", "errors", "_core"),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from driftline.config import CaptureSettings
 from driftline.errors import ConfigError
 from driftline.repository.names import check_alias_name
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchingConfig",
+    "CaptureOverrides",
     "ModelConfig",
     "OnnxOptions",
     "TensorConfig",
@@ -111,6 +113,26 @@ class VersionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return ordered[-self.latest :]
 
 
+class CaptureOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's ``[capture]``: each key given replaces the server's ``[capture]`` default (omitted: inherited)."""
+
+    enabled: bool | None = None
+    sample_rate: float | None = None
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    exclude: list[str] | None = None
+    max_age_s: float | None = None
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        self.over(CaptureSettings())  # each key is checked by the rules the server-wide one meets
+
+    def over(self, default: CaptureSettings) -> CaptureSettings:
+        """The model's capture settings: ``default`` with this table's keys in place of its own."""
+        given = {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not None}
+        return msgspec.structs.replace(default, **given)
+
+
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything ``config.toml`` may say about a model; every key has a default."""
 
@@ -131,6 +153,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_alias: str | None = None
     # Free-form sections owned by other parts (drift settings); validated by their owners.
     drift: dict[str, Any] = {}
+    capture: CaptureOverrides = CaptureOverrides()
 
     def __post_init__(self) -> None:
         b = self.batching

@@ -1,0 +1,148 @@
+"""Reading captured rows back: by the index alone (no directory scan), one segment in memory at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftline.capture.rows import FIXED, TS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from driftline.store.captures import CaptureIndex, Segment
+
+__all__ = ["CaptureReader", "ExportFormat", "to_us"]
+
+ExportFormat = Literal["parquet", "jsonl"]
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+
+def to_us(moment: datetime, name: str) -> int:
+    """A timezone-aware datetime as µs since the epoch.
+
+    Raises:
+        ValueError: naming the argument, when ``moment`` has no timezone (it would be read in local time).
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must carry a timezone (e.g. 2026-01-31T00:00:00Z), got {moment.isoformat()}")
+    return (moment - _EPOCH) // _US
+
+
+class CaptureReader:
+    """The rows of one model's segments (optionally one version, ``since <= ts < until``), oldest segment first."""
+
+    def __init__(self, root: Path, index: CaptureIndex) -> None:
+        """Read segments under ``root`` as ``index`` lists them."""
+        self._root = root
+        self._index = index
+
+    def segments(
+        self, model: str, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Segment]:
+        """The indexed segments that may hold matching rows."""
+        return self._index.segments(
+            model,
+            version,
+            None if since is None else to_us(since, "since"),
+            None if until is None else to_us(until, "until"),
+        )
+
+    def tables(
+        self, model: str, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[pa.Table]:
+        """One table per segment, only its matching rows (a segment deleted meanwhile by retention is skipped)."""
+        return self._read(self.segments(model, version, since, until), since, until)
+
+    def _read(self, segments: list[Segment], since: datetime | None, until: datetime | None) -> Iterator[pa.Table]:
+        for segment in segments:
+            try:
+                table = pq.read_table(self._root / segment.path)
+            except FileNotFoundError:
+                continue
+            keep = None
+            if since is not None:
+                keep = pc.greater_equal(table["ts"], pa.scalar(since, TS))
+            if until is not None:
+                before = pc.less(table["ts"], pa.scalar(until, TS))
+                keep = before if keep is None else pc.and_(keep, before)
+            yield table if keep is None else table.filter(keep)
+
+    def frame(
+        self, model: str, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pl.DataFrame:
+        """Every matching row as one DataFrame (columns a segment lacks are null in its rows)."""
+        frames = [_frame(table) for table in self.tables(model, version, since, until)]
+        if not frames:
+            return _frame(FIXED.empty_table())
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def export(
+        self,
+        sink: str | Path | BinaryIO,
+        fmt: ExportFormat,
+        model: str,
+        version: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Stream the matching rows into ``sink`` as one Parquet file or as JSON lines (ts as ISO 8601 with its
+        offset), one segment in memory at a time; returns the rows written.
+
+        Raises:
+            ValueError: naming ``format`` or ``since`` / ``until`` (a datetime without a timezone).
+        """
+        if fmt not in ("parquet", "jsonl"):
+            raise ValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
+        segments = self.segments(model, version, since, until)
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(Path(sink).open("wb")) if isinstance(sink, str | os.PathLike) else sink
+            if fmt == "parquet":
+                return self._parquet(out, segments, since, until)
+            return self._jsonl(out, segments, since, until)
+
+    def _parquet(self, out: BinaryIO, segments: list[Segment], since: datetime | None, until: datetime | None) -> int:
+        # One schema for the file: every segment's columns unified (from their footers), so segments written with
+        # different kept columns still make one file.
+        schemas = [FIXED]
+        for segment in segments:
+            with contextlib.suppress(FileNotFoundError):
+                schemas.append(pq.read_schema(self._root / segment.path))
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        written = 0
+        with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+            for table in self._read(segments, since, until):
+                writer.write_table(_conform(table, schema))
+                written += table.num_rows
+        return written
+
+    def _jsonl(self, out: BinaryIO, segments: list[Segment], since: datetime | None, until: datetime | None) -> int:
+        written = 0
+        for table in self._read(segments, since, until):
+            if table.num_rows:
+                _frame(table).write_ndjson(out)
+                written += table.num_rows
+        return written
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a Table always becomes a DataFrame (a Series only from an Array)
+    return frame
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order: missing ones null, others cast to the unified type."""
+    columns = [
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

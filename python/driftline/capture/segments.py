@@ -1,0 +1,54 @@
+"""Writing one segment file so it is visible whole or not at all: temp name in the same folder, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from driftline.store.captures import temp_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["write_segment"]
+
+
+def write_segment(root: Path, rel: str, table: pa.Table) -> tuple[int, str]:
+    """Write ``table`` as the Parquet file ``root/rel`` (replacing one there atomically).
+
+    Returns:
+        The file's size in bytes and its sha256.
+
+    Raises:
+        OSError: the folder or file cannot be written (read-only, full disk); no temp file is left behind.
+    """
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    final = root / rel
+    directory = final.parent
+    temp = directory / temp_name(final.stem)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with temp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # The rename makes the segment visible whole; until then only the temp name (never listed) exists.
+        temp.replace(final)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    # Persist the rename itself, so a crash after it cannot bring the old name back.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(data), hashlib.sha256(data).hexdigest()
