@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -185,3 +186,16 @@ def test_an_export_format_or_a_time_without_timezone_is_refused_naming_it(root: 
     assert sink.getvalue() == b""
     assert reader.export(sink, "parquet", "iris") == 0
     assert pq.read_table(io.BytesIO(sink.getvalue())).schema.names == FIXED.names  # an empty file, still valid
+
+
+def test_a_segment_is_written_when_its_oldest_row_is_segment_seconds_old(root: Path, index: CaptureIndex):
+    writer = CaptureWriter(root, index, queue_rows=1000, segment_rows=1000, segment_seconds=0.2)
+    try:
+        assert writer.submit(batch("lone", rows=1))
+        deadline = time.monotonic() + 30
+        while writer.figures().segments == 0 and time.monotonic() < deadline:  # no flush, no close: only its age
+            time.sleep(0.05)
+        assert writer.figures().captured == 1
+        assert CaptureReader(root, index).frame("iris")["request_id"].to_list() == ["lone"]
+    finally:
+        assert writer.close(30)
