@@ -115,6 +115,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (process, model, primary_version, shadow_version)
     );
     """,
+    # Migration 4 is the capture store's (issue 11); until it is merged, feedback's script below is the 4th entry.
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        request_id TEXT,
+        row INTEGER,
+        entity TEXT,
+        target TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        CHECK ((request_id IS NULL) = (row IS NULL)),
+        CHECK ((request_id IS NULL) != (entity IS NULL))
+    );
+    CREATE UNIQUE INDEX feedback_request ON feedback(model, request_id, row);
+    CREATE UNIQUE INDEX feedback_entity ON feedback(model, entity);
+    CREATE INDEX feedback_received ON feedback(model, received_at);
+    CREATE INDEX feedback_erase ON feedback(entity);
+    """,
 )
 
 
