@@ -125,9 +125,10 @@ def test_labels_before_and_after_the_capture_in_shuffled_order_give_the_same_joi
     assert joined.rows["request_id"].to_list() == chosen
 
 
-def _check_classification(q, rows: pl.DataFrame):
-    true, pred, p1 = rows["target"].to_list(), rows["out.label"].to_list(), rows["out.score"].to_numpy()
-    assert q.n == rows.height
+def _check_classification(q, true, rows: pl.DataFrame):
+    """q against sklearn on ``rows`` of the captured frame, whose true classes are ``true``."""
+    pred, p1 = rows["out.label"].to_list(), rows["out.score"].to_numpy()
+    assert q.n == rows.height == len(true)
     assert close(q.accuracy.value, metrics.accuracy_score(true, pred))
     p, r, f, _ = metrics.precision_recall_fscore_support(true, pred, labels=CLASSES, zero_division=0)
     for j, c in enumerate(q.classes):
@@ -149,25 +150,28 @@ def test_quality_per_version_and_window_equals_sklearn_on_exactly_the_joined_row
     joined = join(frame, store.labels("iris"))
     report = quality_of(joined, "classification", "label", score_output, classes=CLASSES, window=50, resamples=50)
     assert [v.version for v in report.versions] == [1, 2]
-    labeled_ids = set(chosen)
     for v in report.versions:
-        mine = joined.rows.filter(pl.col("version") == v.version)
-        assert set(mine["request_id"]) <= labeled_ids
-        _check_classification(v.overall, mine)
+        # The rows that should be joined, found from the frame and the chosen ids, not from the join.
+        mine = frame.filter((pl.col("version") == v.version) & pl.col("request_id").is_in(chosen))
+        true = [cls[r] for r in mine["request_id"]]
+        _check_classification(v.overall, true, mine)
         assert (v.captured, v.labeled, v.coverage) == (300, mine.height, mine.height / 300)
         # Every 50 labeled rows close a window; the windows' labeled rows are the version's, in capture order.
         assert sum(w.labeled for w in v.windows) == mine.height
         assert sum(w.captured for w in v.windows) == 300
-        assert all(w.labeled == 50 for w in v.windows[:-1])
+        assert [w.labeled for w in v.windows[:-1]] == [50] * (len(v.windows) - 1)
         offset = 0
         for w in v.windows:
             part = mine.slice(offset, w.labeled)
-            offset += w.labeled
             assert w.coverage == w.labeled / w.captured
             assert w.start <= part["ts"].min()
             assert part["ts"].max() <= w.end
             if w.labeled:
-                _check_classification(w.quality, part)
+                _check_classification(w.quality, true[offset : offset + w.labeled], part)
+            offset += w.labeled
+    whole = quality_of(joined, "classification", "label", score_output, classes=CLASSES, resamples=50)
+    assert [len(v.windows) for v in whole.versions] == [1, 1]
+    assert [v.windows[0].quality for v in whole.versions] == [v.overall for v in report.versions]
 
 
 def test_time_windows_and_regression(store: FeedbackStore):
@@ -182,9 +186,11 @@ def test_time_windows_and_regression(store: FeedbackStore):
     assert all(w.quality is None for w in two.windows)
     assert [w.start for w in one.windows] == [START + timedelta(minutes=2 * k) for k in range(5)]
     for w in one.windows:
-        part = joined.rows.filter((pl.col("ts") >= w.start) & (pl.col("ts") < w.end))
+        span = (pl.col("ts") >= w.start) & (pl.col("ts") < w.end)
+        part = frame.filter(span & pl.col("request_id").is_in(chosen))
         assert (w.captured, w.labeled, part.height) == (60, 48, 48)
-        t, p = part["target"].to_numpy(), part["out.value"].to_numpy()
+        t = np.asarray([value[r] for r in part["request_id"]])
+        p = part["out.value"].to_numpy()
         assert close(w.quality.mae.value, metrics.mean_absolute_error(t, p))
         assert close(w.quality.rmse.value, metrics.root_mean_squared_error(t, p))
         assert close(w.quality.mape.value, metrics.mean_absolute_percentage_error(t, p))

@@ -92,15 +92,17 @@ def quality_of(
     prediction = f"out.{label_output}"
     score = None if score_output is None else f"out.{score_output}"
     for column in (prediction, score):
-        if column is not None and joined.rows.height and column not in joined.rows.columns:
+        if column is not None and column not in joined.rows.columns:
             raise BadRequest(f"captured rows: no output column {column!r}")
     if score is not None and kind == "regression":
         raise BadRequest("score_output: only a classification has a score output")
     rows = _windows(joined.rows, window)
     captures = _windows(joined.captures, window)
 
-    def measure(part: pl.DataFrame) -> Quality | None:
-        if part.height == 0:
+    options: dict[str, Any] = {"confidence": confidence, "resamples": resamples, "seed": seed}
+
+    def measure(part: pl.DataFrame | None) -> Quality | None:
+        if part is None or part.height == 0:
             return None
         y_pred = _flat(part[prediction], prediction)
         if kind == "regression":
@@ -110,20 +112,21 @@ def quality_of(
             part["target"].to_list(), y_pred, proba, classes=classes, positive=positive, **options
         )
 
-    options: dict[str, Any] = {"confidence": confidence, "resamples": resamples, "seed": seed}
+    # One partition per version, then per window: each row is visited once, whatever the number of windows.
+    labeled = rows.partition_by("version", as_dict=True)
     versions = []
-    for (version,), span in captures.group_by("version", maintain_order=False):
-        mine = rows.filter(pl.col("version") == version)
+    for (version,), span in sorted(captures.partition_by("version", as_dict=True).items()):
+        mine = labeled.get((version,), rows.clear())
+        parts = mine.partition_by(_WINDOW, as_dict=True)
         windows = []
-        for (w,), cut in span.group_by(_WINDOW, maintain_order=True):
-            part = mine.filter(pl.col(_WINDOW) == w)
+        for (w,), cut in sorted(span.partition_by(_WINDOW, as_dict=True).items()):
+            part = parts.get((w,))
+            n = 0 if part is None else part.height
             start, end = _span(cut, w, window)
-            windows.append(WindowQuality(start, end, cut.height, part.height, part.height / cut.height, measure(part)))
-        windows.sort(key=lambda q: q.start)
+            windows.append(WindowQuality(start, end, cut.height, n, n / cut.height, measure(part)))
         versions.append(
             VersionQuality(int(version), span.height, mine.height, mine.height / span.height, measure(mine), windows)
         )
-    versions.sort(key=lambda v: v.version)
     return QualityReport(task=kind, unmatched=joined.unmatched, versions=versions)
 
 
@@ -179,7 +182,7 @@ def _proba(values: pl.Series, name: str, classes: list[Any] | None, positive: An
     if isinstance(values.dtype, pl.List | pl.Array):
         if values.null_count():
             raise BadRequest(f"{name}: a labeled row has no probabilities (null)")
-        return np.asarray(values.to_list(), dtype=np.float64)
+        return values.to_list()  # driftline.quality checks the shape and that each row sums to 1
     if len(classes) != 2:
         raise BadRequest(f"{name}: one score per row is a binary classifier's, but classes has {len(classes)}")
     p = _flat(values, name).astype(np.float64)
