@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "python" / "driftline"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("http", "cli"),
     ("server",),
-    ("lifecycle", "registry", "jobs"),
+    ("lifecycle", "registry", "jobs", "feedback"),
     ("serving", "drift", "quality", "capture"),
     ("store", "backends", "repository", "protocol"),
     ("config",),

@@ -132,6 +132,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX capture_segments_model ON capture_segments(model, version, first_ts);
     CREATE INDEX capture_segments_age ON capture_segments(last_ts);
     """,
+    # Ground-truth labels (store/feedback.py): one per request row or per entity, the target as JSON text.
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        request_id TEXT,
+        row INTEGER,
+        entity TEXT,
+        target TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        CHECK ((request_id IS NULL) = (row IS NULL)),
+        CHECK ((request_id IS NULL) != (entity IS NULL))
+    );
+    CREATE UNIQUE INDEX feedback_request ON feedback(model, request_id, row);
+    CREATE UNIQUE INDEX feedback_entity ON feedback(model, entity);
+    CREATE INDEX feedback_received ON feedback(model, received_at);
+    CREATE INDEX feedback_erase ON feedback(entity);
+    """,
 )
 
 

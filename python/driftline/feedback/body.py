@@ -1,0 +1,85 @@
+"""The feedback body of ``POST /v1/models/{m}/feedback``: one label object, or ``{"feedback": [...]}`` of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from driftline.errors import BadRequest
+from driftline.feedback.targets import Task, check_task, encode_target
+from driftline.store.feedback import Feedback
+
+__all__ = ["WireFeedback", "parse_feedback"]
+
+
+class WireFeedback(msgspec.Struct, forbid_unknown_fields=True):
+    """One label as it arrives: ``id`` (with ``row``, default 0) or ``entity``, and the ``target``."""
+
+    target: Any
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    # Captured rows number their rows as int32.
+    row: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | msgspec.UnsetType = msgspec.UNSET
+    entity: str | msgspec.UnsetType = msgspec.UNSET
+
+
+_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_ITEM = msgspec.json.Decoder(WireFeedback)
+
+
+def parse_feedback(body: bytes, max_items: int, task: str) -> list[Feedback]:
+    """The labels of a feedback body, each checked against the model's ``task``.
+
+    The list's length is checked before any item is decoded. Every refusal names its field, as
+    ``feedback[3].target`` (or ``target`` for a body of one object).
+
+    Raises:
+        BadRequest: not JSON, not an object, an unknown or missing field, a field of the wrong type, more than
+            ``max_items`` items, an empty list, both or neither of id and entity, row with entity, a negative row,
+            a target that does not fit the task.
+    """
+    kind = check_task(task)
+    try:
+        top = _OBJECT.decode(body)
+    except msgspec.DecodeError as exc:  # ValidationError included: the body is not an object
+        raise BadRequest(f"feedback body: {exc}") from None
+    if "feedback" not in top:
+        return [_item(body, kind, "")]
+    if len(top) > 1:
+        extra = sorted(k for k in top if k != "feedback")
+        raise BadRequest(f"feedback body: unknown field {extra[0]!r} beside 'feedback'")
+    try:
+        raws = _ITEMS.decode(top["feedback"])
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"feedback: {_detail(exc, 'feedback')}") from None
+    if len(raws) > max_items:
+        raise BadRequest(f"feedback: {len(raws)} items, more than the {max_items} one request may carry")
+    if not raws:
+        raise BadRequest("feedback: the list is empty")
+    return [_item(raw, kind, f"feedback[{i}].") for i, raw in enumerate(raws)]
+
+
+def _item(raw: bytes | msgspec.Raw, task: Task, prefix: str) -> Feedback:
+    try:
+        wire = _ITEM.decode(raw)
+    except msgspec.DecodeError as exc:
+        where = prefix.rstrip(".")
+        raise BadRequest(f"{where or 'feedback body'}: {_detail(exc, where)}") from None
+    has_id, has_entity = wire.id is not msgspec.UNSET, wire.entity is not msgspec.UNSET
+    if has_id == has_entity:
+        which = "both" if has_id else "neither"
+        raise BadRequest(f"{prefix}id, {prefix}entity: a label names exactly one of the two, this has {which}")
+    if wire.row is not msgspec.UNSET and has_entity:
+        raise BadRequest(f"{prefix}row: a label of an entity has no row (row goes with id)")
+    target = encode_target(wire.target, task, f"{prefix}target")
+    if isinstance(wire.entity, str):
+        return Feedback(target=target, entity=wire.entity)
+    rid = str(wire.id)  # set: has_id above
+    return Feedback(target=target, request_id=rid, row=0 if wire.row is msgspec.UNSET else wire.row)
+
+
+def _detail(exc: msgspec.DecodeError, base: str) -> str:
+    """msgspec's message with its path spelled from ``base``: "at `$.id`" -> "at `feedback[0].id`" (or `id`)."""
+    text = str(exc)
+    return text.replace("`$.", "`") if not base else text.replace("`$", f"`{base}")

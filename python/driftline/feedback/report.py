@@ -1,0 +1,192 @@
+"""Live quality of joined rows per version and per window (time buckets, or every N labeled rows).
+
+Every window is computed by driftline.quality on exactly its labeled rows; its coverage is labeled / captured of
+the captured rows that fall in it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from driftline.errors import BadRequest
+from driftline.feedback.targets import check_task
+from driftline.quality import ClassificationQuality, RegressionQuality, classification_quality, regression_quality
+from driftline.quality.intervals import DEFAULT_RESAMPLES
+
+if TYPE_CHECKING:
+    from driftline.feedback.join import Joined
+
+__all__ = ["QualityReport", "VersionQuality", "WindowQuality", "quality_of"]
+
+Quality = ClassificationQuality | RegressionQuality
+_WINDOW = "_window"
+
+
+class WindowQuality(msgspec.Struct, frozen=True):
+    """One window of one version: its captured rows' time span, coverage and quality (None without labels)."""
+
+    start: datetime
+    end: datetime
+    captured: int
+    labeled: int
+    coverage: float
+    quality: Quality | None
+
+
+class VersionQuality(msgspec.Struct, frozen=True):
+    """One version: all its rows together (``overall``) and window by window."""
+
+    version: int
+    captured: int
+    labeled: int
+    coverage: float
+    overall: Quality | None
+    windows: list[WindowQuality]
+
+
+class QualityReport(msgspec.Struct, frozen=True):
+    """Quality per version, versions in ascending order; ``unmatched`` labels name no captured row."""
+
+    task: str
+    unmatched: int
+    versions: list[VersionQuality]
+
+
+def quality_of(
+    joined: Joined,
+    task: str,
+    label_output: str,
+    score_output: str | None = None,
+    classes: list[Any] | None = None,
+    positive: Any = None,
+    window: timedelta | int | None = None,
+    *,
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> QualityReport:
+    """Quality of the predictions in output ``label_output`` against the labels, per version and window.
+
+    Args:
+        joined: The join of captured rows and labels.
+        task: "classification" or "regression".
+        label_output: The output holding the predicted label (classification) or value (regression).
+        score_output: Classification only: the output holding class probabilities, one per class of ``classes``
+            (a list per row), or, with two classes, the positive class's probability (a number per row).
+        classes: The class order of ``score_output`` (required with it), as driftline.quality takes it.
+        positive: ROC AUC's positive class (default the second class).
+        window: A time span (windows aligned to the epoch), a count N (a window closes at every Nth labeled
+            row of a version, in capture order), or None (one window per version).
+        confidence: Level of every interval; resamples and seed: the bootstrap's.
+
+    Raises:
+        BadRequest: an unknown task, a missing output column, a window that is not positive, and every
+            refusal of driftline.quality (labels of the wrong kind for the predictions, ...).
+    """
+    kind = check_task(task)
+    prediction = f"out.{label_output}"
+    score = None if score_output is None else f"out.{score_output}"
+    for column in (prediction, score):
+        if column is not None and column not in joined.rows.columns:
+            raise BadRequest(f"captured rows: no output column {column!r}")
+    if score is not None and kind == "regression":
+        raise BadRequest("score_output: only a classification has a score output")
+    rows = _windows(joined.rows, window)
+    captures = _windows(joined.captures, window)
+
+    options: dict[str, Any] = {"confidence": confidence, "resamples": resamples, "seed": seed}
+
+    def measure(part: pl.DataFrame | None) -> Quality | None:
+        if part is None or part.height == 0:
+            return None
+        y_pred = _flat(part[prediction], prediction)
+        if kind == "regression":
+            return regression_quality(part["target"].to_numpy(), y_pred, **options)
+        proba = None if score is None else _proba(part[score], score, classes, positive)
+        return classification_quality(
+            part["target"].to_list(), y_pred, proba, classes=classes, positive=positive, **options
+        )
+
+    # One partition per version, then per window: each row is visited once, whatever the number of windows.
+    labeled = rows.partition_by("version", as_dict=True)
+    versions = []
+    for (version,), span in sorted(captures.partition_by("version", as_dict=True).items()):
+        mine = labeled.get((version,), rows.clear())
+        parts = mine.partition_by(_WINDOW, as_dict=True)
+        windows = []
+        for (w,), cut in sorted(span.partition_by(_WINDOW, as_dict=True).items()):
+            part = parts.get((w,))
+            n = 0 if part is None else part.height
+            start, end = _span(cut, w, window)
+            windows.append(WindowQuality(start, end, cut.height, n, n / cut.height, measure(part)))
+        versions.append(
+            VersionQuality(int(version), span.height, mine.height, mine.height / span.height, measure(mine), windows)
+        )
+    return QualityReport(task=kind, unmatched=joined.unmatched, versions=versions)
+
+
+def _windows(frame: pl.DataFrame, window: timedelta | int | None) -> pl.DataFrame:
+    """``frame`` with each row's window number (per version, in capture order)."""
+    if window is None:
+        return frame.with_columns(pl.lit(0, pl.Int64).alias(_WINDOW))
+    if isinstance(window, timedelta):
+        size = window // timedelta(microseconds=1)
+        if size <= 0:
+            raise BadRequest(f"window must be a positive time span, got {window}")
+        micros = pl.col("ts").dt.epoch("us")
+        return frame.with_columns((micros // size).alias(_WINDOW))
+    if isinstance(window, bool) or window <= 0:
+        raise BadRequest(f"window must be a positive count of labeled rows, got {window}")
+    # Labeled rows before this one, in the version's capture order: the Nth labeled row closes its window. The
+    # labeled rows alone (no "labeled" column) count by position, and so get the same windows as in captures.
+    if "labeled" in frame.columns:
+        labeled = pl.col("labeled").cast(pl.Int64)
+        before = (labeled.cum_sum() - labeled).over("version")
+    else:
+        before = pl.int_range(pl.len(), dtype=pl.Int64).over("version")
+    return frame.with_columns((before // window).alias(_WINDOW))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _span(cut: pl.DataFrame, w: int, window: timedelta | int | None) -> tuple[datetime, datetime]:
+    """A time window's own bounds; otherwise the first and last capture in it."""
+    if isinstance(window, timedelta):
+        start = _EPOCH + w * window
+        return start, start + window
+    first, last = cut["ts"].min(), cut["ts"].max()
+    return first, last  # type: ignore[return-value]
+
+
+def _flat(values: pl.Series, name: str) -> Any:
+    """A 1-D array of one value per row; an output captured as a one-element list per row counts as its value."""
+    if isinstance(values.dtype, pl.List | pl.Array):
+        if (values.list.len() if isinstance(values.dtype, pl.List) else values.arr.len()).ne(1).any():
+            raise BadRequest(f"{name}: holds several values per row, not one prediction")
+        values = values.list.first() if isinstance(values.dtype, pl.List) else values.arr.first()
+    if values.null_count():
+        raise BadRequest(f"{name}: a labeled row has no prediction (null)")
+    return values.to_list() if values.dtype == pl.String else values.to_numpy()
+
+
+def _proba(values: pl.Series, name: str, classes: list[Any] | None, positive: Any) -> Any:
+    """An n x k probability array: the captured per-class list, or [1 - p, p] of a binary positive score."""
+    if classes is None:
+        raise BadRequest(f"classes is required with {name}: it names the class of each probability")
+    if isinstance(values.dtype, pl.List | pl.Array):
+        if values.null_count():
+            raise BadRequest(f"{name}: a labeled row has no probabilities (null)")
+        return values.to_list()  # driftline.quality checks the shape and that each row sums to 1
+    if len(classes) != 2:
+        raise BadRequest(f"{name}: one score per row is a binary classifier's, but classes has {len(classes)}")
+    p = _flat(values, name).astype(np.float64)
+    j = classes.index(positive) if positive is not None and positive in classes else 1
+    out = np.empty((len(p), 2), dtype=np.float64)
+    out[:, j], out[:, 1 - j] = p, 1.0 - p
+    return out
