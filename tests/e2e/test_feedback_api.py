@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 VIEWER_KEY, PREDICTOR_KEY = "dl_test_viewer_key", "dl_test_predictor_key"
 PREDICTOR = {"Authorization": f"Bearer {PREDICTOR_KEY}"}
 MAX_ITEMS = 5  # small, so that an upload of a dozen lines goes in batches
+MAX_BYTES = 4096
 KEYS = "".join(
     f'[[auth.keys]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{hash_key(key)}"\n'
     for role, key in (("viewer", VIEWER_KEY), ("predictor", PREDICTOR_KEY))
@@ -40,7 +41,8 @@ classes = [0, 1, 2]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, iris_weights):
     workdir = tmp_path_factory.mktemp("feedback")
-    config = write_server_config(workdir / "server.toml", f"[feedback]\nmax_items = {MAX_ITEMS}\n{KEYS}")
+    settings = f"[http]\nmax_request_bytes = {MAX_BYTES}\n[feedback]\nmax_items = {MAX_ITEMS}\n{KEYS}"
+    config = write_server_config(workdir / "server.toml", settings)
     root = build_test_repository(workdir / "models", iris_weights)
     write_config(root / "iris", IRIS_CONFIG)  # mlp keeps its config without [quality]
     srv = start_server(root, workdir, {"DRIFTLINE_CONFIG": str(config)})
@@ -118,6 +120,14 @@ def test_a_body_that_is_not_json_is_a_400(server, store):
     r = httpx.post(f"{server.url}/v1/models/iris/feedback", content=b"{nope", headers=PREDICTOR, timeout=30)
     assert r.status_code == 400, r.text
     assert "feedback body" in r.json()["error"]
+    assert _keys(store) == before
+
+
+def test_a_body_over_the_server_limit_is_a_413_and_nothing_is_stored(server, store):
+    before = _keys(store)
+    r = _post(server, "iris", {"id": "big", "target": "x" * MAX_BYTES})
+    assert r.status_code == 413, r.text
+    assert "error" in r.json()
     assert _keys(store) == before
 
 
