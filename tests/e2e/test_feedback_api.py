@@ -181,3 +181,14 @@ def test_cli_refuses_a_bad_column_in_one_line(server, store, tmp_path):
     out = _upload(server, "iris", str(csv), "--id-column", "request", "--target-column", "nope")
     assert_one_line_refusal(out, "'nope'", str(csv))
     assert _keys(store) == before
+
+
+def test_the_openapi_document_names_the_body_and_the_answer(server):
+    doc = httpx.get(f"{server.url}/docs/openapi.json", timeout=30).json()
+    op = doc["paths"]["/v1/models/{name}/feedback"]["post"]
+    one, many = op["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert one["required"] == ["target"]
+    assert set(one["properties"]) == {"id", "row", "entity", "target"}
+    assert many["properties"]["feedback"]["items"] == one
+    answer = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(doc["components"]["schemas"][answer]["properties"]) == {"stored", "replaced"}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
 from driftline.errors import Conflict
 from driftline.feedback import parse_feedback
+from driftline.feedback.body import WireFeedback
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
@@ -29,6 +32,26 @@ class FeedbackTerms(msgspec.Struct, frozen=True):
     model: str
     task: Literal["classification", "regression"]
     max_items: int
+
+
+@dataclass
+class FeedbackOperation(Operation):
+    """The feedback route reads its body itself (404 and 409 come before it): document the body it takes."""
+
+    def __post_init__(self) -> None:
+        """One label, or ``{"feedback": [...]}`` of them (the label's schema has no references to resolve)."""
+        one = msgspec.json.schema_components([WireFeedback])[1]["WireFeedback"]
+        many = {
+            "type": "object",
+            "properties": {"feedback": {"type": "array", "items": one, "minItems": 1}},
+            "required": ["feedback"],
+            "additionalProperties": False,
+        }
+        self.request_body = RequestBody(
+            required=True,
+            description="One label, or up to feedback.max_items of them in a list",
+            content={"application/json": OpenAPIMediaType(schema={"oneOf": [one, many]})},  # type: ignore[arg-type]
+        )
 
 
 async def _quality(services: Services, name: str) -> QualityConfig:
@@ -64,6 +87,7 @@ class FeedbackController(Controller):
         responses=errors(400, 401, 403, 404, 409, 413),
         # Labels are data written into the store: once the server has keys, a predictor's key or above.
         opt={"role": "predictor"},
+        operation_class=FeedbackOperation,
     )
     async def post_feedback(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> PutCounts:
         """Store one label (``{"id": ..., "row": 0, "target": ...}`` or ``{"entity": ..., "target": ...}``) or
