@@ -24,6 +24,7 @@ __all__ = [
     "AuthSettings",
     "CaptureSettings",
     "DriftSettings",
+    "FeedbackSettings",
     "HttpSettings",
     "JobSettings",
     "RegistrySettings",
@@ -172,6 +173,18 @@ class CaptureSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"capture.inputs names {both}, which capture.exclude never stores")
 
 
+class FeedbackSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Ground-truth labels posted to ``/v1/models/{m}/feedback``."""
+
+    # Labels one request may carry (the body limit, http.max_request_bytes, applies as well); the CLI's upload
+    # sends batches of at most this many.
+    max_items: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.max_items < 1:
+            raise ValueError(f"feedback.max_items must be >= 1, got {self.max_items}")
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the server reads at start; nothing reads the environment after this is built."""
 
@@ -187,6 +200,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     auth: AuthSettings = AuthSettings()
     registry: RegistrySettings = RegistrySettings()
     capture: CaptureSettings = CaptureSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     # The alias a request without a version meets (a model without it answers with its newest loaded version).
     default_alias: str = "champion"
     # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).

@@ -18,6 +18,7 @@ from driftline.http.admin import AdminController
 from driftline.http.deps import services_of
 from driftline.http.drift import DriftController
 from driftline.http.fastpath import InferFastPath
+from driftline.http.feedback import FeedbackController
 from driftline.http.jobs import JobsController
 from driftline.http.methods import allow_header, complete_options_allow
 from driftline.http.metrics import metrics
@@ -85,6 +86,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             TritonController,
             JobsController,
             DriftController,
+            FeedbackController,
             AdminController,
             metrics,
             ui_router(),

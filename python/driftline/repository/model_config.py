@@ -20,6 +20,7 @@ __all__ = [
     "CaptureOverrides",
     "ModelConfig",
     "OnnxOptions",
+    "QualityConfig",
     "TensorConfig",
     "TorchOptions",
     "VersionPolicy",
@@ -133,6 +134,36 @@ class CaptureOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.structs.replace(default, **given)
 
 
+class QualityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's ``[quality]``: what its predictions are, so that labels can be checked and compared with them.
+
+    ``task`` decides what a target may be (driftline.feedback.targets); ``label_output`` is the output holding
+    the predicted class or value; ``score_output`` a classifier's probabilities, in the order of ``classes``;
+    ``positive`` the class ROC AUC is about.
+    """
+
+    task: Literal["classification", "regression"]
+    label_output: str
+    score_output: str | None = None
+    classes: list[str | int] | None = None
+    positive: str | int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.label_output:
+            raise ValueError("quality.label_output must name an output")
+        if self.task == "regression":
+            for key in ("score_output", "classes", "positive"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"quality.{key} is a classification's key; task is 'regression'")
+        if self.score_output is not None and self.classes is None:
+            raise ValueError("quality.classes is required with quality.score_output (the class of each score)")
+        if self.classes is not None:
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"quality.classes must be two or more distinct classes, got {self.classes}")
+            if self.positive is not None and self.positive not in self.classes:
+                raise ValueError(f"quality.positive {self.positive!r} is not one of quality.classes {self.classes}")
+
+
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything ``config.toml`` may say about a model; every key has a default."""
 
@@ -154,6 +185,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Free-form sections owned by other parts (drift settings); validated by their owners.
     drift: dict[str, Any] = {}
     capture: CaptureOverrides = CaptureOverrides()
+    # None: no labels can be checked for this model, so feedback for it is refused.
+    quality: QualityConfig | None = None
 
     def __post_init__(self) -> None:
         b = self.batching
@@ -187,6 +220,12 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"{section}: duplicate tensor names {names}")
             if tensors and self.max_batch_size > 0 and any(not t.shape for t in tensors):
                 raise ValueError(f"{section}: with batching on every tensor needs a batch dimension")
+        if self.quality is not None and self.outputs is not None:
+            declared = sorted(t.name for t in self.outputs)
+            for key in ("label_output", "score_output"):
+                output = getattr(self.quality, key)
+                if output is not None and output not in declared:
+                    raise ValueError(f"quality.{key} {output!r} is not one of the outputs {declared}")
 
 
 def load_model_config(path: Path) -> ModelConfig:

@@ -28,6 +28,7 @@ from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.db import Database
 from driftline.store.deployments import DeploymentStore
+from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
 from driftline.store.proposals import ProposalStore
 from driftline.store.shadow_stats import ShadowStatsStore
@@ -58,6 +59,7 @@ class Services:
     key_store: KeyStore
     jobs: JobRunner
     job_store: JobStore
+    feedback: FeedbackStore
     sync: RegistrySync | None
     metrics: CollectorRegistry
 
@@ -145,6 +147,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             key_store=KeyStore(db),
             jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
             job_store=job_store,
+            feedback=FeedbackStore(db),
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
         )

@@ -1,0 +1,102 @@
+"""``POST /v1/models/{name}/feedback``: ground-truth labels of captured predictions, by request id or by entity."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+
+from driftline.errors import Conflict
+from driftline.feedback import parse_feedback
+from driftline.feedback.body import WireFeedback
+from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
+from driftline.http.guards import require_role_when_keyed
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
+from driftline.store.feedback import PutCounts  # noqa: TC001 - Litestar reads handler annotations at run time
+
+if TYPE_CHECKING:
+    from driftline.repository.model_config import QualityConfig
+    from driftline.server.services import Services
+
+__all__ = ["FeedbackController", "FeedbackTerms"]
+
+
+class FeedbackTerms(msgspec.Struct, frozen=True):
+    """What a model's feedback must be: the task its targets are checked against, and the most labels a request
+    may carry (``driftline feedback upload`` checks a file by them and sends it in batches of that size)."""
+
+    model: str
+    task: Literal["classification", "regression"]
+    max_items: int
+
+
+@dataclass
+class FeedbackOperation(Operation):
+    """The feedback route reads its body itself (404 and 409 come before it): document the body it takes."""
+
+    def __post_init__(self) -> None:
+        """One label, or ``{"feedback": [...]}`` of them (the label's schema has no references to resolve)."""
+        one = msgspec.json.schema_components([WireFeedback])[1]["WireFeedback"]
+        many = {
+            "type": "object",
+            "properties": {"feedback": {"type": "array", "items": one, "minItems": 1}},
+            "required": ["feedback"],
+            "additionalProperties": False,
+        }
+        self.request_body = RequestBody(
+            required=True,
+            description="One label, or up to feedback.max_items of them in a list",
+            content={"application/json": OpenAPIMediaType(schema={"oneOf": [one, many]})},  # type: ignore[arg-type]
+        )
+
+
+async def _quality(services: Services, name: str) -> QualityConfig:
+    """The model's ``[quality]``: 404 for an unknown model, 409 for one without the table."""
+    services.table.repository.require(name)
+    source = await asyncio.to_thread(services.table.repository.model, name)
+    if source.config.quality is None:
+        raise Conflict(
+            f"model {name!r} has no [quality] table in its config.toml (task and label_output): "
+            "its labels cannot be checked, so none are taken"
+        )
+    return source.config.quality
+
+
+class FeedbackController(Controller):
+    """Labels that arrive after the prediction; they are joined to captured rows whenever both exist."""
+
+    path = "/v1/models"
+    tags = ["feedback"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    guards = [require_role_when_keyed]  # noqa: RUF012
+    security = KEYED_WHEN_CONFIGURED
+
+    @get("/{name:str}/feedback", summary="What feedback a model takes", responses=errors(400, 401, 403, 404, 409))
+    async def terms(self, services: ServicesDep, name: str) -> FeedbackTerms:
+        """The model's task (from ``[quality]``) and the server's ``feedback.max_items``."""
+        quality = await _quality(services, name)
+        return FeedbackTerms(model=name, task=quality.task, max_items=services.settings.feedback.max_items)
+
+    @post(
+        "/{name:str}/feedback",
+        status_code=200,
+        summary="Post ground-truth labels",
+        responses=errors(400, 401, 403, 404, 409, 413),
+        # Labels are data written into the store: once the server has keys, a predictor's key or above.
+        opt={"role": "predictor"},
+        operation_class=FeedbackOperation,
+    )
+    async def post_feedback(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> PutCounts:
+        """Store one label (``{"id": ..., "row": 0, "target": ...}`` or ``{"entity": ..., "target": ...}``) or
+        ``{"feedback": [...]}`` of them, all or none; the same key again replaces its label and counts once.
+
+        The model is looked up before the body is read, so an unknown model is a 404 whatever the body holds. A
+        model without ``[quality]`` in its config.toml is a 409: the target's type cannot be checked.
+        """
+        quality = await _quality(services, name)
+        body = await request.body()
+        items = parse_feedback(body, services.settings.feedback.max_items, quality.task)
+        return await asyncio.to_thread(services.feedback.put, name, items)
