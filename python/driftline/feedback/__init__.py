@@ -4,12 +4,10 @@ from driftline.feedback.body import parse_feedback
 from driftline.feedback.files import read_feedback_file
 from driftline.feedback.join import Joined, join
 from driftline.feedback.report import QualityReport, VersionQuality, WindowQuality, quality_of
-from driftline.feedback.targets import Task
 
 __all__ = [
     "Joined",
     "QualityReport",
-    "Task",
     "VersionQuality",
     "WindowQuality",
     "join",

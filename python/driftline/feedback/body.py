@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
 from driftline.errors import BadRequest
-from driftline.feedback.targets import Task, check_task, encode_target
+from driftline.feedback.targets import check_task, encode_target
 from driftline.store.feedback import Feedback
+
+if TYPE_CHECKING:
+    from driftline.repository.model_config import Task
 
 __all__ = ["WireFeedback", "parse_feedback"]
 

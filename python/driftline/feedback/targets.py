@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, get_args
 
 import msgspec
 
 from driftline.errors import BadRequest
+from driftline.repository.model_config import Task
 
-__all__ = ["Task", "check_task", "encode_target"]
+__all__ = ["check_task", "encode_target"]
 
-Task = Literal["classification", "regression"]
-TASKS: tuple[Task, ...] = ("classification", "regression")
+TASKS: tuple[Task, ...] = get_args(Task)
 _INT64 = (-(2**63), 2**63 - 1)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ModelConfig",
     "OnnxOptions",
     "QualityConfig",
+    "Task",
     "TensorConfig",
     "TorchOptions",
     "VersionPolicy",
@@ -45,6 +46,10 @@ DATATYPES = frozenset(
     }
 )
 _DEVICE = re.compile(r"\A(cpu|auto|cuda(:\d+)?)\Z")  # \Z: "$" would let a trailing newline through
+
+
+#: What a model predicts, for its quality metrics and the type of its feedback targets.
+Task = Literal["classification", "regression"]
 
 
 class TensorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,7 +147,7 @@ class QualityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``positive`` the class ROC AUC is about.
     """
 
-    task: Literal["classification", "regression"]
+    task: Task
     label_output: str
     score_output: str | None = None
     classes: list[str | int] | None = None
