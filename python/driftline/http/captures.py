@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import queue
+import reprlib
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,9 @@ _MEDIA: Final = {"parquet": "application/vnd.apache.parquet", "jsonl": "applicat
 # Bytes the export thread may run ahead of a slow client: its chunks wait in a queue of this many.
 _CHUNKS: Final = 16
 _WAIT_S: Final = 0.5
+_MAX_VERSION: Final = 2**31 - 1  # segments hold the version as int32
 _EXAMPLE: Final = "e.g. 2026-01-31T00:00:00Z"
+_DATE_TIME: Final = {"format": "date-time", "description": f"ISO 8601 with a timezone ({_EXAMPLE})"}
 
 
 class CaptureStatus(msgspec.Struct, frozen=True):
@@ -72,7 +75,7 @@ def _moment(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lowercase t and z
     except ValueError:
         raise BadRequest(
             f"query parameter {name!r} must be ISO 8601 (e.g. 2026-01-31T00:00:00Z), got {value!r}"
@@ -190,17 +193,17 @@ class CapturesController(Controller):
         self,
         services: ServicesDep,
         name: str,
-        since: str | None = None,
-        until: str | None = None,
-        version: str | None = None,
+        since: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
+        until: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
+        version: Annotated[str | None, QueryParameter(schema_extra={"pattern": "^[0-9]+$"})] = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(_MEDIA)})] = "parquet",
     ) -> Stream:
         """Rows with ``since <= ts < until`` (ISO 8601 with a timezone), of one version or all, oldest first."""
         if format not in _MEDIA:
             raise BadRequest(f"query parameter 'format' must be one of {', '.join(_MEDIA)}; got {format!r}")
         start, end = _moment(since, "since"), _moment(until, "until")
-        if version is not None and not is_version(version):
-            raise BadRequest(f"query parameter 'version' must be a version number, got {version!r}")
+        if version is not None and not (is_version(version) and int(version) <= _MAX_VERSION):
+            raise BadRequest(f"query parameter 'version' must be a version number, got {reprlib.repr(version)}")
         capture = _capture(services)
         number = None if version is None else int(version)
         if not services.table.knows(name)[0] and not capture.index.segments(name):
