@@ -243,3 +243,23 @@ def test_an_unwritable_capture_directory_stops_capture_not_serving(tmp_path, iri
         _infer(srv.url, "/v2/models/iris/infer", _body(x))
     finally:
         srv.stop()
+
+
+def test_the_arm_says_how_the_request_reached_its_version(server):
+    admin = f"{server.url}/v1/admin/models/iris"
+    assert httpx.put(f"{admin}/aliases/blue", json={"version": 1}, headers=HEADERS, timeout=10).status_code == 200
+    x = np.zeros((1, 4), np.float32)
+    _infer(server.url, "/v2/models/iris/versions/blue/infer", _body(x, "arm-alias"))
+    r = httpx.put(f"{admin}/routing", json={"canary": {"target": "1", "percent": 100}}, headers=HEADERS, timeout=10)
+    assert r.status_code == 200, r.text
+    try:
+        _infer(server.url, "/v2/models/iris/infer", _body(x, "arm-canary"))
+    finally:
+        assert httpx.delete(f"{admin}/routing", headers=HEADERS, timeout=10).status_code == 200
+    deadline = time.monotonic() + 20
+    arms: dict[str, str] = {}
+    while len(arms) < 2 and time.monotonic() < deadline:
+        frame = _rows(server.url, "iris", 1)
+        arms = dict(frame.filter(pl.col("request_id").str.starts_with("arm-")).select("request_id", "arm").iter_rows())
+        time.sleep(0.1)
+    assert arms == {"arm-alias": "alias", "arm-canary": "canary"}
