@@ -59,8 +59,11 @@ def enforce_retention(
     return deleted
 
 
-def erase_entity(root: Path, index: CaptureIndex, entity: str) -> int:
+def erase_entity(root: Path, index: CaptureIndex, entity: str, requests: set[tuple[str, str]] | None = None) -> int:
     """Remove every captured row whose ``entity`` is this one, rewriting each segment that holds one.
+
+    ``requests``, when given, receives the (model, request id) of every row removed: labels keyed by request id
+    carry no entity, so erasing the entity's feedback needs them.
 
     Returns:
         The number of rows removed.
@@ -78,7 +81,11 @@ def erase_entity(root: Path, index: CaptureIndex, entity: str) -> int:
         if not hits:
             continue
         table = pq.read_table(path)
-        kept = table.filter(pc.invert(pc.fill_null(pc.equal(table["entity"], entity), False)))
+        mine = pc.fill_null(pc.equal(table["entity"], entity), False)
+        if requests is not None:
+            gone = table.filter(mine).select(["model", "request_id"]).to_pylist()
+            requests.update((r["model"], r["request_id"]) for r in gone)
+        kept = table.filter(pc.invert(mine))
         if kept.num_rows == 0:
             path.unlink()
             index.remove(segment.path)

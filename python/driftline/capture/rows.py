@@ -16,11 +16,24 @@ import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Iterator, Mapping, Sequence
 
     from numpy.typing import NDArray
 
-__all__ = ["ARMS", "FIXED", "INPUT_PREFIX", "OUTPUT_PREFIX", "TS", "CaptureBatch", "day_of", "keep_tensors", "to_table"]
+__all__ = [
+    "ARMS",
+    "FIXED",
+    "INPUT_PREFIX",
+    "OUTPUT_PREFIX",
+    "TS",
+    "CaptureBatch",
+    "Signature",
+    "day_of",
+    "keep_tensors",
+    "signature",
+    "to_table",
+    "to_table_many",
+]
 
 # How the request reached its version (serving/routing.py's arms, plus an explicit pin and the default alias).
 ARMS: Final = frozenset({"alias", "canary", "split", "shadow", "pinned", "default"})
@@ -76,40 +89,87 @@ def day_of(ts_us: int) -> str:
     return (_EPOCH + timedelta(microseconds=ts_us)).date().isoformat()
 
 
-def to_table(batch: CaptureBatch) -> pa.Table:
-    """The batch as rows of the capture shape.
+# What a segment's columns depend on: each kept tensor's column name, dtype and per-row shape, in order.
+Signature = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+def signature(batch: CaptureBatch) -> Signature:
+    """The batch's column signature: batches with equal ones convert together into one table.
 
     Raises:
         ValueError: an unknown arm, or a tensor whose first dimension is not the batch's row count.
     """
     if batch.arm not in ARMS:
         raise ValueError(f"arm must be one of {sorted(ARMS)}, got {batch.arm!r}")
-    n = batch.rows
+    return tuple((column, _kind(arr), arr.shape[1:]) for column, arr in _tensors(batch, batch.rows))
+
+
+def to_table(batch: CaptureBatch) -> pa.Table:
+    """The batch as rows of the capture shape (errors as :func:`signature`)."""
+    return to_table_many([batch])
+
+
+def to_table_many(batches: Sequence[CaptureBatch]) -> pa.Table:
+    """Batches of one :func:`signature` as one table, converted column by column (a few Arrow calls for the lot,
+    not a few per request: the writer keeps up with many small requests).
+
+    Raises:
+        ValueError: as :func:`signature`, or batches whose signatures differ.
+    """
+    first = signature(batches[0])
+    counts = np.array([b.rows for b in batches], dtype=np.int64)
+    n = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+
+    each = pa.array(np.repeat(np.arange(len(batches)), counts))
+
+    def repeated(values: list[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(each)  # one value per batch, then one per row
+
     columns: list[pa.Array] = [
-        pa.array([batch.request_id] * n, pa.string()),
-        pa.array(np.arange(n, dtype=np.int32)),
-        pa.array([batch.model] * n, pa.string()),
-        pa.array(np.full(n, batch.version, dtype=np.int32)),
-        pa.array([batch.sha256] * n, pa.string()),
-        pa.array(np.full(n, batch.ts_us, dtype=np.int64)).cast(TS),
-        pa.array([batch.arm] * n, pa.string()),
-        pa.array(np.full(n, batch.latency_us, dtype=np.int64)),
-        pa.array([batch.entity] * n, pa.string()),
+        repeated([b.request_id for b in batches], pa.string()),
+        pa.array((np.arange(n, dtype=np.int64) - starts).astype(np.int32)),
+        repeated([b.model for b in batches], pa.string()),
+        pa.array(np.repeat(np.array([b.version for b in batches], dtype=np.int32), counts)),
+        repeated([b.sha256 for b in batches], pa.string()),
+        pa.array(np.repeat(np.array([b.ts_us for b in batches], dtype=np.int64), counts)).cast(TS),
+        repeated([b.arm for b in batches], pa.string()),
+        pa.array(np.repeat(np.array([b.latency_us for b in batches], dtype=np.int64), counts)),
+        repeated([b.entity for b in batches], pa.string()),
     ]
     fields = list(FIXED)
-    for prefix, tensors in ((INPUT_PREFIX, batch.inputs), (OUTPUT_PREFIX, batch.outputs)):
-        for name, arr in tensors.items():
-            column = _column(np.asarray(arr), n, f"{prefix}{name}")
-            fields.append(pa.field(f"{prefix}{name}", column.type))
-            columns.append(column)
+    parts: list[list[NDArray[Any]]] = [[] for _ in first]
+    for batch in batches:
+        tensors = list(_tensors(batch, batch.rows))
+        if tuple((c, _kind(a), a.shape[1:]) for c, a in tensors) != first:
+            raise ValueError(f"batch {batch.request_id!r} does not have the columns of the others")
+        for part, (_, arr) in zip(parts, tensors, strict=True):
+            part.append(arr)
+    for (name, _, _), part in zip(first, parts, strict=True):
+        column = _column(part[0] if len(part) == 1 else np.concatenate(part))
+        fields.append(pa.field(name, column.type))
+        columns.append(column)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _column(arr: NDArray[Any], n: int, name: str) -> pa.Array:
-    if arr.ndim == 0 or arr.shape[0] != n:
-        if n != 1:
-            raise ValueError(f"{name}: first dimension {arr.shape[:1]} is not the batch's {n} rows")
-        arr = arr[np.newaxis]
+def _tensors(batch: CaptureBatch, n: int) -> Iterator[tuple[str, NDArray[Any]]]:
+    """Each kept tensor under its column name, with the batch's rows as its first dimension."""
+    for prefix, tensors in ((INPUT_PREFIX, batch.inputs), (OUTPUT_PREFIX, batch.outputs)):
+        for name, value in tensors.items():
+            arr = np.asarray(value)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                if n != 1:
+                    raise ValueError(f"{prefix}{name}: first dimension {arr.shape[:1]} is not the batch's {n} rows")
+                arr = arr[np.newaxis]
+            yield f"{prefix}{name}", arr
+
+
+def _kind(arr: NDArray[Any]) -> str:
+    """A tensor's type as its column sees it: every text dtype is one (they all become strings)."""
+    return "text" if arr.dtype.kind in "SUO" else arr.dtype.str
+
+
+def _column(arr: NDArray[Any]) -> pa.Array:
     if arr.dtype.kind in "SUO":
         flat: pa.Array = pa.array([_text(v) for v in arr.reshape(-1)], pa.string())
     else:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from driftline.capture.rows import day_of, to_table
+from driftline.capture.rows import day_of, signature, to_table_many
 from driftline.capture.segments import write_segment
 from driftline.repository.names import MODEL_NAME
 from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
@@ -27,7 +27,7 @@ from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from driftline.capture.rows import CaptureBatch
+    from driftline.capture.rows import CaptureBatch, Signature
     from driftline.store.captures import CaptureIndex
 
 __all__ = ["CaptureFigures", "CaptureWriter"]
@@ -51,12 +51,13 @@ class CaptureFigures:
 
 @dataclass(slots=True)
 class _Buffer:
-    """Rows of one (model, version, day) waiting for their segment; one schema per buffer."""
+    """Rows of one (model, version, day) waiting for their segment; one column signature per buffer. The batches
+    are converted to Arrow together when the segment is written (one conversion per batch would cap the writer at
+    a few thousand small requests a second)."""
 
-    tables: list[pa.Table] = field(default_factory=list)
+    signature: Signature
+    batches: list[CaptureBatch] = field(default_factory=list)
     rows: int = 0
-    first_ts: int = 0
-    last_ts: int = 0
     since: float = 0.0  # monotonic time of the first row
 
 
@@ -186,45 +187,63 @@ class CaptureWriter:
     def _buffer(self, buffers: dict[tuple[str, int, str], _Buffer], batch: CaptureBatch) -> None:
         try:
             _check_partition(batch)
-            table = to_table(batch)
-        except (ValueError, TypeError, AttributeError, pa.ArrowException) as exc:
+            columns = signature(batch)
+        except (ValueError, TypeError, AttributeError) as exc:
             _log.warning("capture: a batch of %s was dropped: %s", getattr(batch, "model", "?"), exc)
             self._count(dropped=_rows(batch))
             return
         key = (batch.model, batch.version, day_of(batch.ts_us))
         held = buffers.get(key)
-        if held is not None and held.tables and not held.tables[0].schema.equals(table.schema):
+        if held is not None and held.signature != columns:
             self._write(key, buffers.pop(key))  # a segment has one schema: the columns kept changed
             held = None
         if held is None:
-            held = buffers[key] = _Buffer(first_ts=batch.ts_us, last_ts=batch.ts_us, since=time.monotonic())
-        held.tables.append(table)
+            held = buffers[key] = _Buffer(columns, since=time.monotonic())
+        held.batches.append(batch)
         held.rows += batch.rows
-        held.first_ts = min(held.first_ts, batch.ts_us)
-        held.last_ts = max(held.last_ts, batch.ts_us)
 
     def _write(self, key: tuple[str, int, str], buffer: _Buffer) -> None:
+        converted = self._table(buffer.batches)
+        if converted is None:
+            return
+        table, kept = converted
         model, version, day = key
         rel = f"{partition(model, version, day)}/{uuid.uuid4().hex}{SEGMENT_SUFFIX}"
-        size, sha256 = write_segment(self._root, rel, pa.concat_tables(buffer.tables))
+        size, sha256 = write_segment(self._root, rel, table)
         self._index.add(
             Segment(
                 path=rel,
                 model=model,
                 version=version,
                 day=day,
-                rows=buffer.rows,
+                rows=table.num_rows,
                 bytes=size,
-                first_ts=buffer.first_ts,
-                last_ts=buffer.last_ts,
+                first_ts=min(b.ts_us for b in kept),
+                last_ts=max(b.ts_us for b in kept),
                 sha256=sha256,
             )
         )
         with self._cond:
-            self._captured += buffer.rows
+            self._captured += table.num_rows
             self._segments += 1
             self._bytes += size
-            self._pending -= buffer.rows
+            self._pending -= table.num_rows
+
+    def _table(self, batches: list[CaptureBatch]) -> tuple[pa.Table, list[CaptureBatch]] | None:
+        """The batches as one table; when that fails, without those that fail alone (dropped and counted)."""
+        try:
+            return to_table_many(batches), batches
+        except (ValueError, TypeError, pa.ArrowException):
+            kept: list[CaptureBatch] = []
+            for batch in batches:
+                try:
+                    to_table_many([batch])
+                except (ValueError, TypeError, pa.ArrowException) as exc:
+                    _log.warning("capture: a batch of %s was dropped: %s", batch.model, exc)
+                    self._count(dropped=batch.rows)
+                else:
+                    kept.append(batch)
+            return (to_table_many(kept), kept) if kept else None
 
     def _count(self, *, dropped: int) -> None:
         with self._cond:

@@ -13,16 +13,19 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from driftline.errors import BadRequest, DriftlineError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
-__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "call"]
+__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "call", "download"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 class ApiError(DriftlineError):
@@ -44,6 +47,44 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
         BadRequest: ``--url`` is no http(s) URL, or ``--key`` cannot be sent as a header.
         ApiError: the server cannot be reached, refuses the request, or answers something that is not JSON.
     """
+
+    def decode(response: http.client.HTTPResponse) -> Any:
+        raw = response.read()
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise ApiError(
+                f"{method} {response.geturl()}: the answer is not JSON (is this a driftline server?)"
+            ) from None
+
+    return _open(args, method, path, json.dumps(body).encode() if body is not None else None, decode)
+
+
+def download(args: argparse.Namespace, path: str, sink: BinaryIO) -> int:
+    """``GET path`` streamed into ``sink`` in chunks (an export may be larger than memory); returns the bytes.
+
+    Raises:
+        BadRequest / ApiError: as :func:`call`.
+    """
+
+    def copy(response: http.client.HTTPResponse) -> int:
+        total = 0
+        while chunk := response.read(_CHUNK):
+            sink.write(chunk)
+            total += len(chunk)
+        return total
+
+    return _open(args, "GET", path, None, copy)
+
+
+def _open(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    data: bytes | None,
+    read: Callable[[http.client.HTTPResponse], _T],
+) -> _T:
+    """Send one request with ``--url`` and ``--key`` and hand the answer to ``read``; errors as :func:`call`."""
     base = (args.url or os.environ.get("DRIFTLINE_URL") or DEFAULT_URL).rstrip("/")
     parts = urllib.parse.urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -52,14 +93,13 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
     key = args.key or os.environ.get("DRIFTLINE_API_KEY")
     if key is not None and (not key or not key.isascii() or not key.isprintable() or " " in key):
         raise BadRequest("--key (or DRIFTLINE_API_KEY) must be printable ASCII without spaces, as keys are")
-    data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - checked to be http(s) above
     request.add_header("content-type", "application/json")
     if key:
         request.add_header("authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
-            raw = response.read()
+            return read(response)
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace")
         try:
@@ -70,10 +110,6 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ApiError(f"cannot reach the driftline server at {url}: {reason} (set --url or DRIFTLINE_URL)") from None
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        raise ApiError(f"{method} {url}: the answer is not JSON (is this a driftline server?)") from None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException
 from driftline.config import ServerSettings, load_settings
 from driftline.errors import DriftlineError
 from driftline.http.admin import AdminController
+from driftline.http.captures import CapturesController, ErasureController
 from driftline.http.deps import services_of
 from driftline.http.drift import DriftController
 from driftline.http.fastpath import InferFastPath
@@ -88,6 +89,8 @@ def create_app(settings: ServerSettings) -> Litestar:
             DriftController,
             FeedbackController,
             AdminController,
+            CapturesController,
+            ErasureController,
             metrics,
             ui_router(),
         ],

@@ -1,4 +1,5 @@
-"""The server's periodic work: drift checks that raise alerts unasked, and following what other workers stored."""
+"""The server's periodic work: drift checks that raise alerts unasked, following what other workers stored, and
+the retention of captured rows."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from driftline.capture.service import CaptureService
     from driftline.drift import DriftMonitor
     from driftline.lifecycle.service import Lifecycle
     from driftline.serving.table import ModelTable
     from driftline.store.db import Database
 
-__all__ = ["check_all", "check_drift_forever", "follow_store_forever"]
+__all__ = ["check_all", "check_drift_forever", "follow_store_forever", "retain_captures_forever"]
 
 _log = logging.getLogger("driftline.server")
 
@@ -65,3 +67,17 @@ async def follow_store_forever(
                 reload_keys()
         except Exception:  # noqa: BLE001 - a failed refresh must not stop the next ones
             _log.exception("refresh from the store failed")
+
+
+async def retain_captures_forever(capture: CaptureService, table: ModelTable, interval: float) -> None:
+    """Delete captured segments beyond each model's retention (age, bytes), on a thread, every ``interval`` s; a
+    model's own ``[capture]`` is read from a loaded version of it (none loaded: the server's default)."""
+    while True:
+        try:
+            own = {name: next(iter(v.values())).source.config.capture for name, v in table.loaded().items() if v}
+            deleted = await asyncio.to_thread(capture.retain, own)
+            if deleted:
+                _log.info("capture retention deleted %d segment(s)", deleted)
+        except Exception:  # noqa: BLE001 - a failed pass must not stop the next ones
+            _log.exception("capture retention failed")
+        await asyncio.sleep(interval)

@@ -12,11 +12,12 @@ if TYPE_CHECKING:
 
     from prometheus_client.core import Metric
 
+    from driftline.capture.service import CaptureService
     from driftline.registry.sync import RegistrySync
     from driftline.serving.stats import Histogram, RequestErrors
     from driftline.serving.table import ModelTable
 
-__all__ = ["LifecycleCollector", "RegistryCollector", "ServingCollector"]
+__all__ = ["CaptureCollector", "LifecycleCollector", "RegistryCollector", "ServingCollector"]
 
 LABELS = ["model", "version"]
 
@@ -153,3 +154,27 @@ class RegistryCollector(Collector):
         )
         held.add_metric(labels, len(status.deleted_but_held))
         yield from (up, leader, success, failed, held)
+
+
+class CaptureCollector(Collector):
+    """Prediction capture's writer: alert on ``driftline_capture_up == 0`` (the status route says why) or drops."""
+
+    def __init__(self, capture: CaptureService) -> None:
+        """Collect from this server's capture."""
+        self._capture = capture
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        f = self._capture.figures()
+        yield CounterMetricFamily("driftline_capture_rows", "Captured rows written to segments", value=f.captured)
+        yield CounterMetricFamily(
+            "driftline_capture_dropped", "Captured rows dropped (queue full or capture stopped)", value=f.dropped
+        )
+        yield GaugeMetricFamily("driftline_capture_segments", "Segments this process wrote", value=f.segments)
+        yield GaugeMetricFamily("driftline_capture_bytes", "Bytes of the segments this process wrote", value=f.bytes)
+        yield GaugeMetricFamily(
+            "driftline_capture_queue_rows", "Captured rows submitted and not yet written", value=f.queue_rows
+        )
+        yield GaugeMetricFamily(
+            "driftline_capture_up", "0 once capture stopped on a write error", value=f.failed is None
+        )

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from driftline import __version__
+from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
+from driftline.errors import DriftlineError
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
@@ -21,11 +23,12 @@ from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
-from driftline.server.background import check_drift_forever, follow_store_forever
-from driftline.server.collectors import LifecycleCollector, RegistryCollector, ServingCollector
+from driftline.server.background import check_drift_forever, follow_store_forever, retain_captures_forever
+from driftline.server.collectors import CaptureCollector, LifecycleCollector, RegistryCollector, ServingCollector
 from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
+from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.feedback import FeedbackStore
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["Services", "open_services"]
 
 _log = logging.getLogger("driftline.server")
+# Seconds between retention passes over the captured segments.
+_RETENTION_INTERVAL_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class Services:
     feedback: FeedbackStore
     sync: RegistrySync | None
     metrics: CollectorRegistry
+    capture: CaptureService | None  # None: capture is off for the server and every model
 
     def reload_keys(self) -> None:
         """Install the config file's keys and the store's live keys in the key ring (one swap)."""
@@ -81,6 +87,21 @@ def _open_sync(
 
     cache = ArtifactCache(Path(settings.registry.cache_dir))
     return RegistrySync(open_source(settings.registry.source), cache, table, lifecycle, audit, settings.registry)
+
+
+def _open_capture(settings: ServerSettings, repository: Repository, db: Database) -> CaptureService | None:
+    """Capture, when the server's default or any model's ``[capture]`` turns it on (a model whose config cannot
+    be read does not count: it will not load either)."""
+    default = settings.capture
+    enabled = default.enabled
+    for name in () if enabled else repository.model_names():
+        try:
+            enabled = repository.model(name).config.capture.over(default).enabled
+        except DriftlineError:
+            continue
+        if enabled:
+            break
+    return CaptureService(Path(default.directory), CaptureIndex(db), default) if enabled else None
 
 
 def _log_models(table: ModelTable, settings: ServerSettings) -> None:
@@ -127,13 +148,17 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(asyncio.to_thread, monitor.close)
         audit = AuditLog(db)
-        table = ModelTable(Repository(Path(settings.repository)), asyncio.get_running_loop(), audit, monitor)
+        repository = Repository(Path(settings.repository))
+        capture = _open_capture(settings, repository, db)
+        if capture is not None:
+            stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
+        table = ModelTable(repository, asyncio.get_running_loop(), audit, monitor)
         stack.push_async_callback(table.close)  # after its queues drained: every accepted request is answered
         lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
         stack.callback(lifecycle.persist_shadows)
         stack.push_async_callback(table.shadows.drain)
         keys = KeyRing()
-        plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference)
+        plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference, capture=capture)
         job_store = JobStore(db)
         services = Services(
             settings=settings,
@@ -150,11 +175,14 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             feedback=FeedbackStore(db),
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
+            capture=capture,
         )
         metrics.register(ServingCollector(table, plane.errors))
         metrics.register(LifecycleCollector(table))
         if services.sync is not None:
             metrics.register(RegistryCollector(services.sync))
+        if capture is not None:
+            metrics.register(CaptureCollector(capture))
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()
@@ -168,6 +196,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         ]
         if services.sync is not None:
             tasks.append(asyncio.create_task(services.sync.run_forever()))
+        if capture is not None:
+            tasks.append(asyncio.create_task(retain_captures_forever(capture, table, _RETENTION_INTERVAL_S)))
         stack.push_async_callback(_cancel, tasks)
         _log_models(table, settings)
         _log.info(

@@ -8,11 +8,13 @@ headers and gRPC metadata both are.
 
 from __future__ import annotations
 
+import os
 import reprlib
 import time
 from typing import TYPE_CHECKING
 
 from driftline.errors import BadRequest
+from driftline.repository.names import is_version
 from driftline.serving.signature import check_request
 from driftline.serving.stats import RequestErrors
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from driftline.capture.service import CaptureService
     from driftline.protocol.codec import DecodedRequest
     from driftline.security.keys import KeyRing
     from driftline.serving.loaded import LoadedModel
@@ -33,11 +36,15 @@ __all__ = ["DataPlane"]
 class DataPlane:
     """Auth for inference, routing, the signature check, priority and timeout, the batcher, shadows, outputs."""
 
-    __slots__ = ("errors", "in_flight", "keys", "require_key", "table")
+    __slots__ = ("capture", "errors", "in_flight", "keys", "require_key", "table")
 
-    def __init__(self, table: ModelTable, keys: KeyRing, *, require_key: bool) -> None:
-        """Serve from ``table``; with ``require_key`` every inference needs a ``predictor`` key from ``keys``."""
+    def __init__(
+        self, table: ModelTable, keys: KeyRing, *, require_key: bool, capture: CaptureService | None = None
+    ) -> None:
+        """Serve from ``table``; with ``require_key`` every inference needs a ``predictor`` key from ``keys``;
+        answered requests go to ``capture`` when their version captures (None: capture is off everywhere)."""
         self.table = table
+        self.capture = capture
         self.keys = keys
         self.require_key = require_key
         self.errors = RequestErrors()
@@ -63,10 +70,25 @@ class DataPlane:
         the request asked for.
 
         ``version`` is a version number, an alias, or None (the routing policy and the default alias choose).
+        When the version captures, a request without an ``id`` is given one (the answer carries it, so the caller
+        can send feedback for it).
         """
+        capture = self.capture
+        arrived_ns = 0 if capture is None else time.time_ns()  # capture off everywhere: not even a clock read
         params = request.parameters
         model, shadow = self.table.route(name, version, params, metadata)
         rows = check_request(model, request.inputs, request.outputs)
+        plan = None if capture is None else capture.plan(model.name, model.version, model.source)
+        entity = request_id = None
+        if plan is not None:
+            entity = params.get("entity") if params else None
+            if entity is not None and type(entity) is not str:
+                raise BadRequest(f"parameters.entity must be a string, got {reprlib.repr(entity)}")
+            if request.id is None:
+                # The answer carries it, so feedback can name this request. 128 random bits as 32 hex digits, as
+                # uuid4().hex would be, at a twentieth of its cost.
+                request.id = os.urandom(16).hex()
+            request_id = request.id
         priority = timeout_us = 0
         if params:
             # Only JSON integers: int() would take true as 1 and truncate 0.5; the batcher checks the ranges.
@@ -80,7 +102,32 @@ class DataPlane:
             self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, time.perf_counter() - start)
         if request.outputs is not None:
             outputs = {n: outputs[n] for n in request.outputs}
+        if plan is not None and capture is not None and request_id is not None:  # all three set together above
+            arrived_us = arrived_ns // 1000
+            capture.take(
+                plan,
+                (model.name, model.version, model.sha256),
+                request_id,
+                self._arm(name, version, model.version),
+                (arrived_us, time.time_ns() // 1000 - arrived_us),
+                rows,
+                request.inputs,
+                outputs,
+                entity,
+            )
         return model, outputs
+
+    def _arm(self, name: str, version: str | None, chosen: int) -> str:
+        """How the request reached its version, as capture records it."""
+        if version:
+            return "pinned" if is_version(version) else "alias"
+        routes = self.table.routes(name)
+        policy = routes.policy
+        if policy.canary is not None and chosen == routes.resolve(policy.canary.target):
+            return "canary"
+        if policy.split is not None:
+            return "split"  # a split sends every keyed request by its weights, the default's share included
+        return "default"
 
     def record_error(self, name: str, version: str | None, status: int) -> None:
         """Count an inference request answered with ``status`` (>= 400) in ``driftline_requests_total``."""

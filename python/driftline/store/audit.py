@@ -24,6 +24,7 @@ class AuditAction(StrEnum):
     ALIAS_SET = "alias_set"
     APPROVE = "approve"
     APPROVE_REFUSED = "approve_refused"
+    CAPTURE_ERASED = "capture_erased"
     DELETE_REFUSED = "delete_refused"
     KEY_CREATED = "key_created"
     KEY_REVOKED = "key_revoked"
