@@ -115,7 +115,12 @@ def schemathesis(server, workdir: Path, *extra: str) -> subprocess.CompletedProc
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(ST_CONFIG), "run"),
         f"{server.url}/docs/openapi.json",
-        *("--checks", "all", "--max-examples", "5", "--seed", "1", "--max-time", "60"),
+        # Every check but use_after_free, which expects a GET after a DELETE on the same path to answer 404: none
+        # of this API's DELETEs removes what the path names (clearing a routing policy leaves the empty policy,
+        # GET answers {}; a cancelled job stays, as "cancelled"). Which pairs the stateful phase tries depends on
+        # the whole schema, so a new route elsewhere surfaced the routing pair.
+        *("--checks", "all", "--exclude-checks", "use_after_free"),
+        *("--max-examples", "5", "--seed", "1", "--max-time", "60"),
         *("--request-timeout", "10", "--warnings", "off", "--no-color"),
         *extra,
     ]
