@@ -72,8 +72,11 @@ class Repository:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MODEL_NAME.match(p.name))
 
     def require(self, name: str) -> None:
-        """Raise ModelNotFound (``model 'x' is not in the repository``) unless ``name`` is one of `model_names`."""
-        if name not in self.model_names():
+        """Raise ModelNotFound (``model 'x' is not in the repository``) unless ``name`` is one of `model_names`.
+
+        The same test as `model_names` makes, for one name: a valid name and a folder (one stat, not a listing).
+        """
+        if not (MODEL_NAME.match(name) and (self.root / name).is_dir()):
             raise ModelNotFound(f"model {name!r} is not in the repository")
 
     def model(self, name: str) -> ModelSource:
