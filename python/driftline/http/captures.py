@@ -22,7 +22,7 @@ from driftline.errors import BadRequest, DriftlineError, ModelNotFound, NotFound
 from driftline.http import openapi as doc
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role, require_role_when_keyed
-from driftline.repository.names import is_version
+from driftline.repository.names import VERSION_PATTERN, is_version
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class CapturesController(Controller):
         name: str,
         since: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
         until: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
-        version: Annotated[str | None, QueryParameter(schema_extra={"pattern": "^[0-9]+$"})] = None,
+        version: Annotated[str | None, QueryParameter(schema_extra={"pattern": f"^{VERSION_PATTERN}$"})] = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(_MEDIA)})] = "parquet",
     ) -> Stream:
         """Rows with ``since <= ts < until`` (ISO 8601 with a timezone), of one version or all, oldest first."""

@@ -15,6 +15,7 @@ __all__ = [
     "ALIAS_PATTERN",
     "MODEL_NAME",
     "MODEL_NAME_PATTERN",
+    "VERSION_PATTERN",
     "check_alias_name",
     "is_alias_name",
     "is_version",
@@ -26,7 +27,8 @@ MODEL_NAME: Final = re.compile(rf"\A{MODEL_NAME_PATTERN}\Z")  # \Z: "$" would le
 
 #: A version, in a URL, a reference or a folder name: ASCII digits. (``str.isdigit`` also takes ``"²"``, which
 #: ``int`` refuses: a request for version ``²`` was a 500 and a folder named ``²`` stopped the repository listing.)
-_VERSION: Final = re.compile(r"\A[0-9]+\Z")
+VERSION_PATTERN: Final = r"[0-9]+"
+_VERSION: Final = re.compile(rf"\A{VERSION_PATTERN}\Z")
 
 #: An alias: letters, digits, ``_``, ``.`` or ``-``, not starting with ``-`` and never only digits (a number is a
 #: version). Written without look-ahead, so the OpenAPI schema can carry it as it is (ECMA regex, and schema
