@@ -84,7 +84,6 @@ class RegistrySync:
         self.last_success: float | None = None
         self.next_attempt: float | None = None
         self.attempts = 0
-        self.leader = False
         # (model, version) -> the sha256 that failed; not tried again until the source states another digest.
         self._failed: dict[tuple[str, int], str | None] = {}
         # (model, alias) -> the refused value and the conditions it was refused under (loaded versions, the
@@ -119,6 +118,11 @@ class RegistrySync:
             problems=list(self.source.problems),
         )
 
+    @property
+    def leader(self) -> bool:
+        """Whether this process leads the sync: it holds the leader lock (taken again before every poll)."""
+        return self._lock.held
+
     def wake(self) -> None:
         """Run the next poll now (an operator asked for a sync)."""
         self._wake.set()
@@ -128,9 +132,9 @@ class RegistrySync:
         delay = self.settings.poll_interval_s
         try:
             while True:
-                self.leader = self._lock.acquire()
+                leader = self._lock.acquire()
                 try:
-                    if self.leader:
+                    if leader:
                         await self.sync_once()
                     else:
                         await self.follow_once()
