@@ -10,7 +10,6 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-from driftline.errors import Conflict
 from driftline.feedback import parse_feedback
 from driftline.feedback.body import WireFeedback
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
@@ -56,14 +55,7 @@ class FeedbackOperation(Operation):
 
 async def _quality(services: Services, name: str) -> QualityConfig:
     """The model's ``[quality]``: 404 for an unknown model, 409 for one without the table."""
-    services.table.repository.require(name)
-    source = await asyncio.to_thread(services.table.repository.model, name)
-    if source.config.quality is None:
-        raise Conflict(
-            f"model {name!r} has no [quality] table in its config.toml (task and label_output): "
-            "its labels cannot be checked, so none are taken"
-        )
-    return source.config.quality
+    return await asyncio.to_thread(services.quality.config, name)
 
 
 class FeedbackController(Controller):

@@ -16,6 +16,7 @@ from driftline import __version__
 from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.feedback.service import LiveQuality
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
@@ -65,6 +66,7 @@ class Services:
     jobs: JobRunner
     job_store: JobStore
     feedback: FeedbackStore
+    quality: LiveQuality
     sync: RegistrySync | None
     metrics: CollectorRegistry
     capture: CaptureService | None  # None: capture is off for the server and every model
@@ -160,6 +162,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         keys = KeyRing()
         plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference, capture=capture)
         job_store = JobStore(db)
+        feedback = FeedbackStore(db)
         services = Services(
             settings=settings,
             table=table,
@@ -172,7 +175,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             key_store=KeyStore(db),
             jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
             job_store=job_store,
-            feedback=FeedbackStore(db),
+            feedback=feedback,
+            quality=LiveQuality(table, feedback, None if capture is None else capture.reader),
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
             capture=capture,
