@@ -187,6 +187,13 @@ version_policy = {{ policy = "all" }}
 {aliases}{signature}
 [batching]
 max_queue_delay_us = 500
+
+# What its predictions are, so that ground-truth feedback can be checked and live quality reported.
+[quality]
+task = "classification"
+label_output = "label"
+score_output = "probabilities"
+classes = [0, 1, 2]
 """
 # TorchScript carries no signature: config.toml declares it (tests reuse this one).
 CLASSIFIER_TORCH_SIGNATURE = """
