@@ -41,13 +41,13 @@ build-dev: ## rebuild the Rust extension in place (release profile)
 	$(VENV)/bin/maturin develop --release --skip-install
 
 format: ## format Python and Rust
-	$(VENV)/bin/ruff format python tests benchmarks
-	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks examples
+	$(VENV)/bin/ruff check --fix python tests benchmarks examples
 	cargo fmt
 
 lint-python:
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks examples
+	$(VENV)/bin/ruff format --check python tests benchmarks examples
 
 lint-rust:
 	cargo fmt --check
