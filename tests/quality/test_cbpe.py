@@ -128,6 +128,11 @@ def test_positive_zero_swaps_the_classes():
     assert msgspec.structs.replace(a, positive=1) == b
 
 
+def test_bool_labels_are_ints():
+    y, p = reference_rows()
+    assert fit_cbpe(y.astype(bool), p, positive=True) == fit_cbpe(y, p)
+
+
 def test_default_predictions_are_the_argmax_rule():
     rng = np.random.default_rng(5)
     reference, analysis = make(rng, 1500, 0.0, 2.0), make(rng, 600, 0.3, 2.0)

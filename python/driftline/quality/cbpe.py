@@ -207,7 +207,9 @@ def fit_cbpe(y_true: Any, y_proba: Any, y_pred: Any = None, *, positive: Label =
     if len(distinct) != 2:
         raise BadRequest(f"y_true holds {len(distinct)} classes: CBPE estimates a binary classifier, two classes")
     found: list[Label] = distinct.tolist()
-    if isinstance(positive, bool) or positive not in found or isinstance(positive, str) != isinstance(found[0], str):
+    if isinstance(positive, bool):  # bool labels are read as ints (inputs.labels)
+        positive = int(positive)
+    if positive not in found or isinstance(positive, str) != isinstance(found[0], str):
         raise BadRequest(f"positive class {positive!r} is not one of y_true's classes {found!r}")
     classes = [found[1 - found.index(positive)], found[found.index(positive)]]
     truth = _positive_of(truth_labels, classes, "y_true")
