@@ -34,7 +34,8 @@ class Joined:
 
     Attributes:
         rows: The labeled captured rows, in capture order: the captured columns and ``target`` (the label).
-        captures: Every captured row in capture order: version, ts and ``labeled`` (windows' coverage).
+        captures: Every captured row in capture order: version, ts, the outputs (``out.*``, for estimates of
+            quality without labels) and ``labeled`` (windows' coverage).
         captured: Captured rows.
         labeled: Captured rows with a label (len(rows)).
         unmatched: Labels whose key (request id and row, or entity) no captured row has.
@@ -95,7 +96,7 @@ def join(captured: pl.DataFrame, labels: Sequence[Feedback]) -> Joined:
     unmatched += entities.join(keyed.select("entity").drop_nulls(), on="entity", how="anti").height
     return Joined(
         rows=rows,
-        captures=both.select("version", "ts", labeled_mask.alias(_LABELED)),
+        captures=both.select("version", "ts", pl.col(r"^out\..*$"), labeled_mask.alias(_LABELED)),
         captured=captured.height,
         labeled=rows.height,
         unmatched=unmatched,

@@ -1,7 +1,8 @@
 """Live quality of joined rows per version and per window (time buckets, or every N labeled rows).
 
 Every window is computed by driftline.quality on exactly its labeled rows; its coverage is labeled / captured of
-the captured rows that fall in it.
+the captured rows that fall in it. With a CBPE reference for a version (a binary classifier with a score output),
+each window also carries the quality estimated from all its captured rows, labeled or not (driftline.quality.cbpe).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import polars as pl
 from driftline.errors import BadRequest
 from driftline.feedback.targets import check_task
 from driftline.quality import ClassificationQuality, RegressionQuality, classification_quality, regression_quality
+from driftline.quality.cbpe import CBPE, EstimatedQuality, estimate
 from driftline.quality.intervals import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from driftline.feedback.join import Joined
 
 __all__ = ["QualityReport", "VersionQuality", "WindowQuality", "quality_of"]
@@ -28,7 +32,11 @@ _WINDOW = "_window"
 
 
 class WindowQuality(msgspec.Struct, frozen=True):
-    """One window of one version: its captured rows' time span, coverage and quality (None without labels)."""
+    """One window of one version: its captured rows' time span, coverage and quality (None without labels).
+
+    ``estimated``: CBPE's estimate over the window's captured rows (labeled or not) that have a prediction and a
+    score; None without a reference for the version.
+    """
 
     start: datetime
     end: datetime
@@ -36,10 +44,11 @@ class WindowQuality(msgspec.Struct, frozen=True):
     labeled: int
     coverage: float
     quality: Quality | None
+    estimated: EstimatedQuality | None = None
 
 
 class VersionQuality(msgspec.Struct, frozen=True):
-    """One version: all its rows together (``overall``) and window by window."""
+    """One version: all its rows together (``overall``, ``estimated``) and window by window."""
 
     version: int
     captured: int
@@ -47,6 +56,7 @@ class VersionQuality(msgspec.Struct, frozen=True):
     coverage: float
     overall: Quality | None
     windows: list[WindowQuality]
+    estimated: EstimatedQuality | None = None
 
 
 class QualityReport(msgspec.Struct, frozen=True):
@@ -66,6 +76,7 @@ def quality_of(
     positive: Any = None,
     window: timedelta | int | None = None,
     *,
+    references: Mapping[int, CBPE] | None = None,
     confidence: float = 0.95,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
@@ -82,11 +93,14 @@ def quality_of(
         positive: ROC AUC's positive class (default the second class).
         window: A time span (windows aligned to the epoch), a count N (a window closes at every Nth labeled
             row of a version, in capture order), or None (one window per version).
+        references: Per version, a CBPE fitted on labeled data from before deployment (``fit_cbpe``); the
+            versions named get ``estimated`` quality per window. Classification with a score output only.
         confidence: Level of every interval; resamples and seed: the bootstrap's.
 
     Raises:
-        BadRequest: an unknown task, a missing output column, a window that is not positive, and every
-            refusal of driftline.quality (labels of the wrong kind for the predictions, ...).
+        BadRequest: an unknown task, a missing output column, a window that is not positive, references
+            without a score output, and every refusal of driftline.quality (labels of the wrong kind for the
+            predictions, a prediction that is not one of a reference's classes, ...).
     """
     kind = check_task(task)
     prediction = f"out.{label_output}"
@@ -96,6 +110,8 @@ def quality_of(
             raise BadRequest(f"captured rows: no output column {column!r}")
     if score is not None and kind == "regression":
         raise BadRequest("score_output: only a classification has a score output")
+    if references and score is None:
+        raise BadRequest("references: CBPE estimates a binary classifier's quality from its score output; none given")
     rows = _windows(joined.rows, window)
     captures = _windows(joined.captures, window)
 
@@ -118,16 +134,48 @@ def quality_of(
     for (version,), span in sorted(captures.partition_by("version", as_dict=True).items()):
         mine = labeled.get((version,), rows.clear())
         parts = mine.partition_by(_WINDOW, as_dict=True)
+        reference = None if references is None or score is None else references.get(int(version))
+        guess = _estimator(reference, prediction, score, classes, positive)
         windows = []
         for (w,), cut in sorted(span.partition_by(_WINDOW, as_dict=True).items()):
             part = parts.get((w,))
             n = 0 if part is None else part.height
             start, end = _span(cut, w, window)
-            windows.append(WindowQuality(start, end, cut.height, n, n / cut.height, measure(part)))
-        versions.append(
-            VersionQuality(int(version), span.height, mine.height, mine.height / span.height, measure(mine), windows)
-        )
+            windows.append(WindowQuality(start, end, cut.height, n, n / cut.height, measure(part), guess(cut)))
+        overall, estimated = measure(mine), guess(span)
+        coverage = mine.height / span.height
+        versions.append(VersionQuality(int(version), span.height, mine.height, coverage, overall, windows, estimated))
     return QualityReport(task=kind, unmatched=joined.unmatched, versions=versions)
+
+
+def _estimator(
+    reference: CBPE | None, prediction: str, score: str | None, classes: list[Any] | None, positive: Any
+) -> Callable[[pl.DataFrame], EstimatedQuality | None]:
+    """The CBPE estimate of a frame of captured rows (those with a prediction and a score); None without a
+    reference or such rows."""
+    if reference is None or score is None:
+        return lambda _: None
+
+    def guess(cut: pl.DataFrame) -> EstimatedQuality | None:
+        rows = cut.drop_nulls([prediction, score])  # NannyML also leaves out rows without an output
+        if rows.height == 0:
+            return None
+        try:
+            proba = np.asarray(_proba(rows[score], score, classes, positive), dtype=np.float64)
+        except (TypeError, ValueError):
+            proba = np.empty(0)  # ragged lists: refused just below
+        if proba.ndim != 2 or proba.shape[1] != 2 or classes is None or len(classes) != 2:
+            raise BadRequest(f"{score}: CBPE estimates a binary classifier, two probabilities per row")
+        if reference.classes[1] not in classes:
+            raise BadRequest(f"references: positive class {reference.classes[1]!r} is not in classes {classes!r}")
+        try:
+            return estimate(
+                reference, proba[:, classes.index(reference.classes[1])], _flat(rows[prediction], prediction)
+            )
+        except BadRequest as e:  # name the output, not estimate's argument
+            raise BadRequest(f"{prediction if str(e).startswith('y_pred') else score}: {e}") from None
+
+    return guess
 
 
 def _windows(frame: pl.DataFrame, window: timedelta | int | None) -> pl.DataFrame:

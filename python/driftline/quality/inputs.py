@@ -11,7 +11,17 @@ from driftline.errors import BadRequest
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["MAX_CLASSES", "PROBABILITY_TOLERANCE", "encode", "labels", "probabilities", "rows", "targets"]
+__all__ = [
+    "MAX_CLASSES",
+    "PROBABILITY_TOLERANCE",
+    "encode",
+    "labels",
+    "length",
+    "probabilities",
+    "rows",
+    "scores",
+    "targets",
+]
 
 # A k x k confusion matrix per bootstrap resample: a model with more classes than this is not a classifier whose
 # per-class report anyone reads (and is most likely a regression output named as labels).
@@ -21,16 +31,17 @@ PROBABILITY_TOLERANCE = 1e-6
 
 def rows(y_true: Any, y_pred: Any) -> int:
     """The shared row count of y_true and y_pred, from len() before either is converted."""
-    n = _length(y_true, "y_true")
+    n = length(y_true, "y_true")
     if n == 0:
         raise BadRequest("y_true is empty: a metric needs one row at least")
-    m = _length(y_pred, "y_pred")
+    m = length(y_pred, "y_pred")
     if m != n:
         raise BadRequest(f"y_pred has {m} rows, y_true has {n}")
     return n
 
 
-def _length(values: Any, name: str) -> int:
+def length(values: Any, name: str) -> int:
+    """len(values), a BadRequest naming ``name`` when it has none."""
     try:
         return len(values)
     except TypeError:
@@ -94,7 +105,7 @@ def encode(
         order, codes = np.unique(both, return_inverse=True)
         _check_count(len(order))
         return order, codes[: len(y_true)].astype(np.intp), codes[len(y_true) :].astype(np.intp)
-    _check_count(_length(classes, "classes"))
+    _check_count(length(classes, "classes"))
     cls = labels(classes, "classes")
     if len(cls) == 0:
         raise BadRequest("classes is empty")
@@ -120,15 +131,32 @@ def _codes(classes: NDArray[Any], values: NDArray[Any], name: str) -> NDArray[np
     return order[at].astype(np.intp)
 
 
+def _numbers(values: Any, n: int, name: str, what: str) -> NDArray[np.float64]:
+    """``values`` as float64, after checking from len() alone that it has y_true's n rows."""
+    m = length(values, name)
+    if m != n:
+        raise BadRequest(f"{name} has {m} rows, y_true has {n}")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise BadRequest(f"{name} is not {what}: {e}") from None
+
+
+def scores(values: Any, n: int, name: str) -> NDArray[np.float64]:
+    """n probabilities of one class (a binary classifier's score), each in [0, 1]."""
+    p = _numbers(values, n, name, "an array of probabilities")
+    if p.ndim != 1:
+        raise BadRequest(f"{name} must be 1-D (the positive class's probability per row), got shape {p.shape}")
+    bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise BadRequest(f"{name} has {float(p[row])!r} at row {row}, not a probability in [0, 1]")
+    return p
+
+
 def probabilities(proba: Any, n: int, k: int) -> NDArray[np.float64]:
     """An n x k float64 array of class probabilities, each row summing to 1 within PROBABILITY_TOLERANCE."""
-    m = _length(proba, "proba")
-    if m != n:
-        raise BadRequest(f"proba has {m} rows, y_true has {n}")
-    try:
-        arr = np.asarray(proba, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise BadRequest(f"proba is not an n x k array of numbers: {e}") from None
+    arr = _numbers(proba, n, "proba", "an n x k array of numbers")
     if arr.ndim != 2 or arr.shape[1] != k:
         raise BadRequest(f"proba must have shape ({n}, {k}): one column per class, got {arr.shape}")
     bad = ~np.isfinite(arr) | (arr < 0.0)
