@@ -27,16 +27,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from driftline.cli.keys import _local_actor
     from driftline.cli.score import _parse_columns, _resolve_alias
     from driftline.jobs import parse_model_ref
-    from driftline.jobs.evaluate import evaluate, headline
+    from driftline.jobs.evaluate import evaluate
     from driftline.store.db import Database
-    from driftline.store.evaluations import EvaluationStore, NewEvaluation
+    from driftline.store.evaluations import EvaluationStore
 
     name, ref = parse_model_ref(args.model)
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
     version = _resolve_alias(settings, name, ref)
     columns = _parse_columns(args.columns)
     with _progress(f"evaluating {args.model}") as progress:
-        found = evaluate(
+        new = evaluate(
             settings.repository,
             name,
             version,
@@ -47,20 +47,6 @@ def _evaluate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=progress,
         )
-    new = NewEvaluation(
-        model=found.model,
-        version=found.version,
-        sha256=found.sha256,
-        dataset=found.dataset,
-        dataset_sha256=found.dataset_sha256,
-        rows=found.rows,
-        target=found.target,
-        task=found.task,
-        report=msgspec.json.encode(found.quality),
-        metrics=headline(found.quality),
-        labels=found.labels,
-        scores=found.scores,
-    )
     db = Database(settings.database)
     try:
         stored = EvaluationStore(db).add(new, _local_actor())

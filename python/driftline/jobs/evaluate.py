@@ -28,6 +28,7 @@ from driftline.jobs.spec import JobSpec
 from driftline.quality import ClassificationQuality, RegressionQuality
 from driftline.repository import Repository
 from driftline.security.digests import file_sha256
+from driftline.store.evaluations import NewEvaluation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,29 +38,8 @@ if TYPE_CHECKING:
     from driftline.repository.layout import ModelSource
     from driftline.repository.model_config import QualityConfig
 
-__all__ = ["Evaluated", "evaluate", "headline"]
+__all__ = ["evaluate"]
 _INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-
-
-class Evaluated(msgspec.Struct, frozen=True):
-    """One evaluation's result, before it is stored.
-
-    Attributes:
-        labels, scores: A binary classifier's (1 = positive class, positive-class probability) per row, for the
-            CBPE reference; None otherwise. Not part of the JSON.
-    """
-
-    model: str
-    version: int
-    sha256: str
-    dataset: str
-    dataset_sha256: str
-    target: str
-    rows: int
-    task: str
-    quality: ClassificationQuality | RegressionQuality
-    labels: NDArray[np.int8] | None = None
-    scores: NDArray[np.float64] | None = None
 
 
 def evaluate(
@@ -74,8 +54,9 @@ def evaluate(
     batch_size: int = 1024,
     chunk_rows: int = 65_536,
     progress: Callable[[int, int], None] | None = None,
-) -> Evaluated:
-    """Score ``data`` with ``model`` (``version``: a number, or None for the newest) and compare with ``target``.
+) -> NewEvaluation:
+    """Score ``data`` with ``model`` (``version``: a number, or None for the newest) and compare with ``target``:
+    the evaluation to store, its ``report`` the quality report's JSON.
 
     Every check that needs no scoring (the file, its row count against ``max_rows``, the target column and its
     type, the model's ``[quality]``, the version, the column mapping) runs before a row is read.
@@ -133,22 +114,23 @@ def evaluate(
     rows = _labeled_rows(pl.concat(parts), number, quality.task)
     found = _quality_of(rows, quality)
     labels, scores = _reference(rows, found, quality)
-    return Evaluated(
+    return NewEvaluation(
         model=model,
         version=number,
         sha256=file_sha256(source.artifacts[number]),
         dataset=str(file.path),
         dataset_sha256=file_sha256(file.path),
-        target=target,
         rows=rows.height,
+        target=target,
         task=quality.task,
-        quality=found,
+        report=msgspec.json.encode(found),
+        metrics=_headline(found),
         labels=labels,
         scores=scores,
     )
 
 
-def headline(quality: ClassificationQuality | RegressionQuality) -> dict[str, float | None]:
+def _headline(quality: ClassificationQuality | RegressionQuality) -> dict[str, float | None]:
     """The metrics a status line shows: accuracy, macro F1 and (binary, with scores) ROC AUC; or MAE, RMSE, R²."""
     if isinstance(quality, RegressionQuality):
         picked = {"mae": quality.mae, "rmse": quality.rmse, "r2": quality.r2}
