@@ -224,3 +224,34 @@ def test_each_user_error_is_one_line_exit_2_and_stores_nothing(tmp_path, models,
             assert db.query("SELECT count(*) FROM evaluations")[0][0] == 0
         finally:
             db.close()
+
+
+def test_at_a_terminal_progress_goes_to_stderr_and_the_table_to_stdout(tmp_path, models, data):
+    from tests.readme.terminal import ESC, run_in_terminal
+
+    data.write_parquet(tmp_path / "labeled.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "FORCE_COLOR", "NO_COLOR"))}
+    argv = [sys.executable, "-m", "driftline.cli", "evaluate", "iris:1", "labeled.parquet", "--target", "y"]
+    run = run_in_terminal([*argv, "--repository", "models"], cwd=tmp_path, env=env, timeout=120)
+    assert not run.timed_out
+    assert run.returncode == 0, run.stderr
+    assert "evaluating iris:1" in run.stderr
+    assert ESC in run.stderr  # drawn and erased in place
+    assert run.stdout_lines[0].startswith("model iris version 1 ")
+    assert ESC not in run.stdout
+    assert stored(tmp_path, "iris", 1)[0] is not None  # the store of the folder it ran in (no settings given)
+
+
+def test_columns_named_by_hand_and_a_bool_target_give_the_int_target_report(tmp_path, models, data):
+    binary = data.with_columns((pl.col("y") == 1).cast(pl.Int64))
+    binary.write_parquet(tmp_path / "ints.parquet")
+    renamed = binary.rename({f"f{i}": c for i, c in enumerate("abcd")}).with_columns(
+        (pl.col("y") == 1).alias("is_one"), pl.lit("x").alias("note"), pl.col("a").alias("extra")
+    )
+    renamed.drop("y").write_parquet(tmp_path / "bools.parquet")
+    first = evaluate(tmp_path, "binary", "ints.parquet", "--target", "y", "--json")
+    assert first.returncode == 0, first.stderr
+    args = ["bools.parquet", "--target", "is_one", "--columns", "x=a,b,c,d", "--json"]
+    second = evaluate(tmp_path, "binary", *args)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["report"] == json.loads(first.stdout)["report"]
