@@ -213,6 +213,7 @@ def _write(tmp_path: Path, data: pl.DataFrame) -> None:
         (["iris", "labeled.parquet", "--target", "y", "--columns", "z=f0"], ["--columns", "'z'"]),
         (["iris", "labeled.parquet", "--target", "y", "--batch-size", "0"], ["batch_size"]),
         (["iris", "labeled.parquet"], ["--target"]),
+        (["iris", "labeled.parquet", "--target", "y", "--out", "nowhere/r.json"], ["--out", "no folder"]),
     ],
 )
 def test_each_user_error_is_one_line_exit_2_and_stores_nothing(tmp_path, models, data, args, words):

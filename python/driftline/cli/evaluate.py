@@ -26,12 +26,15 @@ DEFAULT_MAX_ROWS = 2_000_000
 def _evaluate(args: argparse.Namespace) -> int:
     from driftline.cli.keys import _local_actor
     from driftline.cli.score import _parse_columns, _resolve_alias
+    from driftline.errors import BadRequest
     from driftline.jobs import parse_model_ref
     from driftline.jobs.evaluate import evaluate
     from driftline.store.db import Database
     from driftline.store.evaluations import EvaluationStore
 
     name, ref = parse_model_ref(args.model)
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise BadRequest(f"--out {args.out}: no folder {Path(args.out).resolve().parent}")  # before anything is stored
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
     version = _resolve_alias(settings, name, ref)
     columns = _parse_columns(args.columns)
