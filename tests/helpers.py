@@ -61,3 +61,36 @@ def assert_one_line_refusal(out, *words: str) -> str:
     for word in words:
         assert word in lines[0]
     return lines[0]
+
+
+def build_evaluation_repository(root: Path, weights) -> Path:
+    """Models with a ``[quality]`` table, for ``driftline evaluate``: ``iris`` (three classes, versions 1 and 2),
+    ``binary`` (two classes, positive 1), ``reg`` (a regressor: ``x`` [-1, 4] -> ``y`` [-1, 1]) and ``mlp``
+    (no ``[quality]``)."""
+    w, b = weights
+    build_test_repository(root, weights)
+    write_config(root / "iris", IRIS_QUALITY)
+    build_classifier_onnx(root / "binary" / "1" / "model.onnx", w[:, :2], b[:2])
+    write_config(root / "binary", BINARY_QUALITY)
+    build_mlp_onnx(root / "reg" / "1" / "model.onnx", 4, 8, 1, 1, seed=4)
+    write_config(root / "reg", '[quality]\ntask = "regression"\nlabel_output = "y"\n')
+    return root
+
+
+IRIS_QUALITY = """\
+max_batch_size = 16
+version_policy = { policy = "all" }
+[quality]
+task = "classification"
+label_output = "label"
+score_output = "probabilities"
+classes = [0, 1, 2]
+"""
+BINARY_QUALITY = """\
+[quality]
+task = "classification"
+label_output = "label"
+score_output = "probabilities"
+classes = [0, 1]
+positive = 1
+"""

@@ -11,7 +11,13 @@ import httpx
 import polars as pl
 import pytest
 from tests.e2e.conftest import start_server
-from tests.helpers import assert_one_line_refusal, build_test_repository, write_config, write_server_config
+from tests.helpers import (
+    IRIS_QUALITY,
+    assert_one_line_refusal,
+    build_test_repository,
+    write_config,
+    write_server_config,
+)
 
 from driftline.security.keys import hash_key
 from driftline.store.db import Database
@@ -27,15 +33,6 @@ KEYS = "".join(
     f'[[auth.keys]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{hash_key(key)}"\n'
     for role, key in (("viewer", VIEWER_KEY), ("predictor", PREDICTOR_KEY))
 )
-IRIS_CONFIG = """\
-max_batch_size = 16
-version_policy = { policy = "all" }
-[quality]
-task = "classification"
-label_output = "label"
-score_output = "probabilities"
-classes = [0, 1, 2]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,7 @@ def server(tmp_path_factory, iris_weights):
     settings = f"[http]\nmax_request_bytes = {MAX_BYTES}\n[feedback]\nmax_items = {MAX_ITEMS}\n{KEYS}"
     config = write_server_config(workdir / "server.toml", settings)
     root = build_test_repository(workdir / "models", iris_weights)
-    write_config(root / "iris", IRIS_CONFIG)  # mlp keeps its config without [quality]
+    write_config(root / "iris", IRIS_QUALITY)  # mlp keeps its config without [quality]
     srv = start_server(root, workdir, {"DRIFTLINE_CONFIG": str(config)})
     srv.workdir = workdir
     yield srv

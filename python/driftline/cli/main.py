@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from driftline import __version__
-from driftline.cli import capture, drift, feedback, keys, models, score, serve
+from driftline.cli import capture, drift, evaluate, feedback, keys, models, score, serve
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="driftline", description="A production inference server.")
     parser.add_argument("--version", action="version", version=f"driftline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, models, keys, drift, score, capture, feedback):  # the order `driftline --help` lists them in
+    # The order `driftline --help` lists them in.
+    for group in (serve, models, keys, drift, score, evaluate, capture, feedback):
         group.add_parser(sub)
     return parser
 

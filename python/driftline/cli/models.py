@@ -70,9 +70,16 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"  version {v['version']} {v['state']}: {v.get('reason')}")
             elif v.get("note"):
                 print(f"  version {v['version']}: {v['note']}")
+            if v.get("evaluation"):
+                print(f"  version {v['version']}: {_evaluation_line(v['evaluation'])}")
         if m.get("error"):
             print(f"  error: {m['error']}")
     return 0
+
+
+def _evaluation_line(e: dict[str, Any]) -> str:
+    metrics = " ".join(f"{k}={'-' if x is None else f'{x:.4f}'}" for k, x in e["metrics"].items())
+    return f"evaluated {e['created_at']} on {e['dataset']} ({e['rows']:,} rows, target {e['target']!r}): {metrics}"
 
 
 def _load(args: argparse.Namespace) -> int:

@@ -234,11 +234,14 @@ class AdminController(Controller):
         responses=doc.READ,
     )
     async def proposal(self, services: ServicesDep, pid: ProposalId) -> ProposalStatus:
-        """The proposal with ``rule_passes`` and the shadow evidence."""
+        """The proposal with ``rule_passes``, the shadow evidence and the proposed version's latest evaluation."""
         proposals = services.proposals
         proposal = proposals.get(pid)
         ok, evidence = proposals.rule_status(proposal)
-        return ProposalStatus(**msgspec.structs.asdict(proposal), rule_passes=ok, evidence=evidence)
+        evaluation = proposals.evaluation(proposal)
+        return ProposalStatus(
+            **msgspec.structs.asdict(proposal), rule_passes=ok, evidence=evidence, evaluation=evaluation
+        )
 
     @_change("/proposals/{pid:int}/approve", "Approve a proposal", "admin")
     async def approve(

@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from driftline.store.evaluations import EvaluationSummary  # noqa: TC001 - msgspec needs it at run time
 from driftline.store.proposals import Proposal
 
 __all__ = [
@@ -49,10 +50,12 @@ class AliasDeleted(msgspec.Struct, frozen=True):
 
 
 class ProposalStatus(Proposal, frozen=True):
-    """A proposal, whether its rule passes now and the shadow evidence for that."""
+    """A proposal, whether its rule passes now, the shadow evidence for that, and the proposed version's latest
+    offline evaluation (null when it has none)."""
 
     rule_passes: bool
     evidence: str
+    evaluation: EvaluationSummary | None
 
 
 class KeyInfo(msgspec.Struct, frozen=True):

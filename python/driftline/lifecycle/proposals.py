@@ -15,9 +15,11 @@ from driftline.errors import Conflict, DriftlineError, ProposalNotFound
 from driftline.lifecycle.approval import ApprovalRule, judge
 from driftline.lifecycle.references import version_text
 from driftline.store.audit import AuditAction
+from driftline.store.evaluations import EvaluationStore
 
 if TYPE_CHECKING:
     from driftline.lifecycle.service import Lifecycle
+    from driftline.store.evaluations import EvaluationSummary
     from driftline.store.proposals import Proposal, ProposalStore
 
 __all__ = ["Proposals"]
@@ -85,6 +87,10 @@ class Proposals:
             None,
         )
         return judge(rule, pair, proposal.version, current)
+
+    def evaluation(self, proposal: Proposal) -> EvaluationSummary | None:
+        """The proposed version's latest offline evaluation (``driftline evaluate``), for whoever approves it."""
+        return EvaluationStore(self.store.db).summary(proposal.model, proposal.version)
 
     async def approve(self, pid: int, actor: str, reason: str | None = None) -> Proposal:
         """Approve a proposal once its rule passes."""

@@ -10,6 +10,7 @@ import msgspec
 from driftline.errors import ModelNotFound
 from driftline.lifecycle.references import version_text
 from driftline.serving.routing import RoutingPolicy  # noqa: TC001 - msgspec needs it at run time
+from driftline.store.evaluations import EvaluationStore, EvaluationSummary
 from driftline.store.proposals import Proposal  # noqa: TC001
 from driftline.store.shadow_stats import ShadowSummary  # noqa: TC001
 
@@ -24,7 +25,8 @@ _OPEN_PROPOSALS = 20
 
 
 class VersionStatus(msgspec.Struct, frozen=True):
-    """A loaded version (READY: sha256, backend, maybe a note) or one that failed to load (FAILED: reason).
+    """A loaded version (READY: sha256, backend, maybe a note) or one that failed to load (FAILED: reason), and
+    its latest offline evaluation (``driftline evaluate``) when it has one.
 
     A field that does not apply to the state is left out of the JSON, not null.
     """
@@ -35,6 +37,7 @@ class VersionStatus(msgspec.Struct, frozen=True):
     backend: str | msgspec.UnsetType = msgspec.UNSET
     note: str | msgspec.UnsetType = msgspec.UNSET
     reason: str | msgspec.UnsetType = msgspec.UNSET
+    evaluation: EvaluationSummary | msgspec.UnsetType = msgspec.UNSET
 
 
 class AliasStatus(msgspec.Struct, frozen=True):
@@ -77,6 +80,9 @@ def model_status(lifecycle: Lifecycle, proposals: ProposalStore, name: str) -> M
         for v, why in sorted(table.failures(name).items())
         if v not in loaded
     ]
+    # Written by `driftline evaluate` into the same store, from any process: read at each call.
+    evaluations = EvaluationStore(lifecycle.deployments.db)
+    versions = [_evaluated(evaluations, name, v) for v in versions]
     aliases = {
         r.alias: AliasStatus(str(r.version), version_text(r.previous), r.updated_at)
         for r in lifecycle.deployments.aliases(name)
@@ -101,3 +107,8 @@ def _ready(lifecycle: Lifecycle, name: str, version: int, sha256: str, backend: 
     window = drift.window(name, str(version)) if drift is not None else None
     note = window.profile.unsaved if window is not None and window.profile.unsaved else msgspec.UNSET
     return VersionStatus(str(version), "READY", sha256=sha256, backend=backend, note=note)
+
+
+def _evaluated(evaluations: EvaluationStore, name: str, status: VersionStatus) -> VersionStatus:
+    found = evaluations.summary(name, int(status.version))
+    return status if found is None else msgspec.structs.replace(status, evaluation=found)

@@ -26,6 +26,7 @@ class AuditAction(StrEnum):
     APPROVE_REFUSED = "approve_refused"
     CAPTURE_ERASED = "capture_erased"
     DELETE_REFUSED = "delete_refused"
+    EVALUATE = "evaluate"
     KEY_CREATED = "key_created"
     KEY_REVOKED = "key_revoked"
     LOAD = "load"

@@ -150,6 +150,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX feedback_received ON feedback(model, received_at);
     CREATE INDEX feedback_erase ON feedback(entity);
     """,
+    # Offline evaluations of a version (store/evaluations.py): the quality report as JSON, its headline metrics,
+    # and for a binary classifier the (label, positive-class score) pairs as a Parquet blob (the CBPE reference).
+    """
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        dataset_sha256 TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        task TEXT NOT NULL,
+        report TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        reference BLOB,
+        reference_rows INTEGER NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX evaluations_version ON evaluations(model, version, id);
+    """,
 )
 
 
