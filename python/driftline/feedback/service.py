@@ -6,34 +6,53 @@ all call :meth:`LiveQuality.report`.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from driftline.capture.rows import FIXED
-from driftline.errors import Conflict
+from driftline.errors import BadRequest, Conflict
 from driftline.feedback.join import join
 from driftline.feedback.report import QualityReport, quality_of
+from driftline.quality.cbpe import fit_cbpe
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from driftline.capture.reader import CaptureReader
+    from driftline.quality.cbpe import CBPE
     from driftline.repository.model_config import QualityConfig
     from driftline.serving.table import ModelTable
+    from driftline.store.evaluations import EvaluationStore
     from driftline.store.feedback import FeedbackStore
 
 __all__ = ["LiveQuality"]
+
+_log = logging.getLogger("driftline.feedback")
 
 
 class LiveQuality:
     """Quality per version of the models a server serves, from what it captured and the labels it was sent."""
 
-    def __init__(self, table: ModelTable, labels: FeedbackStore, reader: CaptureReader | None) -> None:
-        """``reader`` is None when the server captures nothing (every label is then unmatched)."""
+    def __init__(
+        self,
+        table: ModelTable,
+        labels: FeedbackStore,
+        reader: CaptureReader | None,
+        evaluations: EvaluationStore | None = None,
+    ) -> None:
+        """``reader`` is None when the server captures nothing (every label is then unmatched); ``evaluations``
+        holds the references CBPE estimates from (``driftline evaluate`` of a binary classifier)."""
         self._table = table
         self._labels = labels
         self._reader = reader
+        self._evaluations = evaluations
+        # (model, version) -> (the evaluation id it was fitted on, the fit; None: that evaluation cannot be one).
+        self._fits: dict[tuple[str, int], tuple[int, CBPE | None]] = {}
+        self._fits_lock = threading.Lock()
 
     def config(self, name: str) -> QualityConfig:
         """The model's ``[quality]``: from a loaded version's config (no file read), else from the repository.
@@ -76,6 +95,7 @@ class LiveQuality:
         joined = join(self._captured(name, version, since, until), self._labels.labels(name))
         if joined.captured == 0:  # nothing captured (yet): no version to report, every label unmatched
             return QualityReport(task=quality.task, unmatched=joined.unmatched, versions=[])
+        versions = sorted(int(v) for v in joined.captures["version"].unique())
         return quality_of(
             joined,
             quality.task,
@@ -84,8 +104,44 @@ class LiveQuality:
             quality.classes,
             quality.positive,
             window,
+            references=self._references(name, quality, versions),
             confidence=confidence,
         )
+
+    def _references(self, name: str, quality: QualityConfig, versions: list[int]) -> dict[int, CBPE] | None:
+        """The CBPE reference of each version that has one: fitted on its newest evaluation, once per evaluation."""
+        classes = quality.classes
+        if self._evaluations is None or quality.score_output is None or classes is None or len(classes) != 2:
+            return None
+        references = {}
+        for version in versions:
+            fit = self._reference(name, version, classes, classes[1] if quality.positive is None else quality.positive)
+            if fit is not None:
+                references[version] = fit
+        return references
+
+    def _reference(self, name: str, version: int, classes: list[str | int], positive: str | int) -> CBPE | None:
+        assert self._evaluations is not None  # the caller checked
+        summary = self._evaluations.summary(name, version)
+        if summary is None:
+            return None
+        with self._fits_lock:
+            cached = self._fits.get((name, version))
+        if cached is not None and cached[0] == summary.id:
+            return cached[1]
+        fit = None
+        pairs = self._evaluations.reference(name, version)
+        if pairs is not None:
+            labels, scores = pairs
+            negative = classes[1 - classes.index(positive)]
+            truth = np.where(labels == 1, np.array(positive, dtype=object), np.array(negative, dtype=object))
+            try:
+                fit = fit_cbpe(truth.tolist(), scores, positive=positive)
+            except BadRequest as exc:  # a reference too small or one-sided: no estimate, and the log says why
+                _log.warning("%s version %d: evaluation %d is no CBPE reference: %s", name, version, summary.id, exc)
+        with self._fits_lock:
+            self._fits[(name, version)] = (summary.id, fit)
+        return fit
 
     def _captured(self, name: str, version: int | None, since: datetime | None, until: datetime | None) -> pl.DataFrame:
         if self._reader is None:

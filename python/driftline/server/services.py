@@ -32,6 +32,7 @@ from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database
 from driftline.store.deployments import DeploymentStore
+from driftline.store.evaluations import EvaluationStore
 from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
 from driftline.store.proposals import ProposalStore
@@ -176,7 +177,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
             job_store=job_store,
             feedback=feedback,
-            quality=LiveQuality(table, feedback, None if capture is None else capture.reader),
+            quality=LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db)),
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
             capture=capture,
