@@ -23,7 +23,6 @@ from driftline.http.openapi import KEYED_WHEN_CONFIGURED, QualityReportOperation
 
 __all__ = ["MAX_WINDOW", "QualityController", "parse_confidence", "parse_window"]
 
-_FORMATS: Final = ("json", "html")
 _UNITS: Final = {"s": timedelta(seconds=1), "m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 _WINDOW: Final = re.compile(r"\A([0-9]{1,12})([smhd]?)\Z")
 #: The longest time window: a window's end must still be a date (one of ten years is one window in practice).
@@ -94,7 +93,7 @@ class QualityController(Controller):
         until: Annotated[str | None, QueryParameter(schema_extra=query.DATE_TIME)] = None,
         window: Annotated[str | None, QueryParameter(schema_extra=_WINDOW_DOC)] = None,
         confidence: Annotated[str | None, QueryParameter(schema_extra=_CONFIDENCE_DOC)] = None,
-        format: Annotated[str, QueryParameter(schema_extra={"enum": list(_FORMATS)})] = "json",
+        format: Annotated[str, QueryParameter(schema_extra={"enum": list(query.REPORT_FORMATS)})] = "json",
     ) -> Response[Any]:
         """Quality of the rows captured in ``[since, until)`` (one version, or each), overall and per window, with
         confidence intervals and label coverage; ``?format=html`` renders a self-contained page with charts.
@@ -104,7 +103,7 @@ class QualityController(Controller):
         """
         quality = services.quality
         await asyncio.to_thread(quality.config, name)
-        query.choice(format, "format", _FORMATS)
+        query.choice(format, "format", query.REPORT_FORMATS)
         number = query.version_number(version)
         start, end = query.moment(since, "since"), query.moment(until, "until")
         span, level = parse_window(window), parse_confidence(confidence)

@@ -10,12 +10,14 @@ from typing import Any, Final
 from driftline.errors import BadRequest
 from driftline.repository.names import VERSION_PATTERN, is_version
 
-__all__ = ["DATE_TIME", "VERSION", "choice", "moment", "version_number"]
+__all__ = ["DATE_TIME", "REPORT_FORMATS", "VERSION", "choice", "moment", "version_number"]
 
 _MAX_VERSION: Final = 2**31 - 1  # segments hold the version as int32
 _EXAMPLE: Final = "e.g. 2026-01-31T00:00:00Z"
 #: The schema of a moment parameter.
 DATE_TIME: Final[dict[str, Any]] = {"format": "date-time", "description": f"ISO 8601 with a timezone ({_EXAMPLE})"}
+#: What a report route (drift, quality) answers: its JSON, or an HTML page to look at.
+REPORT_FORMATS: Final = ("json", "html")
 #: The schema of a version parameter.
 VERSION: Final[dict[str, Any]] = {"pattern": f"^{VERSION_PATTERN}$"}
 
