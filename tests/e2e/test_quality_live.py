@@ -251,6 +251,12 @@ def test_each_bad_query_parameter_is_a_400_naming_it(server, query, word):
     assert f"'{word}'" in r.json()["error"]
 
 
+def test_a_window_that_would_list_too_many_windows_is_a_400(server, traffic):
+    r = _quality(server, window="1")  # 3,000 labeled rows a version: a window each
+    assert r.status_code == 400, r.text
+    assert "window 1 would make 6,002 windows" in r.json()["error"]
+
+
 def test_unknown_model_no_quality_table_capture_off_and_keys(server):
     assert _quality(server, "nosuch").status_code == 404
     r = _quality(server, "plain")

@@ -6,6 +6,7 @@ all call :meth:`LiveQuality.report`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
@@ -13,24 +14,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.capture.rows import FIXED
-from driftline.errors import Conflict
-from driftline.feedback.join import join
+from driftline.errors import BadRequest, Conflict
+from driftline.feedback.join import Joined, join
 from driftline.feedback.report import QualityReport, quality_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     from driftline.capture.reader import CaptureReader
     from driftline.repository.model_config import QualityConfig
     from driftline.serving.table import ModelTable
     from driftline.store.feedback import Feedback, FeedbackStore
 
-__all__ = ["UNMATCHED_SCAN_ROWS", "LiveQuality"]
+__all__ = ["MAX_WINDOWS", "UNMATCHED_SCAN_ROWS", "LiveQuality"]
 
 #: The most captured rows :meth:`LiveQuality.unmatched` reads the keys of (about 0.15 s on one core); past it a
 #: post's count is left out (None) rather than making every post read the whole capture history.
 UNMATCHED_SCAN_ROWS: Final = 250_000
+#: The most windows one report lists: each labeled one costs a bootstrap (milliseconds), so ``window=1`` over a
+#: million labeled rows would hold a thread for most of an hour.
+MAX_WINDOWS: Final = 1_000
 
 
 class LiveQuality:
@@ -81,6 +85,7 @@ class LiveQuality:
         """
         quality = self.config(name)
         joined = join(self._captured(name, version, since, until), self._labels.labels(name))
+        _check_windows(joined, window)
         if joined.captured == 0:  # nothing captured (yet): no version to report, every label unmatched
             return QualityReport(task=quality.task, unmatched=joined.unmatched, versions=[])
         return quality_of(
@@ -126,3 +131,29 @@ class LiveQuality:
         if self._reader is None:
             return pl.from_arrow(FIXED.empty_table())  # type: ignore[return-value]
         return self._reader.frame(name, version, since, until)
+
+
+def _check_windows(joined: Joined, window: timedelta | int | None) -> None:
+    """Refuse a window that would list more than MAX_WINDOWS windows, before any is computed.
+
+    A count N lists at most labeled // N + 1 windows per version; a time span, one per distinct (version, span
+    since the epoch) of the captured rows, the numbering driftline.feedback.report gives them.
+    """
+    if window is None or joined.captured == 0:
+        return
+    frame = joined.captures
+    if isinstance(window, int):
+        if window <= 0:
+            return  # quality_of refuses it, naming it
+        labeled = frame.group_by("version").agg(pl.col("labeled").sum())["labeled"]
+        count = int((labeled // window + 1).sum())
+    else:
+        size = window // timedelta(microseconds=1)
+        if size <= 0:
+            return
+        count = frame.select(pl.struct("version", pl.col("ts").dt.epoch("us") // size).n_unique()).item()
+    if count > MAX_WINDOWS:
+        raise BadRequest(
+            f"window {window} would make {count:,} windows, more than {MAX_WINDOWS:,}: choose a larger window "
+            "or a shorter since / until"
+        )
