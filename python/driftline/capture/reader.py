@@ -63,6 +63,14 @@ class CaptureReader:
         """One table per segment, only its matching rows (a segment deleted meanwhile by retention is skipped)."""
         return self._read(self.segments(model, version, since, until), since, until)
 
+    def columns(self, segments: list[Segment], names: list[str]) -> Iterator[pa.Table]:
+        """Only the columns ``names`` of each segment (fixed columns: every segment has them), whole segments."""
+        for segment in segments:
+            try:
+                yield pq.read_table(self._root / segment.path, columns=names)
+            except FileNotFoundError:
+                continue
+
     def _read(self, segments: list[Segment], since: datetime | None, until: datetime | None) -> Iterator[pa.Table]:
         for segment in segments:
             try:

@@ -1,7 +1,8 @@
 """``driftline feedback upload MODEL FILE``: ground-truth labels from a CSV or Parquet file, sent to a server.
 
 The file is checked whole, against the model's task as the server states it, before the first label is sent; it
-then goes in batches of at most the server's ``feedback.max_items``. One JSON line sums up what was stored.
+then goes in batches of at most the server's ``feedback.max_items``. One JSON line sums up what was stored, and how
+many labels name no captured row as of the upload (null when the server left that count out).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _upload(args: argparse.Namespace) -> int:
     )
     size = int(terms["max_items"])
     stored = replaced = 0
+    unmatched: int | None = 0  # None once a batch's count was left out (a large capture history)
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         try:
@@ -51,8 +53,17 @@ def _upload(args: argparse.Namespace) -> int:
             raise ApiError(f"{exc} (lines {start}..{start + len(batch) - 1}; the {start} before are stored)") from None
         stored += answer["stored"]
         replaced += answer["replaced"]
+        counted = answer.get("unmatched")
+        unmatched = None if unmatched is None or counted is None else unmatched + counted
     batches = -(-len(items) // size)
-    summary = {"model": args.model, "labels": len(items), "stored": stored, "replaced": replaced, "batches": batches}
+    summary = {
+        "model": args.model,
+        "labels": len(items),
+        "stored": stored,
+        "replaced": replaced,
+        "unmatched": unmatched,
+        "batches": batches,
+    }
     print(json.dumps(summary))
     return 0
 

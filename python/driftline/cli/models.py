@@ -9,6 +9,7 @@ import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from driftline.cli import quality
 from driftline.cli.client import add_client_options, call
 from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
@@ -203,6 +204,7 @@ def add_parser(sub: Any) -> None:
     listing.add_argument("--config", help="server TOML file")
     listing.set_defaults(func=_models_list)
     _add_lifecycle_commands(models_sub)
+    quality.add_parser(models_sub)
 
 
 def _add_lifecycle_commands(models_sub: Any) -> None:

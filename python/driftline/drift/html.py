@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["FeatureView", "HistogramView", "ReportView", "render"]
+__all__ = ["PAGE_CSS", "FeatureView", "HistogramView", "ReportView", "cards", "fmt_number", "page", "render"]
 
 
 class HistogramView(Protocol):
@@ -93,7 +93,7 @@ class ReportView(Protocol):
 _REF, _CUR = "#5b7db8", "#e8833a"
 _MAX_BARS = 30
 
-_CSS = """
+PAGE_CSS = """
 *{box-sizing:border-box}
 body{margin:0;background:#f5f6f8;color:#1f2430;
  font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
@@ -124,7 +124,8 @@ svg text{font:10px system-ui,sans-serif;fill:#667085}
 """
 
 
-def _fmt(x: float | None) -> str:
+def fmt_number(x: float | None) -> str:
+    """A number for a table cell: 4 decimals, scientific when tiny or huge; ``-`` for None, ``n/a`` for NaN."""
     if x is None:
         return "-"
     if math.isnan(x):
@@ -207,9 +208,9 @@ def _row(f: FeatureView) -> str:
         f"<td><b>{escape(f.name)}</b></td>",
         f"<td>{escape(f.kind)}</td>",
         f"<td>{escape(f.stat)}{' *' if f.sampled else ''}</td>",
-        f'<td class="num">{_fmt(f.value)}</td>',
-        f'<td class="num">{_fmt(f.pvalue)}</td>',
-        f'<td class="num">{"p &lt; " if f.pvalue is not None else "≥ "}{_fmt(f.threshold)}</td>',
+        f'<td class="num">{fmt_number(f.value)}</td>',
+        f'<td class="num">{fmt_number(f.pvalue)}</td>',
+        f'<td class="num">{"p &lt; " if f.pvalue is not None else "≥ "}{fmt_number(f.threshold)}</td>',
         f"<td>{_badge(f.verdict)}</td>",
         f'<td class="num">{f.n_ref:,} / {f.nan_ref:,}</td>',
         f'<td class="num">{f.n_cur:,} / {f.nan_cur:,}</td>',
@@ -220,12 +221,33 @@ def _row(f: FeatureView) -> str:
 def _chart(f: FeatureView) -> str:
     if f.histogram is None:
         return ""
-    value = f"{f.stat} = {_fmt(f.value)}"
+    value = f"{f.stat} = {fmt_number(f.value)}"
     if f.pvalue is not None:
-        value += f", p = {_fmt(f.pvalue)}"
+        value += f", p = {fmt_number(f.pvalue)}"
     return (
         f'<div class="chart"><h3>{escape(f.name)} {_badge(f.verdict)}</h3>'
         f'<div class="meta">{escape(f.kind)} · {escape(value)}</div>{_svg(f.histogram)}</div>'
+    )
+
+
+def cards(items: Sequence[tuple[str, str]]) -> str:
+    """A row of headline cards, each a (label, value HTML) pair; the caller escapes what the value holds."""
+    body = "".join(f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in items)
+    return f'<div class="cards">{body}</div>'
+
+
+def page(title: str, parts: Sequence[str]) -> str:
+    """A standalone HTML document (no external scripts, styles or fonts): ``title`` (escaped) as its title and
+    heading, then ``parts`` (HTML)."""
+    return "".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width,initial-scale=1">',
+            f"<title>{escape(title)}</title><style>{PAGE_CSS}</style></head><body><main>",
+            f"<h1>{escape(title)}</h1>",
+            *parts,
+            "</main></body></html>",
+        ]
     )
 
 
@@ -242,7 +264,7 @@ def render(report: ReportView, title: str | None = None) -> str:
     who = " ".join(x for x in (report.model, f"v{report.version}" if report.version else None) if x)
     title = title or (f"Drift report · {who}" if who else "Drift report")
     created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.created or time.time()))
-    cards = [
+    headline = [
         ("Dataset", _badge(report.verdict)),
         ("Drifted features", f"{report.n_drifted} / {len(report.features)}"),
         (
@@ -267,16 +289,12 @@ def render(report: ReportView, title: str | None = None) -> str:
         )
     )
     sampled = any(f.sampled for f in report.features)
-    return "".join(
+    return page(
+        title,
         [
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width,initial-scale=1">',
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
-            f"<h1>{escape(title)}</h1>",
             f'<div class="sub">{created} · preset {escape(report.preset)} · binning {escape(report.binning)}</div>',
-            '<div class="cards">',
-            *(f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in cards),
-            "</div><h2>Features</h2>",
+            cards(headline),
+            "<h2>Features</h2>",
             f"<table><thead><tr>{head}</tr></thead><tbody>",
             *(_row(f) for f in report.features),
             "</tbody></table>",
@@ -286,6 +304,6 @@ def render(report: ReportView, title: str | None = None) -> str:
             f'<i style="background:{_CUR}"></i>current</div>',
             '<div class="grid">',
             *(_chart(f) for f in report.features),
-            "</div></main></body></html>",
-        ]
+            "</div>",
+        ],
     )

@@ -24,6 +24,7 @@ from driftline.http.jobs import JobsController
 from driftline.http.methods import allow_header, complete_options_allow
 from driftline.http.metrics import metrics
 from driftline.http.openapi import openapi_config, ui_router
+from driftline.http.quality import QualityController
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
 from driftline.server.services import open_services
@@ -88,6 +89,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             JobsController,
             DriftController,
             FeedbackController,
+            QualityController,
             AdminController,
             CapturesController,
             ErasureController,

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import queue
-import reprlib
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
@@ -20,9 +18,9 @@ from litestar.response import Stream
 
 from driftline.errors import BadRequest, DriftlineError, ModelNotFound, NotFound
 from driftline.http import openapi as doc
+from driftline.http import query
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role, require_role_when_keyed
-from driftline.repository.names import VERSION_PATTERN, is_version
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
@@ -39,9 +37,6 @@ _MEDIA: Final = {"parquet": "application/vnd.apache.parquet", "jsonl": "applicat
 # Bytes the export thread may run ahead of a slow client: its chunks wait in a queue of this many.
 _CHUNKS: Final = 16
 _WAIT_S: Final = 0.5
-_MAX_VERSION: Final = 2**31 - 1  # segments hold the version as int32
-_EXAMPLE: Final = "e.g. 2026-01-31T00:00:00Z"
-_DATE_TIME: Final = {"format": "date-time", "description": f"ISO 8601 with a timezone ({_EXAMPLE})"}
 
 
 class CaptureStatus(msgspec.Struct, frozen=True):
@@ -70,20 +65,6 @@ def _capture(services: Services) -> CaptureService:
     if services.capture is None:
         raise NotFound("capture is not enabled on this server (no [capture] is enabled)")
     return services.capture
-
-
-def _moment(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lowercase t and z
-    except ValueError:
-        raise BadRequest(
-            f"query parameter {name!r} must be ISO 8601 (e.g. 2026-01-31T00:00:00Z), got {value!r}"
-        ) from None
-    if moment.tzinfo is None:
-        raise BadRequest(f"query parameter {name!r} must carry a timezone (e.g. 2026-01-31T00:00:00Z), got {value!r}")
-    return moment
 
 
 class _Aborted(Exception):
@@ -194,19 +175,16 @@ class CapturesController(Controller):
         self,
         services: ServicesDep,
         name: str,
-        since: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
-        until: Annotated[str | None, QueryParameter(schema_extra=_DATE_TIME)] = None,
-        version: Annotated[str | None, QueryParameter(schema_extra={"pattern": f"^{VERSION_PATTERN}$"})] = None,
+        since: Annotated[str | None, QueryParameter(schema_extra=query.DATE_TIME)] = None,
+        until: Annotated[str | None, QueryParameter(schema_extra=query.DATE_TIME)] = None,
+        version: Annotated[str | None, QueryParameter(schema_extra=query.VERSION)] = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(_MEDIA)})] = "parquet",
     ) -> Stream:
         """Rows with ``since <= ts < until`` (ISO 8601 with a timezone), of one version or all, oldest first."""
-        if format not in _MEDIA:
-            raise BadRequest(f"query parameter 'format' must be one of {', '.join(_MEDIA)}; got {format!r}")
-        start, end = _moment(since, "since"), _moment(until, "until")
-        if version is not None and not (is_version(version) and int(version) <= _MAX_VERSION):
-            raise BadRequest(f"query parameter 'version' must be a version number, got {reprlib.repr(version)}")
+        query.choice(format, "format", tuple(_MEDIA))
+        start, end = query.moment(since, "since"), query.moment(until, "until")
+        number = query.version_number(version)
         capture = _capture(services)
-        number = None if version is None else int(version)
         if not services.table.knows(name)[0] and not capture.index.segments(name):
             raise ModelNotFound(f"model {name!r} not found")
         fmt: ExportFormat = "parquet" if format == "parquet" else "jsonl"

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
-from driftline.errors import BadRequest, ReferenceNotFound
+from driftline.errors import ReferenceNotFound
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, DriftReportOperation, errors
+from driftline.http.query import REPORT_FORMATS, choice
 
 __all__ = ["DriftController"]
-
-_FORMATS = ("json", "html")
 
 
 class DriftController(Controller):
@@ -37,14 +36,13 @@ class DriftController(Controller):
         services: ServicesDep,
         name: str,
         version: str | None = None,
-        format: Annotated[str, QueryParameter(schema_extra={"enum": list(_FORMATS)})] = "json",
+        format: Annotated[str, QueryParameter(schema_extra={"enum": list(REPORT_FORMATS)})] = "json",
     ) -> Response[Any]:
         """The current window's report; ``?format=html`` renders a self-contained page with charts.
 
         An unknown ``format`` is a 400 naming the allowed values (it used to fall back to JSON silently).
         """
-        if format not in _FORMATS:
-            raise BadRequest(f"query parameter 'format' must be one of {', '.join(_FORMATS)}; got {format!r}")
+        choice(format, "format", REPORT_FORMATS)
         model = services.table.get(name, version)
         monitor = services.drift
         if monitor.window(model.name, str(model.version)) is None:

@@ -20,6 +20,7 @@ from driftline.store.feedback import PutCounts  # noqa: TC001 - Litestar reads h
 if TYPE_CHECKING:
     from driftline.repository.model_config import QualityConfig
     from driftline.server.services import Services
+    from driftline.store.feedback import Feedback
 
 __all__ = ["FeedbackController", "FeedbackTerms"]
 
@@ -86,9 +87,16 @@ class FeedbackController(Controller):
         ``{"feedback": [...]}`` of them, all or none; the same key again replaces its label and counts once.
 
         The model is looked up before the body is read, so an unknown model is a 404 whatever the body holds. A
-        model without ``[quality]`` in its config.toml is a 409: the target's type cannot be checked.
+        model without ``[quality]`` in its config.toml is a 409: the target's type cannot be checked. ``unmatched``
+        counts the labels that name no captured row as of now (rows still queued for writing are not yet seen).
         """
         quality = await _quality(services, name)
         body = await request.body()
         items = parse_feedback(body, services.settings.feedback.max_items, quality.task)
-        return await asyncio.to_thread(services.feedback.put, name, items)
+        return await asyncio.to_thread(_put, services, name, items)
+
+
+def _put(services: Services, name: str, items: list[Feedback]) -> PutCounts:
+    """Store the labels, then count those that name no captured row as of now (after: a failed put counts none)."""
+    counts = services.feedback.put(name, items)
+    return msgspec.structs.replace(counts, unmatched=services.quality.unmatched(name, items))

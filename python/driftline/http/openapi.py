@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 
 from driftline import __version__
 from driftline.drift.report import DriftReport
+from driftline.feedback.report import QualityReport
 from driftline.protocol.types import ErrorResponse, InferenceRequest, InferenceResponse
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "DriftReportOperation",
     "InferOperation",
     "OptionalBody",
+    "QualityReportOperation",
     "errors",
     "infer_responses",
     "openapi_config",
@@ -98,12 +100,16 @@ def infer_responses() -> dict[int, ResponseSpec]:
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """Replace msgspec's ``$defs`` references by the definitions (the schema sits inside an operation)."""
+    """Replace msgspec's ``$defs`` references by the definitions (the schema sits inside an operation).
+
+    A tagged union's ``discriminator`` goes too: its mapping names the ``$defs`` being inlined away, and each
+    member's schema still requires its own tag value.
+    """
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+        return {k: _inline(v, defs) for k, v in node.items() if k not in {"$defs", "discriminator"}}
     if isinstance(node, list):
         return [_inline(v, defs) for v in node]
     return node
@@ -173,17 +179,31 @@ class InferOperation(Operation):
         _add_200_media(self, ("application/octet-stream",))
 
 
+def _report_bodies(operation: Operation, report: type[msgspec.Struct]) -> None:
+    """A report route's 200: ``report`` as JSON (NaN written as null), or an HTML page (``?format=html``)."""
+    ok = (operation.responses or {}).get("200")
+    content = getattr(ok, "content", None)
+    if isinstance(content, dict):
+        content["application/json"] = OpenAPIMediaType(schema=_nullable_numbers(_schema_of(report)))
+    _add_200_media(operation, ("text/html",))
+
+
 @dataclass
 class DriftReportOperation(Operation):
     """The drift report: a DriftReport as JSON (a statistic of an empty side is NaN, so null), or an HTML page."""
 
     def __post_init__(self) -> None:
         """Document both bodies of the 200."""
-        ok = (self.responses or {}).get("200")
-        content = getattr(ok, "content", None)
-        if isinstance(content, dict):
-            content["application/json"] = OpenAPIMediaType(schema=_nullable_numbers(_schema_of(DriftReport)))
-        _add_200_media(self, ("text/html",))
+        _report_bodies(self, DriftReport)
+
+
+@dataclass
+class QualityReportOperation(Operation):
+    """The quality report: a QualityReport as JSON (an undefined metric is NaN, so null), or an HTML page."""
+
+    def __post_init__(self) -> None:
+        """Document both bodies of the 200."""
+        _report_bodies(self, QualityReport)
 
 
 def ui_router() -> Any:

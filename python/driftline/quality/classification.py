@@ -49,8 +49,9 @@ class ClassQuality(msgspec.Struct, frozen=True):
     f1: Estimate
 
 
-class ClassificationQuality(msgspec.Struct, frozen=True):
-    """The quality of one set of labeled predictions.
+class ClassificationQuality(msgspec.Struct, frozen=True, tag_field="task", tag="classification"):
+    """The quality of one set of labeled predictions (tagged ``"task": "classification"`` in JSON, so a report
+    holding either kind decodes and has a schema).
 
     Attributes:
         n: Rows.

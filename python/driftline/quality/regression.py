@@ -23,8 +23,9 @@ __all__ = ["RegressionQuality", "regression_quality"]
 MAPE_EPSILON = float(np.finfo(np.float64).eps)
 
 
-class RegressionQuality(msgspec.Struct, frozen=True):
-    """The quality of one set of numeric predictions; every metric's interval is a bootstrap.
+class RegressionQuality(msgspec.Struct, frozen=True, tag_field="task", tag="regression"):
+    """The quality of one set of numeric predictions; every metric's interval is a bootstrap (tagged
+    ``"task": "regression"`` in JSON, as ClassificationQuality is).
 
     Attributes:
         n: Rows.

@@ -41,10 +41,18 @@ class Feedback(msgspec.Struct, frozen=True):
 
 
 class PutCounts(msgspec.Struct, frozen=True):
-    """What one put did: ``stored`` distinct keys written, of which ``replaced`` already had a label."""
+    """What one put did: ``stored`` distinct keys written, of which ``replaced`` already had a label.
+
+    ``unmatched``: of those keys, how many name no captured row *as of the post* (rows still queued in the capture
+    writer are not visible yet, so a label posted right after its prediction may count here and match a moment
+    later; the quality report's ``unmatched`` is the live figure). The store cannot tell (it knows no captures):
+    the feedback route counts it, and leaves it None when the model's capture history is too large to read per
+    post (driftline.feedback.service.UNMATCHED_SCAN_ROWS).
+    """
 
     stored: int
     replaced: int
+    unmatched: int | None = None
 
 
 def _stamp(at: datetime) -> str:
