@@ -12,7 +12,7 @@ import polars as pl
 
 from driftline.capture.rows import FIXED
 from driftline.errors import Conflict
-from driftline.feedback.join import join
+from driftline.feedback.join import Joined, join
 from driftline.feedback.report import QualityReport, quality_of
 
 if TYPE_CHECKING:
@@ -23,7 +23,28 @@ if TYPE_CHECKING:
     from driftline.serving.table import ModelTable
     from driftline.store.feedback import FeedbackStore
 
-__all__ = ["LiveQuality"]
+__all__ = ["LiveQuality", "measure"]
+
+
+def measure(
+    quality: QualityConfig, joined: Joined, window: timedelta | int | None = None, confidence: float = 0.95
+) -> QualityReport:
+    """The quality report of ``joined`` as the model's ``[quality]`` reads its outputs (task, label and score
+    outputs, classes, positive class).
+
+    Raises:
+        BadRequest: as quality_of.
+    """
+    return quality_of(
+        joined,
+        quality.task,
+        quality.label_output,
+        quality.score_output,
+        quality.classes,
+        quality.positive,
+        window,
+        confidence=confidence,
+    )
 
 
 class LiveQuality:
@@ -73,19 +94,16 @@ class LiveQuality:
             BadRequest: a window that is not positive, labels of the wrong kind for the predictions, ...
         """
         quality = self.config(name)
-        joined = join(self._captured(name, version, since, until), self._labels.labels(name))
+        joined = self.joined(name, version=version, since=since, until=until)
         if joined.captured == 0:  # nothing captured (yet): no version to report, every label unmatched
             return QualityReport(task=quality.task, unmatched=joined.unmatched, versions=[])
-        return quality_of(
-            joined,
-            quality.task,
-            quality.label_output,
-            quality.score_output,
-            quality.classes,
-            quality.positive,
-            window,
-            confidence=confidence,
-        )
+        return measure(quality, joined, window, confidence)
+
+    def joined(
+        self, name: str, *, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> Joined:
+        """The model's rows captured in ``[since, until)`` (one version when given), joined to its labels; blocking."""
+        return join(self._captured(name, version, since, until), self._labels.labels(name))
 
     def _captured(self, name: str, version: int | None, since: datetime | None, until: datetime | None) -> pl.DataFrame:
         if self._reader is None:
