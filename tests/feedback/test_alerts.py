@@ -235,3 +235,16 @@ def test_labels_give_one_target_type_over_every_segment():
     )
     assert index.labeled(frame.head(2))["target"].dtype == pl.Int64  # alone, as these rows' labels decide
     assert index.target_type() == pl.Float64
+
+
+def test_an_event_carries_the_full_bootstrap_interval_though_checks_measure_values_only():
+    """Checks judge on the value alone (one resample); the event of a change is measured with the full bootstrap."""
+    alerts = QualityAlerts(None, base_url="http://h:1", gauge_window=timedelta(days=365))  # type: ignore[arg-type]
+    quality = config({"metric": "log_loss", "above": 0.5, "min_labeled": 40})
+    frame = captured(60)
+    feedback = labels_for(frame, range(10), range(10, 60))
+    [event] = alerts.observe("iris", 1, quality, join(frame, feedback), START + timedelta(hours=1))
+    full = judge(quality.alerts[0], quality, join(frame, feedback), START + timedelta(hours=1))
+    assert full.estimate is not None
+    assert (event.value, event.lower, event.upper) == (full.estimate.value, full.estimate.lower, full.estimate.upper)
+    assert event.lower < event.value < event.upper

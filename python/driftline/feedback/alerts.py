@@ -24,6 +24,7 @@ from driftline.drift.alerts import Transitions
 from driftline.errors import DriftlineError
 from driftline.feedback.join import Joined
 from driftline.feedback.service import measure
+from driftline.quality.intervals import DEFAULT_RESAMPLES
 from driftline.repository.model_config import QUALITY_METRICS
 
 if TYPE_CHECKING:
@@ -114,10 +115,10 @@ class VersionFigures:
     metrics: dict[str, float]
 
 
-def _measure(quality: QualityConfig, rows: pl.DataFrame, captures: pl.DataFrame) -> object | None:
+def _measure(quality: QualityConfig, rows: pl.DataFrame, captures: pl.DataFrame, resamples: int) -> object | None:
     """The overall quality of labeled ``rows`` (of one version) with ``captures`` for coverage."""
     joined = Joined(rows=rows, captures=captures, captured=captures.height, labeled=rows.height, unmatched=0)
-    report = measure(quality, joined, confidence=CONFIDENCE)
+    report = measure(quality, joined, confidence=CONFIDENCE, resamples=resamples)
     return report.versions[0].overall if report.versions else None
 
 
@@ -130,8 +131,11 @@ def _estimate(overall: object | None, metric: str) -> Estimate | None:
     return found
 
 
-def judge(rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime) -> Judgement:
-    """Judge ``rule`` on one version's joined rows (which must reach back far enough for its window).
+def judge(
+    rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime, resamples: int = DEFAULT_RESAMPLES
+) -> Judgement:
+    """Judge ``rule`` on one version's joined rows (which must reach back far enough for its window); the
+    verdict rests on the metric's value, which ``resamples`` (the bootstrap's, for its interval) does not change.
 
     Raises:
         BadRequest: the rows cannot be measured (labels of the wrong kind for the predictions, ...).
@@ -153,7 +157,7 @@ def judge(rule: QualityRule, quality: QualityConfig, joined: Joined, now: dateti
     window = RuleWindow(start, end, rows.height, captures.height)
     if rows.height < rule.min_labeled:
         return Judgement("insufficient", None, window)
-    overall = None if rule.metric.startswith("estimated_") else _measure(quality, rows, captures)
+    overall = None if rule.metric.startswith("estimated_") else _measure(quality, rows, captures, resamples)
     estimate = _estimate(overall, rule.metric)
     if estimate is None or math.isnan(estimate.value):
         return Judgement("insufficient", estimate, window)
@@ -241,7 +245,8 @@ class QualityAlerts:
         since = [now - self._gauge_window]
         for rule in quality.alerts:
             span = rule.span
-            start = now - span if span is not None else self._starts.get((name, version, rule))
+            with self._lock:
+                start = now - span if span is not None else self._starts.get((name, version, rule))
             if start is None:
                 return None
             since.append(start)
@@ -253,7 +258,7 @@ class QualityAlerts:
         metrics: dict[str, float] = {}
         if rows.height:
             try:
-                overall = _measure(quality, rows, captures)
+                overall = _measure(quality, rows, captures, resamples=1)  # values only: a gauge has no interval
             except DriftlineError as exc:
                 _log.warning("quality of %s version %d not measured: %s", name, version, exc)
                 overall = None
@@ -270,15 +275,19 @@ class QualityAlerts:
     ) -> QualityEvent | None:
         key = (name, version, rule)
         try:
-            verdict = judge(rule, quality, joined, now)
+            # The value alone decides; the bootstrap interval (seconds on many rows) only when an event needs it.
+            verdict = judge(rule, quality, joined, now, resamples=1)
+            if verdict.state not in ("insufficient", self.state(name, version, rule)):
+                verdict = judge(rule, quality, joined, now)
         except DriftlineError as exc:
             _log.warning("quality rule %s of %s version %d not judged: %s", rule.metric, name, version, exc)
             return None
         if rule.span is None:
-            if verdict.window is not None and verdict.window.labeled == (rule.last_rows or rule.min_labeled):
-                self._starts[key] = verdict.window.start
-            else:  # fewer rows than the window holds (an erasure): read the whole history next time
-                self._starts.pop(key, None)
+            with self._lock:
+                if verdict.window is not None and verdict.window.labeled == (rule.last_rows or rule.min_labeled):
+                    self._starts[key] = verdict.window.start
+                else:  # fewer rows than the window holds (an erasure): read the whole history next time
+                    self._starts.pop(key, None)
         if verdict.state == "insufficient" or verdict.estimate is None or verdict.window is None:
             return None
         estimate, window, new = verdict.estimate, verdict.window, verdict.state

@@ -14,6 +14,7 @@ from driftline.capture.rows import FIXED
 from driftline.errors import Conflict
 from driftline.feedback.join import Joined, join
 from driftline.feedback.report import QualityReport, quality_of
+from driftline.quality.intervals import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -27,10 +28,14 @@ __all__ = ["LiveQuality", "measure"]
 
 
 def measure(
-    quality: QualityConfig, joined: Joined, window: timedelta | int | None = None, confidence: float = 0.95
+    quality: QualityConfig,
+    joined: Joined,
+    window: timedelta | int | None = None,
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> QualityReport:
     """The quality report of ``joined`` as the model's ``[quality]`` reads its outputs (task, label and score
-    outputs, classes, positive class).
+    outputs, classes, positive class); ``resamples``: the bootstrap's (1 where only the values are wanted).
 
     Raises:
         BadRequest: as quality_of.
@@ -44,6 +49,7 @@ def measure(
         quality.positive,
         window,
         confidence=confidence,
+        resamples=resamples,
     )
 
 
