@@ -112,6 +112,16 @@ def _predict(url: str, prefix: str, rng: np.random.Generator) -> dict[str, int]:
 
 
 def _label(url: str, targets: dict[str, int]) -> None:
+    """Post the labels once every row they name is captured (segments are written every 0.2 s), so that the
+    check after it sees them all: the windows, values and events are then exact."""
+    deadline = time.monotonic() + 20
+    for _ in range(200):
+        r = httpx.get(f"{url}/v1/models/iris/captures", params={"format": "jsonl"}, headers=HEADERS, timeout=10)
+        assert r.status_code == 200, r.text
+        ids = {json.loads(line)["request_id"] for line in r.text.splitlines()}
+        if set(targets) <= ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     body = {"feedback": [{"id": request_id, "target": target} for request_id, target in targets.items()]}
     r = httpx.post(f"{url}/v1/models/iris/feedback", json=body, headers=HEADERS, timeout=10)
     assert r.status_code == 200, r.text
