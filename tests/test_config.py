@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,37 @@ def test_missing_file_is_a_config_error(tmp_path: Path):
 def test_http_limits_must_be_positive(key: str, value: str):
     with pytest.raises(ConfigError, match=f"http.{key}"):
         load_settings(environ={f"DRIFTLINE_HTTP__{key.upper()}": value})
+
+
+def test_alert_webhooks_of_both_sections_make_one_list_and_the_public_url_is_the_export_base(tmp_path: Path):
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(
+        '[alerts]\nwebhooks = ["http://a/hook", "http://b/hook"]\n[drift]\nwebhooks = ["http://b/hook", "https://c"]\n'
+    )
+    s = load_settings(cfg, environ={})
+    assert s.webhooks() == ["http://a/hook", "http://b/hook", "https://c"]
+    assert s.http.base_url() == "http://127.0.0.1:8000"
+    assert load_settings(environ={"DRIFTLINE_HTTP__HOST": "::1"}).http.base_url() == "http://[::1]:8000"
+    # Worker processes get every [http] key back as a DRIFTLINE_HTTP__* string: "" is the unset public_url.
+    env = {"DRIFTLINE_HTTP__PUBLIC_URL": "https://driftline.example.com/"}
+    assert load_settings(environ=env).http.base_url() == "https://driftline.example.com"
+    assert load_settings(environ={"DRIFTLINE_HTTP__PUBLIC_URL": ""}).http.base_url() == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[alerts]\nwebhooks = ["ftp://x"]\n', "alerts.webhooks"),
+        ('[drift]\nwebhooks = ["127.0.0.1:9000/hook"]\n', "drift.webhooks"),
+        ('[http]\npublic_url = "driftline.example.com"\n', "http.public_url"),
+        ("[alerts]\nretries = -1\n", "alerts.retries"),
+        ("[quality]\ncheck_interval_s = -1\n", "quality.check_interval_s"),
+        ("[quality]\ngauge_window_s = 0\n", "quality.gauge_window_s"),
+        ("[quality]\nwindow = 3\n", "window"),
+    ],
+)
+def test_bad_alert_and_quality_settings_name_their_key(tmp_path: Path, text: str, key: str):
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_settings(cfg, environ={})

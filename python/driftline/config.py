@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_LEVELS",
+    "AlertSettings",
     "ApiKeySetting",
     "AuthSettings",
     "CaptureSettings",
@@ -27,6 +28,7 @@ __all__ = [
     "FeedbackSettings",
     "HttpSettings",
     "JobSettings",
+    "QualitySettings",
     "RegistrySettings",
     "ServerSettings",
     "load_settings",
@@ -59,6 +61,17 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_timeout_s: float = 60.0
     # Open connections; one more is answered 503 at once and closed. Kept below the open-file limit (RLIMIT_NOFILE).
     max_connections: int = 1000
+    # The address others reach this server at, e.g. "https://driftline.example.com" (behind a proxy, or when
+    # host is 0.0.0.0): the base of the export URLs in alert events. "" (not None: every [http] key is handed to
+    # worker processes as a DRIFTLINE_HTTP__* string): http://{host}:{port}.
+    public_url: str = ""
+
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash, else ``http://{host}:{port}``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 class JobSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -79,7 +92,47 @@ class DriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sample_cap: int = 100_000
     # Seconds between evaluations of every watched version (state changes become alerts); 0 = only on request.
     check_interval_s: float = 10.0
+    # Also receive quality events, as [alerts] webhooks does (kept so existing configs keep working).
     webhooks: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_urls("drift.webhooks", self.webhooks)
+
+
+def _check_urls(key: str, urls: list[str]) -> None:
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        raise ValueError(f"{key} must be http:// or https:// URLs, got {bad}")
+
+
+class AlertSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where alert events go: every drift and quality state change is POSTed (JSON, ``"kind"`` tells them apart)
+    to each of these, and to ``[drift] webhooks``, by one sender thread with retries and backoff."""
+
+    webhooks: list[str] = msgspec.field(default_factory=list)
+    # Attempts after the first, and the wait before the first retry (doubling after each).
+    retries: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_urls("alerts.webhooks", self.webhooks)
+        if self.retries < 0 or not self.backoff_s >= 0 or not self.timeout_s > 0:
+            raise ValueError("alerts.retries and alerts.backoff_s must be >= 0 and alerts.timeout_s > 0")
+
+
+class QualitySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Live quality checks (each model's metrics and alert rules live in its config.toml's ``[quality]``)."""
+
+    # Seconds between checks of every loaded version of a model with [quality]: gauges updated, alert rules
+    # judged; 0 = never (no gauges, no quality alerts).
+    check_interval_s: float = 60.0
+    # The driftline_quality* gauges cover the rows captured in the last this many seconds.
+    gauge_window_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not self.check_interval_s >= 0 or not self.gauge_window_s > 0:
+            raise ValueError("quality.check_interval_s must be >= 0 and quality.gauge_window_s > 0")
 
 
 class ApiKeySetting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -201,6 +254,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     registry: RegistrySettings = RegistrySettings()
     capture: CaptureSettings = CaptureSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    quality: QualitySettings = QualitySettings()
+    alerts: AlertSettings = AlertSettings()
     # The alias a request without a version meets (a model without it answers with its newest loaded version).
     default_alias: str = "champion"
     # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).
@@ -220,8 +275,14 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"http.{key} must be > 0, got {getattr(self.http, key)}")
         if self.http.max_connections < 1:
             raise ValueError(f"http.max_connections must be >= 1, got {self.http.max_connections}")
+        if self.http.public_url:
+            _check_urls("http.public_url", [self.http.public_url])
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+
+    def webhooks(self) -> list[str]:
+        """Every alert webhook: ``[alerts]``'s, then ``[drift]``'s, each once."""
+        return list(dict.fromkeys([*self.alerts.webhooks, *self.drift.webhooks]))
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from driftline.capture.rows import FIXED, TS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from driftline.store.captures import CaptureIndex, Segment
 
@@ -102,9 +102,14 @@ class CaptureReader:
         version: int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        through: Callable[[pa.Table], pa.Table] | None = None,
+        added: Sequence[pa.Field] = (),
     ) -> int:
         """Stream the matching rows into ``sink`` as one Parquet file or as JSON lines (ts as ISO 8601 with its
         offset), one segment in memory at a time; returns the rows written.
+
+        ``through`` turns each segment's rows into the rows written (the labeled export joins them to their
+        labels), which may have the ``added`` columns beyond the segments' own.
 
         Raises:
             ValueError: naming ``format`` or ``since`` / ``until`` (a datetime without a timezone).
@@ -114,28 +119,33 @@ class CaptureReader:
         segments = self.segments(model, version, since, until)
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(Path(sink).open("wb")) if isinstance(sink, str | os.PathLike) else sink
+            tables = self._read(segments, since, until)
+            if through is not None:
+                tables = map(through, tables)
             if fmt == "parquet":
-                return self._parquet(out, segments, since, until)
-            return self._jsonl(out, segments, since, until)
+                return self._parquet(out, segments, tables, added)
+            return self._jsonl(out, tables)
 
-    def _parquet(self, out: BinaryIO, segments: list[Segment], since: datetime | None, until: datetime | None) -> int:
+    def _parquet(
+        self, out: BinaryIO, segments: list[Segment], tables: Iterator[pa.Table], added: Sequence[pa.Field]
+    ) -> int:
         # One schema for the file: every segment's columns unified (from their footers), so segments written with
         # different kept columns still make one file.
         schemas = [FIXED]
         for segment in segments:
             with contextlib.suppress(FileNotFoundError):
                 schemas.append(pq.read_schema(self._root / segment.path))
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        schema = pa.unify_schemas([*schemas, pa.schema(added)], promote_options="permissive")
         written = 0
         with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for table in self._read(segments, since, until):
+            for table in tables:
                 writer.write_table(_conform(table, schema))
                 written += table.num_rows
         return written
 
-    def _jsonl(self, out: BinaryIO, segments: list[Segment], since: datetime | None, until: datetime | None) -> int:
+    def _jsonl(self, out: BinaryIO, tables: Iterator[pa.Table]) -> int:
         written = 0
-        for table in self._read(segments, since, until):
+        for table in tables:
             if table.num_rows:
                 _frame(table).write_ndjson(out)
                 written += table.num_rows

@@ -1,6 +1,6 @@
 """Drift detection: reference profiles, live windows, reports, alerts; statistics run in `_core`."""
 
-from driftline.drift.alerts import AlertManager, DriftEvent, WebhookSender
+from driftline.drift.alerts import AlertManager, DriftEvent
 from driftline.drift.detect import compute_drift, evaluate
 from driftline.drift.monitor import DriftMonitor
 from driftline.drift.policy import DriftPolicy
@@ -18,7 +18,6 @@ __all__ = [
     "Histogram",
     "LiveWindow",
     "ReferenceProfile",
-    "WebhookSender",
     "compute_drift",
     "evaluate",
 ]

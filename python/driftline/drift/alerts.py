@@ -1,35 +1,78 @@
-"""Drift alerts: ok/drift state per model version, transition events, webhooks, Prometheus gauges."""
+"""Alert states and their change events (:class:`Transitions`, shared by drift and quality), and drift's own:
+ok/drift per model version, and its Prometheus gauges.
+
+Delivery is not decided here: an event is handed, encoded, to a ``send`` callable (the server's one
+WebhookSender), which must never block.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import msgspec
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from prometheus_client import CollectorRegistry
 
     from driftline.drift.report import DriftReport
 
-__all__ = ["AlertManager", "DriftEvent", "WebhookSender"]
+__all__ = ["AlertManager", "DriftEvent", "Send", "Transitions"]
 
 log = logging.getLogger("driftline.drift.alerts")
 
 State = Literal["ok", "drift"]
+#: Hands an encoded event to delivery (the server's WebhookSender.send); must return at once.
+Send = Callable[[bytes], None]
+K = TypeVar("K", bound=Hashable)
+S = TypeVar("S", bound=str)
+E = TypeVar("E", bound=msgspec.Struct)
 
 
-class DriftEvent(msgspec.Struct, frozen=True):
-    """A change of a model version's dataset drift state.
+class Transitions(Generic[K, S, E]):
+    """A state per key, and an event for each change of it: kept (the latest ``history``) and sent.
+
+    Attributes:
+        events: The most recent events, oldest first.
+    """
+
+    def __init__(self, initial: S, send: Send | None = None, history: int = 1000) -> None:
+        """Every key starts in ``initial``; events go to ``send`` (None: kept only)."""
+        self._lock = threading.Lock()
+        self._initial = initial
+        self._states: dict[K, S] = {}
+        self._send = send
+        self.events: deque[E] = deque(maxlen=history)
+
+    def state(self, key: K) -> S:
+        """The key's current state (``initial`` before any move)."""
+        with self._lock:
+            return self._states.get(key, self._initial)
+
+    def move(self, key: K, new: S, event: Callable[[S], E | None]) -> E | None:
+        """Set the key's state; on a change, ``event(previous)`` is recorded and sent (None: a silent change).
+
+        Returns:
+            The event, when one was made.
+        """
+        with self._lock:
+            previous = self._states.get(key, self._initial)
+            self._states[key] = new
+            made = None if new == previous else event(previous)
+            if made is not None:
+                self.events.append(made)
+        if made is not None and self._send is not None:
+            self._send(msgspec.json.encode(made))
+        return made
+
+
+class DriftEvent(msgspec.Struct, frozen=True, tag_field="kind", tag="drift"):
+    """A change of a model version's dataset drift state; its JSON carries ``"kind": "drift"``.
 
     Attributes:
         model: Model name ("" when the report had none).
@@ -50,110 +93,6 @@ class DriftEvent(msgspec.Struct, frozen=True):
     time: float
 
 
-class WebhookSender:
-    """POSTs JSON to URLs from one background thread, with retries and exponential backoff.
-
-    `send` never blocks: it enqueues (dropping, with a log line, when `max_pending` are waiting).
-    """
-
-    def __init__(
-        self,
-        urls: Sequence[str],
-        *,
-        retries: int = 3,
-        backoff: float = 0.5,
-        timeout: float = 5.0,
-        max_pending: int = 1000,
-    ) -> None:
-        self.urls = list(urls)
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
-        self.delivered = 0
-        self.failed = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_pending)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="driftline-webhooks", daemon=True)
-        self._thread.start()
-
-    def send(self, body: bytes) -> None:
-        """Queue a JSON body for every URL.
-
-        Args:
-            body: The JSON payload.
-        """
-        try:
-            self._queue.put_nowait(body)
-        except queue.Full:
-            self.failed += len(self.urls)
-            log.warning("webhook queue full; dropped an event for %d url(s)", len(self.urls))
-
-    def _post(self, url: str, body: bytes) -> None:
-        request = urllib.request.Request(  # noqa: S310 - URLs come from the operator's config
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            response.read()
-
-    def _deliver(self, url: str, body: bytes) -> None:
-        for attempt in range(self.retries + 1):
-            try:
-                self._post(url, body)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                if attempt == self.retries:
-                    self.failed += 1
-                    log.error(  # noqa: TRY400 - one line per failure, not a traceback
-                        "webhook %s failed after %d attempt(s): %s", url, attempt + 1, exc
-                    )
-                    return
-                log.warning("webhook %s attempt %d failed: %s; retrying", url, attempt + 1, exc)
-                # Exponential backoff; waiting on the stop event lets close() cut it short.
-                if self._stop.wait(self.backoff * 2**attempt):
-                    return
-            else:
-                self.delivered += 1
-                return
-
-    def _run(self) -> None:
-        while True:
-            body = self._queue.get()
-            try:
-                if body is None:
-                    return
-                for url in self.urls:
-                    self._deliver(url, body)
-            finally:
-                self._queue.task_done()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued event has been delivered or given up.
-
-        Args:
-            timeout: Seconds to wait at most.
-
-        Returns:
-            Whether the queue drained in time.
-        """
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (within `timeout`), then stop the thread.
-
-        Args:
-            timeout: Seconds to wait for the thread.
-        """
-        self.flush(timeout)
-        self._stop.set()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout)
-
-
 class AlertManager:
     """Turns reports into state transitions per (model, version), events, webhooks and gauges.
 
@@ -162,19 +101,11 @@ class AlertManager:
     """
 
     def __init__(
-        self,
-        *,
-        registry: CollectorRegistry | None = None,
-        webhooks: Sequence[str] = (),
-        history: int = 1000,
-        retries: int = 3,
-        backoff: float = 0.5,
-        timeout: float = 5.0,
+        self, *, registry: CollectorRegistry | None = None, send: Send | None = None, history: int = 1000
     ) -> None:
-        self._lock = threading.Lock()
-        self._states: dict[tuple[str, str], State] = {}
-        self.events: deque[DriftEvent] = deque(maxlen=history)
-        self.sender = WebhookSender(webhooks, retries=retries, backoff=backoff, timeout=timeout) if webhooks else None
+        """Gauges go in ``registry`` (None: none); events to ``send``."""
+        self._transitions: Transitions[tuple[str, str], State, DriftEvent] = Transitions("ok", send, history)
+        self.events = self._transitions.events
         self._pvalue = self._distance = self._detected = None
         if registry is not None:
             from prometheus_client import Gauge
@@ -211,11 +142,10 @@ class AlertManager:
         Returns:
             "ok" or "drift".
         """
-        with self._lock:
-            return self._states.get((model, version), "ok")
+        return self._transitions.state((model, version))
 
     def observe(self, report: DriftReport) -> DriftEvent | None:
-        """Record a report: update gauges, and on an ok<->drift change emit an event and POST it.
+        """Record a report: update gauges, and on an ok<->drift change emit an event and send it.
 
         A report whose dataset verdict is "insufficient_data" leaves the state as it was.
 
@@ -230,12 +160,10 @@ class AlertManager:
         if report.verdict == "insufficient_data":
             return None
         new: State = "drift" if report.verdict == "drift" else "ok"
-        with self._lock:
-            previous = self._states.get((model, version), "ok")
-            self._states[(model, version)] = new
-            if new == previous:
-                return None
-            event = DriftEvent(
+
+        def changed(previous: State) -> DriftEvent:
+            log.info("drift state of %s/%s: %s -> %s", model, version, previous, new)
+            return DriftEvent(
                 model=model,
                 version=version,
                 previous=previous,
@@ -244,11 +172,8 @@ class AlertManager:
                 drifted_share=report.drifted_share,
                 time=time.time(),
             )
-            self.events.append(event)
-        log.info("drift state of %s/%s: %s -> %s", model, version, previous, new)
-        if self.sender is not None:
-            self.sender.send(msgspec.json.encode(event))
-        return event
+
+        return self._transitions.move((model, version), new, changed)
 
     def _update_gauges(self, model: str, version: str, report: DriftReport) -> None:
         if self._pvalue is None or self._distance is None or self._detected is None:
@@ -264,8 +189,3 @@ class AlertManager:
             with contextlib.suppress(KeyError):  # the same stat never sits in both families
                 stale.remove(*labels)
             self._detected.labels(model, version, f.name).set(1.0 if f.verdict == "drift" else 0.0)
-
-    def close(self) -> None:
-        """Deliver queued webhooks and stop the sender thread."""
-        if self.sender is not None:
-            self.sender.close()

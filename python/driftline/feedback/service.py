@@ -21,9 +21,10 @@ from driftline.errors import BadRequest, Conflict
 from driftline.feedback.join import Joined, join
 from driftline.feedback.report import QualityReport, quality_of
 from driftline.quality.cbpe import fit_cbpe
+from driftline.quality.intervals import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from driftline.capture.reader import CaptureReader
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from driftline.store.evaluations import EvaluationStore
     from driftline.store.feedback import Feedback, FeedbackStore
 
-__all__ = ["MAX_WINDOWS", "UNMATCHED_SCAN_ROWS", "LiveQuality"]
+__all__ = ["MAX_WINDOWS", "UNMATCHED_SCAN_ROWS", "LiveQuality", "measure"]
 
 #: The most captured rows :meth:`LiveQuality.unmatched` reads the keys of (about 0.15 s on one core); past it a
 #: post's count is left out (None) rather than making every post read the whole capture history.
@@ -43,6 +44,35 @@ UNMATCHED_SCAN_ROWS: Final = 250_000
 MAX_WINDOWS: Final = 1_000
 
 _log = logging.getLogger("driftline.feedback")
+
+
+def measure(
+    quality: QualityConfig,
+    joined: Joined,
+    window: timedelta | int | None = None,
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    references: Mapping[int, CBPE] | None = None,
+) -> QualityReport:
+    """The quality report of ``joined`` as the model's ``[quality]`` reads its outputs (task, label and score
+    outputs, classes, positive class); ``resamples``: the bootstrap's (1 where only the values are wanted);
+    ``references``: per version, the CBPE fit its quality is estimated with before labels arrive.
+
+    Raises:
+        BadRequest: as quality_of.
+    """
+    return quality_of(
+        joined,
+        quality.task,
+        quality.label_output,
+        quality.score_output,
+        quality.classes,
+        quality.positive,
+        window,
+        confidence=confidence,
+        resamples=resamples,
+        references=references,
+    )
 
 
 class LiveQuality:
@@ -103,30 +133,26 @@ class LiveQuality:
             BadRequest: a window that is not positive, labels of the wrong kind for the predictions, ...
         """
         quality = self.config(name)
-        joined = join(self._captured(name, version, since, until), self._labels.labels(name))
+        joined = self.joined(name, version=version, since=since, until=until)
         _check_windows(joined, window)
         if joined.captured == 0:  # nothing captured (yet): no version to report, every label unmatched
             return QualityReport(task=quality.task, unmatched=joined.unmatched, versions=[])
-        versions = sorted(int(v) for v in joined.captures["version"].unique())
-        return quality_of(
-            joined,
-            quality.task,
-            quality.label_output,
-            quality.score_output,
-            quality.classes,
-            quality.positive,
-            window,
-            references=self._references(name, quality, versions),
-            confidence=confidence,
-        )
+        return measure(quality, joined, window, confidence, references=self.references(name, quality, joined))
 
-    def _references(self, name: str, quality: QualityConfig, versions: list[int]) -> dict[int, CBPE] | None:
-        """The CBPE reference of each version that has one: fitted on its newest evaluation, once per evaluation."""
+    def joined(
+        self, name: str, *, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> Joined:
+        """The model's rows captured in ``[since, until)`` (one version when given), joined to its labels; blocking."""
+        return join(self._captured(name, version, since, until), self._labels.labels(name))
+
+    def references(self, name: str, quality: QualityConfig, joined: Joined) -> dict[int, CBPE] | None:
+        """The CBPE reference of each version in ``joined`` that has one, fitted on its newest evaluation (``driftline
+        evaluate``) once per evaluation; None for a model CBPE cannot estimate (no binary classifier with scores)."""
         classes = quality.classes
         if self._evaluations is None or quality.score_output is None or classes is None or len(classes) != 2:
             return None
         references = {}
-        for version in versions:
+        for version in sorted(int(v) for v in joined.captures["version"].unique()):
             fit = self._reference(name, version, classes, classes[1] if quality.positive is None else quality.positive)
             if fit is not None:
                 references[version] = fit

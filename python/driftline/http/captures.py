@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
+import polars as pl
+import pyarrow as pa
 from litestar import Controller, Request, delete, get
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, Schema
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from driftline.errors import BadRequest, DriftlineError, ModelNotFound, NotFound
+from driftline.feedback.join import Labels
 from driftline.http import openapi as doc
 from driftline.http import query
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from driftline.capture.service import CaptureService
     from driftline.security.keys import Principal
     from driftline.server.services import Services
+    from driftline.store.feedback import FeedbackStore
 
 __all__ = ["CaptureErased", "CaptureStatus", "CapturesController", "ErasureController"]
 
@@ -143,6 +147,19 @@ async def _stream(export: Callable[[_ChunkSink], object]) -> AsyncIterator[bytes
         sink.gone.set()
 
 
+def _labeled(labels: FeedbackStore, name: str) -> tuple[Callable[[pa.Table], pa.Table], list[pa.Field]]:
+    """What turns a segment's rows into its labeled rows with ``target``, and that column's field; the labels
+    are read once (on the export thread)."""
+    index = Labels(labels.labels(name))
+
+    def through(table: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)  # a Table always becomes a DataFrame
+        return index.labeled(frame, uniform=True).to_arrow()
+
+    return through, [pa.field("target", pl.Series(dtype=index.target_type()).to_arrow().type)]
+
+
 @dataclass
 class _ExportOperation(Operation):
     """The export's 200: a Parquet file or JSON lines (one captured row per line), never a JSON document."""
@@ -179,8 +196,10 @@ class CapturesController(Controller):
         until: Annotated[str | None, QueryParameter(schema_extra=query.DATE_TIME)] = None,
         version: Annotated[str | None, QueryParameter(schema_extra=query.VERSION)] = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(_MEDIA)})] = "parquet",
+        labeled: bool = False,
     ) -> Stream:
-        """Rows with ``since <= ts < until`` (ISO 8601 with a timezone), of one version or all, oldest first."""
+        """Rows with ``since <= ts < until`` (ISO 8601 with a timezone), of one version or all, oldest first;
+        ``labeled=true``: only the rows with a label, each with it in the column ``target`` (a retraining set)."""
         query.choice(format, "format", tuple(_MEDIA))
         start, end = query.moment(since, "since"), query.moment(until, "until")
         number = query.version_number(version)
@@ -188,8 +207,14 @@ class CapturesController(Controller):
         if not services.table.knows(name)[0] and not capture.index.segments(name):
             raise ModelNotFound(f"model {name!r} not found")
         fmt: ExportFormat = "parquet" if format == "parquet" else "jsonl"
+        feedback = services.feedback
+
+        def export(sink: _ChunkSink) -> int:
+            through, added = _labeled(feedback, name) if labeled else (None, [])
+            return capture.reader.export(sink, fmt, name, number, start, end, through, added)  # type: ignore[arg-type]
+
         return Stream(
-            _stream(lambda sink: capture.reader.export(sink, fmt, name, number, start, end)),  # type: ignore[arg-type]
+            _stream(export),
             media_type=_MEDIA[format],
             headers={"content-disposition": f'attachment; filename="{name}-captures.{format}"'},
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
@@ -16,11 +18,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "QUALITY_METRICS",
     "BatchingConfig",
     "CaptureOverrides",
     "ModelConfig",
     "OnnxOptions",
     "QualityConfig",
+    "QualityRule",
     "Task",
     "TensorConfig",
     "TorchOptions",
@@ -139,6 +143,93 @@ class CaptureOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.structs.replace(default, **given)
 
 
+#: Metrics a quality rule may watch: (task, True when higher is better, needs score_output). A metric where higher
+#: is better fires ``below`` a value, an error metric ``above`` one; the ``estimated_*`` ones are CBPE's estimates
+#: before labels arrive, which may also fire on a ``drop`` below their value on the reference data.
+QUALITY_METRICS: Final[dict[str, tuple[Task, bool, bool]]] = {
+    "accuracy": ("classification", True, False),
+    "precision_macro": ("classification", True, False),
+    "recall_macro": ("classification", True, False),
+    "f1_macro": ("classification", True, False),
+    "roc_auc": ("classification", True, True),
+    "log_loss": ("classification", False, True),
+    "estimated_accuracy": ("classification", True, True),
+    "estimated_roc_auc": ("classification", True, True),
+    "mae": ("regression", False, False),
+    "rmse": ("regression", False, False),
+    "mape": ("regression", False, False),
+    "r2": ("regression", True, False),
+}
+_SPAN = re.compile(r"\A([0-9]+(?:\.[0-9]+)?)([smhd])\Z")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class QualityRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One ``[[quality.alerts]]``: fire when ``metric`` crosses a threshold over a window of labeled rows.
+
+    Exactly one threshold: ``below`` (a metric where higher is better), ``above`` (an error metric) or ``drop``
+    (an estimated metric, this far below its reference value). The window: the last ``last_rows`` labeled rows,
+    or the rows captured in the ``last`` span ("90s", "30m", "1h", "7d"); neither: the last ``min_labeled``
+    labeled rows. With fewer than ``min_labeled`` labeled rows in it the rule is not judged (its state stays).
+    """
+
+    metric: str
+    below: float | None = None
+    above: float | None = None
+    drop: float | None = None
+    min_labeled: int = 100
+    last_rows: int | None = None
+    last: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in QUALITY_METRICS:
+            raise ValueError(f"metric: unknown quality metric {self.metric!r}; one of {sorted(QUALITY_METRICS)}")
+        given = [k for k in ("below", "above", "drop") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of below, above or drop is needed, got {given or 'none'}")
+        key, value = given[0], self.threshold
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value}")
+        _, higher_is_better, _ = QUALITY_METRICS[self.metric]
+        estimated = self.metric.startswith("estimated_")
+        if key == "drop" and not (estimated and value > 0):
+            raise ValueError(f"drop is an estimated metric's (estimated_*), a positive number; metric {self.metric!r}")
+        if key == "above" and higher_is_better:
+            raise ValueError(f"above: {self.metric} is better when higher; a rule on it takes below")
+        if key == "below" and not higher_is_better:
+            raise ValueError(f"below: {self.metric} is an error (better when lower); a rule on it takes above")
+        if self.min_labeled < 1:
+            raise ValueError(f"min_labeled must be >= 1, got {self.min_labeled}")
+        if self.last_rows is not None and self.last is not None:
+            raise ValueError("last_rows and last: give one window, not both")
+        if self.last_rows is not None and self.last_rows < self.min_labeled:
+            raise ValueError(f"last_rows ({self.last_rows}) must be >= min_labeled ({self.min_labeled})")
+        if self.last is not None:
+            self.span  # noqa: B018 - parsed here so that a bad span is refused at load
+
+    @property
+    def op(self) -> Literal["below", "above", "drop"]:
+        """Which threshold the rule has."""
+        return "below" if self.below is not None else "above" if self.above is not None else "drop"
+
+    @property
+    def threshold(self) -> float:
+        """The value of that threshold."""
+        value = self.below if self.below is not None else self.above if self.above is not None else self.drop
+        assert value is not None  # one is set: checked at load
+        return value
+
+    @property
+    def span(self) -> timedelta | None:
+        """The ``last`` window as a timedelta (None: a window of labeled rows)."""
+        if self.last is None:
+            return None
+        match = _SPAN.match(self.last)
+        if match is None or float(match[1]) <= 0:
+            raise ValueError(f"last must be a positive span such as '90s', '30m', '1h' or '7d', got {self.last!r}")
+        return timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+
+
 class QualityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A model's ``[quality]``: what its predictions are, so that labels can be checked and compared with them.
 
@@ -152,8 +243,15 @@ class QualityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     score_output: str | None = None
     classes: list[str | int] | None = None
     positive: str | int | None = None
+    alerts: list[QualityRule] = []
 
     def __post_init__(self) -> None:
+        for i, rule in enumerate(self.alerts):
+            task, _, scores = QUALITY_METRICS[rule.metric]
+            if task != self.task:
+                raise ValueError(f"quality.alerts[{i}].metric: {rule.metric} is a {task}'s, task is {self.task!r}")
+            if scores and self.score_output is None:
+                raise ValueError(f"quality.alerts[{i}].metric: {rule.metric} needs quality.score_output")
         if not self.label_output:
             raise ValueError("quality.label_output must name an output")
         if self.task == "regression":

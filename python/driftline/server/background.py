@@ -1,5 +1,5 @@
-"""The server's periodic work: drift checks that raise alerts unasked, following what other workers stored, and
-the retention of captured rows."""
+"""The server's periodic work: drift and quality checks that raise alerts unasked, following what other workers
+stored, and the retention of captured rows."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from driftline.errors import DriftlineError
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from driftline.capture.service import CaptureService
     from driftline.drift import DriftMonitor
+    from driftline.feedback.alerts import QualityAlerts
     from driftline.lifecycle.service import Lifecycle
     from driftline.serving.table import ModelTable
     from driftline.store.db import Database
 
-__all__ = ["check_all", "check_drift_forever", "follow_store_forever", "retain_captures_forever"]
+__all__ = [
+    "check_all",
+    "check_drift_forever",
+    "check_quality",
+    "check_quality_forever",
+    "follow_store_forever",
+    "retain_captures_forever",
+]
 
 _log = logging.getLogger("driftline.server")
 
@@ -36,16 +46,43 @@ async def check_all(table: ModelTable, monitor: DriftMonitor) -> int:
     return checked
 
 
-async def check_drift_forever(table: ModelTable, monitor: DriftMonitor, interval: float) -> None:
-    """Evaluate watched versions periodically so drift state changes raise alerts without anyone asking."""
+async def _every(interval: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``work`` every ``interval`` s (never when it is <= 0); a failure is logged, and the next run goes on."""
     if interval <= 0:
         return
     while True:
         await asyncio.sleep(interval)
         try:
-            await check_all(table, monitor)
+            await work()
         except Exception:  # noqa: BLE001 - a failed check must not stop the next ones
-            _log.exception("periodic drift check failed")
+            _log.exception("periodic %s failed", what)
+
+
+async def check_drift_forever(table: ModelTable, monitor: DriftMonitor, interval: float) -> None:
+    """Evaluate watched versions periodically so drift state changes raise alerts without anyone asking."""
+    await _every(interval, lambda: check_all(table, monitor), "drift check")
+
+
+async def check_quality(table: ModelTable, alerts: QualityAlerts) -> int:
+    """Measure every loaded version of each model with ``[quality]`` and judge its alert rules, on a thread (it
+    reads captured segments); the figures of versions no longer loaded are dropped. Returns the models checked."""
+    loaded = table.loaded()
+    alerts.retain(loaded)
+    checked = 0
+    for name, versions in loaded.items():
+        if not versions or next(iter(versions.values())).source.config.quality is None:
+            continue
+        try:
+            await asyncio.to_thread(alerts.check, name, sorted(versions))
+            checked += 1
+        except DriftlineError as exc:  # unloaded meanwhile, or its rows cannot be read now
+            _log.warning("quality check of %s skipped: %s", name, exc)
+    return checked
+
+
+async def check_quality_forever(table: ModelTable, alerts: QualityAlerts, interval: float) -> None:
+    """Check quality periodically: the gauges stay current and quality rules fire and clear unasked."""
+    await _every(interval, lambda: check_quality(table, alerts), "quality check")
 
 
 async def follow_store_forever(

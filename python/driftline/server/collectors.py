@@ -13,11 +13,12 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
     from driftline.capture.service import CaptureService
+    from driftline.feedback.alerts import QualityAlerts
     from driftline.registry.sync import RegistrySync
     from driftline.serving.stats import Histogram, RequestErrors
     from driftline.serving.table import ModelTable
 
-__all__ = ["CaptureCollector", "LifecycleCollector", "RegistryCollector", "ServingCollector"]
+__all__ = ["CaptureCollector", "LifecycleCollector", "QualityCollector", "RegistryCollector", "ServingCollector"]
 
 LABELS = ["model", "version"]
 
@@ -178,3 +179,36 @@ class CaptureCollector(Collector):
         yield GaugeMetricFamily(
             "driftline_capture_up", "0 once capture stopped on a write error", value=f.failed is None
         )
+
+
+class QualityCollector(Collector):
+    """Live quality per loaded version, as the last quality check measured it over ``[quality] gauge_window_s``:
+    alert on e.g. ``driftline_quality{metric="accuracy"} < 0.9`` where labels are plenty
+    (``driftline_quality_labeled_rows``)."""
+
+    def __init__(self, alerts: QualityAlerts, table: ModelTable) -> None:
+        """Collect what ``alerts`` measured, for the versions ``table`` has loaded."""
+        self._alerts = alerts
+        self._table = table
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        value = GaugeMetricFamily(
+            "driftline_quality", "A quality metric of the version's labeled rows", labels=[*LABELS, "metric"]
+        )
+        labeled = GaugeMetricFamily(
+            "driftline_quality_labeled_rows", "Captured rows with a label, in the gauge window", labels=LABELS
+        )
+        coverage = GaugeMetricFamily(
+            "driftline_quality_coverage_ratio", "Labeled / captured rows, in the gauge window", labels=LABELS
+        )
+        loaded = self._table.loaded()
+        for (name, version), f in sorted(self._alerts.figures().items()):
+            if version not in loaded.get(name, {}):  # unloaded since the last check: its gauges go at once
+                continue
+            labels = [name, str(version)]
+            for metric, number in f.metrics.items():
+                value.add_metric([*labels, metric], number)
+            labeled.add_metric(labels, f.labeled)
+            coverage.add_metric(labels, f.coverage)
+        yield from (value, labeled, coverage)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from driftline import __version__
 from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.feedback.alerts import QualityAlerts
 from driftline.feedback.service import LiveQuality
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
@@ -24,8 +26,20 @@ from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
-from driftline.server.background import check_drift_forever, follow_store_forever, retain_captures_forever
-from driftline.server.collectors import CaptureCollector, LifecycleCollector, RegistryCollector, ServingCollector
+from driftline.server.background import (
+    check_drift_forever,
+    check_quality_forever,
+    follow_store_forever,
+    retain_captures_forever,
+)
+from driftline.server.collectors import (
+    CaptureCollector,
+    LifecycleCollector,
+    QualityCollector,
+    RegistryCollector,
+    ServingCollector,
+)
+from driftline.server.webhooks import WebhookSender
 from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
@@ -68,6 +82,7 @@ class Services:
     job_store: JobStore
     feedback: FeedbackStore
     quality: LiveQuality
+    quality_alerts: QualityAlerts
     sync: RegistrySync | None
     metrics: CollectorRegistry
     capture: CaptureService | None  # None: capture is off for the server and every model
@@ -142,8 +157,15 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         stack.callback(db.close)
         drift = settings.drift
         metrics = CollectorRegistry()
+        # One sender for every alert (drift and quality), closed after everything that sends to it.
+        urls, a = settings.webhooks(), settings.alerts
+        send = None
+        if urls:
+            sender = WebhookSender(urls, retries=a.retries, backoff=a.backoff_s, timeout=a.timeout_s)
+            stack.push_async_callback(asyncio.to_thread, sender.close)
+            send = sender.send
         monitor = DriftMonitor(
-            AlertManager(registry=metrics, webhooks=drift.webhooks),
+            AlertManager(registry=metrics, send=send),
             window_rows=drift.window_rows,
             window_seconds=drift.window_seconds,
             keep=drift.keep,
@@ -164,6 +186,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference, capture=capture)
         job_store = JobStore(db)
         feedback = FeedbackStore(db)
+        quality = LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db))
+        window = timedelta(seconds=settings.quality.gauge_window_s)
+        quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
         services = Services(
             settings=settings,
             table=table,
@@ -177,7 +202,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
             job_store=job_store,
             feedback=feedback,
-            quality=LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db)),
+            quality=quality,
+            quality_alerts=quality_alerts,
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
             capture=capture,
@@ -188,6 +214,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             metrics.register(RegistryCollector(services.sync))
         if capture is not None:
             metrics.register(CaptureCollector(capture))
+        metrics.register(QualityCollector(quality_alerts, table))
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()
@@ -197,6 +224,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         lifecycle.refresh()
         tasks = [
             asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
+            asyncio.create_task(check_quality_forever(table, quality_alerts, settings.quality.check_interval_s)),
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
         ]
         if services.sync is not None:

@@ -1,0 +1,321 @@
+"""Quality alerts: each ``[[quality.alerts]]`` rule judged per loaded version over its window of labeled rows.
+
+A rule's state per version is ok, firing or insufficient (never judged on enough labeled rows yet). A window
+with fewer than ``min_labeled`` labeled rows leaves the state as it was, like drift's insufficient_data; every
+change between ok and firing is an event on drift's path (drift.alerts.Transitions, the server's one webhook
+sender), and names the URL that exports the window's labeled rows, so a retraining pipeline fetches them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote, urlencode
+
+import msgspec
+import polars as pl
+
+from driftline.drift.alerts import Transitions
+from driftline.errors import DriftlineError
+from driftline.feedback.join import Joined
+from driftline.feedback.service import measure
+from driftline.quality.intervals import DEFAULT_RESAMPLES
+from driftline.repository.model_config import QUALITY_METRICS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from driftline.drift.alerts import Send
+    from driftline.feedback.service import LiveQuality
+    from driftline.quality.intervals import Estimate
+    from driftline.repository.model_config import QualityConfig, QualityRule
+
+__all__ = [
+    "CONFIDENCE",
+    "GAUGED",
+    "Judgement",
+    "QualityAlerts",
+    "QualityEvent",
+    "RuleWindow",
+    "VersionFigures",
+    "judge",
+]
+
+_log = logging.getLogger("driftline.feedback.alerts")
+
+State = Literal["ok", "firing", "insufficient"]
+#: Metrics exported as gauges: every realized one (the estimated ones are not in the report yet).
+GAUGED = tuple(m for m in QUALITY_METRICS if not m.startswith("estimated_"))
+_US = timedelta(microseconds=1)
+# The level of every interval an event carries (the quality report's default).
+CONFIDENCE = 0.95
+
+
+class RuleRef(msgspec.Struct, frozen=True):
+    """The rule an event is about."""
+
+    metric: str
+    op: Literal["below", "above", "drop"]
+    threshold: float
+    min_labeled: int
+
+
+class RuleWindow(msgspec.Struct, frozen=True):
+    """The rows a rule was judged on: captured in ``[start, end)``, ``labeled`` of them with a label."""
+
+    start: datetime
+    end: datetime
+    labeled: int
+    captured: int
+
+
+class QualityEvent(msgspec.Struct, frozen=True, tag_field="kind", tag="quality"):
+    """A rule's change between ok and firing on one version; its JSON carries ``"kind": "quality"``.
+
+    Attributes:
+        value, lower, upper: The metric on the window and its interval (at ``confidence``).
+        export_url: GET it for the window's labeled captured rows (Parquet; ``&format=jsonl`` for JSON lines).
+    """
+
+    model: str
+    version: str
+    previous: State
+    state: State
+    rule: RuleRef
+    value: float
+    lower: float
+    upper: float
+    confidence: float
+    window: RuleWindow
+    export_url: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One evaluation of a rule: its verdict, and the metric and window it was judged on (None: none had rows)."""
+
+    state: State
+    estimate: Estimate | None
+    window: RuleWindow | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionFigures:
+    """A version's quality over the gauge window: the driftline_quality* gauges read it."""
+
+    labeled: int
+    captured: int
+    coverage: float
+    metrics: dict[str, float]
+
+
+def _measure(quality: QualityConfig, rows: pl.DataFrame, captures: pl.DataFrame, resamples: int) -> object | None:
+    """The overall quality of labeled ``rows`` (of one version) with ``captures`` for coverage."""
+    joined = Joined(rows=rows, captures=captures, captured=captures.height, labeled=rows.height, unmatched=0)
+    report = measure(quality, joined, confidence=CONFIDENCE, resamples=resamples)
+    return report.versions[0].overall if report.versions else None
+
+
+def _estimate(overall: object | None, metric: str) -> Estimate | None:
+    # The estimated_* metrics (CBPE) are not part of the report yet: until they are, their rules stay
+    # insufficient. Every realized metric is an attribute of the overall quality (None: not computed).
+    if overall is None or metric.startswith("estimated_"):
+        return None
+    found: Estimate | None = getattr(overall, metric, None)
+    return found
+
+
+def judge(
+    rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime, resamples: int = DEFAULT_RESAMPLES
+) -> Judgement:
+    """Judge ``rule`` on one version's joined rows (which must reach back far enough for its window); the
+    verdict rests on the metric's value, which ``resamples`` (the bootstrap's, for its interval) does not change.
+
+    Raises:
+        BadRequest: the rows cannot be measured (labels of the wrong kind for the predictions, ...).
+    """
+    rows, captures = joined.rows, joined.captures
+    span = rule.span
+    if span is not None:
+        start, end = now - span, now
+        rows, captures = rows.filter(pl.col("ts") >= start), captures.filter(pl.col("ts") >= start)
+    else:
+        rows = rows.tail(rule.last_rows or rule.min_labeled)  # capture order: the newest labeled rows
+        if rows.height == 0:
+            return Judgement("insufficient", None, None)
+        first, last = rows["ts"].min(), rows["ts"].max()
+        assert isinstance(first, datetime)  # a Datetime column's bounds
+        assert isinstance(last, datetime)
+        start, end = first, last + _US
+        captures = captures.filter(pl.col("ts") >= start)
+    window = RuleWindow(start, end, rows.height, captures.height)
+    if rows.height < rule.min_labeled:
+        return Judgement("insufficient", None, window)
+    overall = None if rule.metric.startswith("estimated_") else _measure(quality, rows, captures, resamples)
+    estimate = _estimate(overall, rule.metric)
+    if estimate is None or math.isnan(estimate.value):
+        return Judgement("insufficient", estimate, window)
+    bad = estimate.value < rule.threshold if rule.op == "below" else estimate.value > rule.threshold
+    return Judgement("firing" if bad else "ok", estimate, window)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class QualityAlerts:
+    """Checks every rule of a model's loaded versions, keeps the gauges' figures, and sends state changes."""
+
+    def __init__(
+        self,
+        live: LiveQuality,
+        *,
+        base_url: str,
+        gauge_window: timedelta,
+        send: Send | None = None,
+        history: int = 1000,
+    ) -> None:
+        """Export URLs start with ``base_url`` (the server's public address); events go to ``send``."""
+        self._live = live
+        self._base_url = base_url.rstrip("/")
+        self._gauge_window = gauge_window
+        self._transitions: Transitions[tuple[str, int, QualityRule], State, QualityEvent] = Transitions(
+            "insufficient", send, history
+        )
+        self.events = self._transitions.events
+        self._lock = threading.Lock()
+        self._figures: dict[tuple[str, int], VersionFigures] = {}
+        # Where a row-count window last started: labels are only ever added, so the next window starts there or
+        # later, and the next check reads from there instead of the version's whole history.
+        self._starts: dict[tuple[str, int, QualityRule], datetime] = {}
+
+    def state(self, model: str, version: int, rule: QualityRule) -> State:
+        """A rule's state on a version ("insufficient" until judged on enough labeled rows)."""
+        return self._transitions.state((model, version, rule))
+
+    def figures(self) -> dict[tuple[str, int], VersionFigures]:
+        """The latest figures per (model, version)."""
+        with self._lock:
+            return dict(self._figures)
+
+    def retain(self, loaded: Mapping[str, Iterable[int]]) -> None:
+        """Forget the figures (so the gauges) of every version not in ``loaded``."""
+        keep = {(name, v) for name, versions in loaded.items() for v in versions}
+        with self._lock:
+            for key in [k for k in self._figures if k not in keep]:
+                del self._figures[key]
+            for start in [k for k in self._starts if k[:2] not in keep]:
+                del self._starts[start]
+
+    def check(self, name: str, versions: Iterable[int], now: datetime | None = None) -> list[QualityEvent]:
+        """Measure each version of ``name`` over the gauge window and judge its rules; blocking (reads segments).
+
+        Raises:
+            ModelNotFound, Conflict: as LiveQuality.config (no [quality]).
+        """
+        quality = self._live.config(name)
+        moment = now or datetime.now(UTC)
+        events = []
+        for version in versions:
+            joined = self._live.joined(name, version=version, since=self._since(name, version, quality, moment))
+            events += self.observe(name, version, quality, joined, moment)
+        return events
+
+    def observe(
+        self, name: str, version: int, quality: QualityConfig, joined: Joined, now: datetime
+    ) -> list[QualityEvent]:
+        """Take one version's joined rows (back to what its rules' windows and the gauges need): update its
+        figures and judge each rule; returns the events of the states that changed."""
+        self._gauge(name, version, quality, joined, now)
+        events = []
+        for rule in quality.alerts:
+            event = self._judge(name, version, rule, quality, joined, now)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _since(self, name: str, version: int, quality: QualityConfig, now: datetime) -> datetime | None:
+        """The earliest capture time any rule's window or the gauges need (None: all retained rows)."""
+        since = [now - self._gauge_window]
+        for rule in quality.alerts:
+            span = rule.span
+            with self._lock:
+                start = now - span if span is not None else self._starts.get((name, version, rule))
+            if start is None:
+                return None
+            since.append(start)
+        return min(since)
+
+    def _gauge(self, name: str, version: int, quality: QualityConfig, joined: Joined, now: datetime) -> None:
+        start = now - self._gauge_window
+        rows, captures = joined.rows.filter(pl.col("ts") >= start), joined.captures.filter(pl.col("ts") >= start)
+        metrics: dict[str, float] = {}
+        if rows.height:
+            try:
+                overall = _measure(quality, rows, captures, resamples=1)  # values only: a gauge has no interval
+            except DriftlineError as exc:
+                _log.warning("quality of %s version %d not measured: %s", name, version, exc)
+                overall = None
+            for metric in GAUGED:
+                estimate = _estimate(overall, metric)
+                if estimate is not None:
+                    metrics[metric] = estimate.value
+        coverage = rows.height / captures.height if captures.height else 0.0
+        with self._lock:
+            self._figures[(name, version)] = VersionFigures(rows.height, captures.height, coverage, metrics)
+
+    def _judge(
+        self, name: str, version: int, rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime
+    ) -> QualityEvent | None:
+        key = (name, version, rule)
+        try:
+            # The value alone decides; the bootstrap interval (seconds on many rows) only when an event needs it.
+            verdict = judge(rule, quality, joined, now, resamples=1)
+            if verdict.state not in ("insufficient", self.state(name, version, rule)):
+                verdict = judge(rule, quality, joined, now)
+        except DriftlineError as exc:
+            _log.warning("quality rule %s of %s version %d not judged: %s", rule.metric, name, version, exc)
+            return None
+        if rule.span is None:
+            with self._lock:
+                if verdict.window is not None and verdict.window.labeled == (rule.last_rows or rule.min_labeled):
+                    self._starts[key] = verdict.window.start
+                else:  # fewer rows than the window holds (an erasure): read the whole history next time
+                    self._starts.pop(key, None)
+        if verdict.state == "insufficient" or verdict.estimate is None or verdict.window is None:
+            return None
+        estimate, window, new = verdict.estimate, verdict.window, verdict.state
+
+        def changed(previous: State) -> QualityEvent | None:
+            if previous == "insufficient" and new == "ok":
+                return None  # first judged and fine: nothing to clear
+            _log.info("quality rule %s of %s/%d: %s -> %s", rule.metric, name, version, previous, new)
+            return QualityEvent(
+                model=name,
+                version=str(version),
+                previous=previous,
+                state=new,
+                rule=RuleRef(rule.metric, rule.op, rule.threshold, rule.min_labeled),
+                value=estimate.value,
+                lower=estimate.lower,
+                upper=estimate.upper,
+                confidence=CONFIDENCE,
+                window=window,
+                export_url=self.export_url(name, version, window),
+                time=time.time(),
+            )
+
+        return self._transitions.move(key, new, changed)
+
+    def export_url(self, name: str, version: int, window: RuleWindow) -> str:
+        """The URL of the window's labeled captured rows (GET, one call)."""
+        query = urlencode(
+            {"version": version, "since": _stamp(window.start), "until": _stamp(window.end), "labeled": "true"}
+        )
+        return f"{self._base_url}/v1/models/{quote(name, safe='')}/captures?{query}"
