@@ -14,8 +14,9 @@ from sklearn import metrics
 
 from driftline.errors import ConfigError
 from driftline.feedback import join
-from driftline.feedback.alerts import QualityAlerts, judge
+from driftline.feedback.alerts import QualityAlerts
 from driftline.feedback.join import Labels
+from driftline.feedback.rules import judge
 from driftline.repository.model_config import QualityConfig, load_model_config
 from driftline.store.feedback import Feedback
 
@@ -139,8 +140,56 @@ def test_too_few_labeled_rows_and_an_estimate_not_in_the_report_are_insufficient
     assert (few.state, few.estimate) == ("insufficient", None)
     assert few.window is not None
     assert few.window.labeled == 10
-    assert (estimated.state, estimated.estimate) == ("insufficient", None)  # CBPE's estimate is not reported yet
+    assert (estimated.state, estimated.estimate) == ("insufficient", None)  # no CBPE baseline for the version
     assert judge(quality.alerts[0], quality, join(frame, []), now).state == "insufficient"
+
+
+def _scored(n: int, seed: int, spread: float) -> pl.DataFrame:
+    """``captured(n)`` with random positive-class scores (wider ``spread``: more confident) and labels from them."""
+    rng = np.random.default_rng(seed)
+    p = np.clip(0.5 + rng.normal(0.0, spread, n), 0.01, 0.99)
+    frame = captured(n)
+    return frame.with_columns(
+        pl.Series("out.label", (p > 0.5).astype(np.int64)), pl.Series("out.proba", [[1 - x, x] for x in p])
+    )
+
+
+def test_estimated_rules_judge_captured_rows_with_the_cbpe_baseline():
+    from driftline.feedback.service import Baseline
+    from driftline.quality.cbpe import estimate, fit_cbpe
+
+    rng = np.random.default_rng(1)
+    p_ref = np.clip(0.5 + rng.normal(0.0, 0.3, 2000), 0.01, 0.99)
+    y_ref = (rng.random(2000) < p_ref).astype(np.int64)  # calibrated scores
+    baseline = Baseline(fit_cbpe(y_ref, p_ref), {"accuracy": 0.9, "roc_auc": 0.9})
+    frame = _scored(400, seed=2, spread=0.08)  # scores near 0.5: CBPE expects a poor accuracy, with no label
+    joined = join(frame, [])
+    quality = config(
+        {"metric": "estimated_accuracy", "below": 0.7, "min_labeled": 300},
+        {"metric": "estimated_roc_auc", "drop": 0.05, "last_rows": 200, "min_labeled": 200},
+    )
+    now = START + timedelta(hours=1)
+    below, drop = (judge(rule, quality, joined, now, baseline=baseline) for rule in quality.alerts)
+    proba = np.array(frame["out.proba"].to_list())[:, 1]
+    expected = estimate(baseline.cbpe, proba[-300:], frame["out.label"].to_numpy()[-300:])
+    assert below.state == "firing"
+    assert below.estimate is not None
+    assert below.estimate.value == pytest.approx(expected.accuracy.value, abs=1e-12)
+    assert (below.estimate.lower, below.estimate.upper) == pytest.approx(
+        (expected.accuracy.lower, expected.accuracy.upper), abs=1e-12
+    )
+    assert below.window is not None
+    assert (below.window.labeled, below.window.captured) == (0, 300)  # no label needed
+    auc = estimate(baseline.cbpe, proba[-200:], frame["out.label"].to_numpy()[-200:]).roc_auc.value
+    assert drop.estimate is not None
+    assert drop.estimate.value == pytest.approx(auc, abs=1e-12)
+    assert drop.state == ("firing" if auc < 0.9 - 0.05 else "ok")
+    # Confident scores: the estimate recovers, and the same rules are ok.
+    sure = join(_scored(400, seed=3, spread=0.45), [])
+    assert [judge(r, quality, sure, now, baseline=baseline).state for r in quality.alerts] == ["ok", "ok"]
+    # Fewer captured rows than min_labeled, or no baseline: not judged.
+    assert judge(quality.alerts[0], quality, join(frame.head(100), []), now, baseline=baseline).state == "insufficient"
+    assert judge(quality.alerts[0], quality, joined, now).state == "insufficient"
 
 
 def test_a_rule_fires_once_and_clears_once_and_insufficient_windows_leave_it():

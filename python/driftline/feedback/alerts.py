@@ -22,38 +22,23 @@ import polars as pl
 
 from driftline.drift.alerts import Transitions
 from driftline.errors import DriftlineError
-from driftline.feedback.join import Joined
-from driftline.feedback.service import measure
-from driftline.quality.intervals import DEFAULT_RESAMPLES
+from driftline.feedback.rules import CONFIDENCE, ESTIMATED, RuleWindow, State, estimated, judge, overall_of, realized
 from driftline.repository.model_config import QUALITY_METRICS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from driftline.drift.alerts import Send
-    from driftline.feedback.service import LiveQuality
-    from driftline.quality.intervals import Estimate
+    from driftline.feedback.join import Joined
+    from driftline.feedback.service import Baseline, LiveQuality
     from driftline.repository.model_config import QualityConfig, QualityRule
 
-__all__ = [
-    "CONFIDENCE",
-    "GAUGED",
-    "Judgement",
-    "QualityAlerts",
-    "QualityEvent",
-    "RuleWindow",
-    "VersionFigures",
-    "judge",
-]
+__all__ = ["GAUGED", "QualityAlerts", "QualityEvent", "VersionFigures"]
 
 _log = logging.getLogger("driftline.feedback.alerts")
 
-State = Literal["ok", "firing", "insufficient"]
-#: Metrics exported as gauges: every realized one (the estimated ones are not in the report yet).
-GAUGED = tuple(m for m in QUALITY_METRICS if not m.startswith("estimated_"))
-_US = timedelta(microseconds=1)
-# The level of every interval an event carries (the quality report's default).
-CONFIDENCE = 0.95
+#: Metrics exported as gauges: every one (an estimated one where the version has a CBPE baseline).
+GAUGED = tuple(QUALITY_METRICS)
 
 
 class RuleRef(msgspec.Struct, frozen=True):
@@ -63,15 +48,6 @@ class RuleRef(msgspec.Struct, frozen=True):
     op: Literal["below", "above", "drop"]
     threshold: float
     min_labeled: int
-
-
-class RuleWindow(msgspec.Struct, frozen=True):
-    """The rows a rule was judged on: captured in ``[start, end)``, ``labeled`` of them with a label."""
-
-    start: datetime
-    end: datetime
-    labeled: int
-    captured: int
 
 
 class QualityEvent(msgspec.Struct, frozen=True, tag_field="kind", tag="quality"):
@@ -97,15 +73,6 @@ class QualityEvent(msgspec.Struct, frozen=True, tag_field="kind", tag="quality")
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
-    """One evaluation of a rule: its verdict, and the metric and window it was judged on (None: none had rows)."""
-
-    state: State
-    estimate: Estimate | None
-    window: RuleWindow | None
-
-
-@dataclass(frozen=True, slots=True)
 class VersionFigures:
     """A version's quality over the gauge window: the driftline_quality* gauges read it."""
 
@@ -113,56 +80,6 @@ class VersionFigures:
     captured: int
     coverage: float
     metrics: dict[str, float]
-
-
-def _measure(quality: QualityConfig, rows: pl.DataFrame, captures: pl.DataFrame, resamples: int) -> object | None:
-    """The overall quality of labeled ``rows`` (of one version) with ``captures`` for coverage."""
-    joined = Joined(rows=rows, captures=captures, captured=captures.height, labeled=rows.height, unmatched=0)
-    report = measure(quality, joined, confidence=CONFIDENCE, resamples=resamples)
-    return report.versions[0].overall if report.versions else None
-
-
-def _estimate(overall: object | None, metric: str) -> Estimate | None:
-    # The estimated_* metrics (CBPE) are not part of the report yet: until they are, their rules stay
-    # insufficient. Every realized metric is an attribute of the overall quality (None: not computed).
-    if overall is None or metric.startswith("estimated_"):
-        return None
-    found: Estimate | None = getattr(overall, metric, None)
-    return found
-
-
-def judge(
-    rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime, resamples: int = DEFAULT_RESAMPLES
-) -> Judgement:
-    """Judge ``rule`` on one version's joined rows (which must reach back far enough for its window); the
-    verdict rests on the metric's value, which ``resamples`` (the bootstrap's, for its interval) does not change.
-
-    Raises:
-        BadRequest: the rows cannot be measured (labels of the wrong kind for the predictions, ...).
-    """
-    rows, captures = joined.rows, joined.captures
-    span = rule.span
-    if span is not None:
-        start, end = now - span, now
-        rows, captures = rows.filter(pl.col("ts") >= start), captures.filter(pl.col("ts") >= start)
-    else:
-        rows = rows.tail(rule.last_rows or rule.min_labeled)  # capture order: the newest labeled rows
-        if rows.height == 0:
-            return Judgement("insufficient", None, None)
-        first, last = rows["ts"].min(), rows["ts"].max()
-        assert isinstance(first, datetime)  # a Datetime column's bounds
-        assert isinstance(last, datetime)
-        start, end = first, last + _US
-        captures = captures.filter(pl.col("ts") >= start)
-    window = RuleWindow(start, end, rows.height, captures.height)
-    if rows.height < rule.min_labeled:
-        return Judgement("insufficient", None, window)
-    overall = None if rule.metric.startswith("estimated_") else _measure(quality, rows, captures, resamples)
-    estimate = _estimate(overall, rule.metric)
-    if estimate is None or math.isnan(estimate.value):
-        return Judgement("insufficient", estimate, window)
-    bad = estimate.value < rule.threshold if rule.op == "below" else estimate.value > rule.threshold
-    return Judgement("firing" if bad else "ok", estimate, window)
 
 
 def _stamp(moment: datetime) -> str:
@@ -224,18 +141,26 @@ class QualityAlerts:
         events = []
         for version in versions:
             joined = self._live.joined(name, version=version, since=self._since(name, version, quality, moment))
-            events += self.observe(name, version, quality, joined, moment)
+            baseline = self._live.baseline(name, version, quality)
+            events += self.observe(name, version, quality, joined, moment, baseline)
         return events
 
     def observe(
-        self, name: str, version: int, quality: QualityConfig, joined: Joined, now: datetime
+        self,
+        name: str,
+        version: int,
+        quality: QualityConfig,
+        joined: Joined,
+        now: datetime,
+        baseline: Baseline | None = None,
     ) -> list[QualityEvent]:
         """Take one version's joined rows (back to what its rules' windows and the gauges need): update its
-        figures and judge each rule; returns the events of the states that changed."""
-        self._gauge(name, version, quality, joined, now)
+        figures and judge each rule (estimated ones against ``baseline``); returns the events of the states that
+        changed."""
+        self._gauge(name, version, quality, joined, now, baseline)
         events = []
         for rule in quality.alerts:
-            event = self._judge(name, version, rule, quality, joined, now)
+            event = self._judge(name, version, rule, quality, joined, now, baseline)
             if event is not None:
                 events.append(event)
         return events
@@ -252,39 +177,60 @@ class QualityAlerts:
             since.append(start)
         return min(since)
 
-    def _gauge(self, name: str, version: int, quality: QualityConfig, joined: Joined, now: datetime) -> None:
+    def _gauge(
+        self, name: str, version: int, quality: QualityConfig, joined: Joined, now: datetime, baseline: Baseline | None
+    ) -> None:
         start = now - self._gauge_window
         rows, captures = joined.rows.filter(pl.col("ts") >= start), joined.captures.filter(pl.col("ts") >= start)
         metrics: dict[str, float] = {}
         if rows.height:
             try:
-                overall = _measure(quality, rows, captures, resamples=1)  # values only: a gauge has no interval
+                overall = overall_of(quality, rows, captures, resamples=1)  # values only: a gauge has no interval
             except DriftlineError as exc:
                 _log.warning("quality of %s version %d not measured: %s", name, version, exc)
                 overall = None
             for metric in GAUGED:
-                estimate = _estimate(overall, metric)
+                estimate = realized(overall, metric)
                 if estimate is not None:
+                    metrics[metric] = estimate.value
+        if baseline is not None and captures.height:
+            for metric in (m for m in GAUGED if m.startswith(ESTIMATED)):
+                try:
+                    estimate = estimated(quality, captures, baseline, metric)
+                except DriftlineError as exc:
+                    _log.warning("estimated quality of %s version %d not measured: %s", name, version, exc)
+                    break
+                if estimate is not None and not math.isnan(estimate.value):
                     metrics[metric] = estimate.value
         coverage = rows.height / captures.height if captures.height else 0.0
         with self._lock:
             self._figures[(name, version)] = VersionFigures(rows.height, captures.height, coverage, metrics)
 
     def _judge(
-        self, name: str, version: int, rule: QualityRule, quality: QualityConfig, joined: Joined, now: datetime
+        self,
+        name: str,
+        version: int,
+        rule: QualityRule,
+        quality: QualityConfig,
+        joined: Joined,
+        now: datetime,
+        baseline: Baseline | None,
     ) -> QualityEvent | None:
         key = (name, version, rule)
         try:
             # The value alone decides; the bootstrap interval (seconds on many rows) only when an event needs it.
-            verdict = judge(rule, quality, joined, now, resamples=1)
+            verdict = judge(rule, quality, joined, now, resamples=1, baseline=baseline)
             if verdict.state not in ("insufficient", self.state(name, version, rule)):
-                verdict = judge(rule, quality, joined, now)
+                verdict = judge(rule, quality, joined, now, baseline=baseline)
         except DriftlineError as exc:
             _log.warning("quality rule %s of %s version %d not judged: %s", rule.metric, name, version, exc)
             return None
         if rule.span is None:
             with self._lock:
-                if verdict.window is not None and verdict.window.labeled == (rule.last_rows or rule.min_labeled):
+                counted = verdict.window and (
+                    verdict.window.captured if rule.metric.startswith(ESTIMATED) else verdict.window.labeled
+                )
+                if verdict.window is not None and counted == (rule.last_rows or rule.min_labeled):
                     self._starts[key] = verdict.window.start
                 else:  # fewer rows than the window holds (an erasure): read the whole history next time
                     self._starts.pop(key, None)

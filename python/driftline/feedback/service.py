@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -44,6 +45,15 @@ UNMATCHED_SCAN_ROWS: Final = 250_000
 MAX_WINDOWS: Final = 1_000
 
 _log = logging.getLogger("driftline.feedback")
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What a version's estimated quality is judged against: the CBPE fitted on its newest evaluation, and that
+    evaluation's realized headline metrics (accuracy, f1_macro, roc_auc; None where undefined)."""
+
+    cbpe: CBPE
+    metrics: Mapping[str, float | None]
 
 
 def measure(
@@ -157,6 +167,15 @@ class LiveQuality:
             if fit is not None:
                 references[version] = fit
         return references
+
+    def baseline(self, name: str, version: int, quality: QualityConfig) -> Baseline | None:
+        """The version's CBPE reference and its evaluation's metrics; None when CBPE cannot estimate it."""
+        classes = quality.classes
+        if self._evaluations is None or quality.score_output is None or classes is None or len(classes) != 2:
+            return None
+        fit = self._reference(name, version, classes, classes[1] if quality.positive is None else quality.positive)
+        summary = None if fit is None else self._evaluations.summary(name, version)
+        return None if fit is None or summary is None else Baseline(fit, summary.metrics)
 
     def _reference(self, name: str, version: int, classes: list[str | int], positive: str | int) -> CBPE | None:
         assert self._evaluations is not None  # the caller checked

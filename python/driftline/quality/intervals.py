@@ -46,14 +46,14 @@ class Estimate(msgspec.Struct, frozen=True):
         lower: Lower end of the interval (NaN where no resample defines the metric).
         upper: Upper end.
         n: Rows the metric was computed on (a proportion: its denominator).
-        method: "wilson" or "bootstrap".
+        method: "wilson", "bootstrap", or "cbpe" (an estimate before labels: CBPE's sampling-error band).
     """
 
     value: float
     lower: float
     upper: float
     n: int
-    method: Literal["wilson", "bootstrap"]
+    method: Literal["wilson", "bootstrap", "cbpe"]
 
 
 def check_options(confidence: float, resamples: int, seed: int = 0) -> None:
