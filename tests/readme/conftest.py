@@ -21,7 +21,7 @@ import pytest
 from tests.readme.blocks import ROOT
 
 README_PORT = 8000  # what the README prints
-LINKED = [".venv", "Makefile", "pyproject.toml", "Cargo.toml", "Cargo.lock", "rust", "python"]
+LINKED = [".venv", "Makefile", "pyproject.toml", "Cargo.toml", "Cargo.lock", "rust", "python", "examples"]
 
 
 def require_port_free(timeout: float = 30) -> None:

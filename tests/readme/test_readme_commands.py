@@ -185,6 +185,38 @@ def run_walkthrough(block: Block, ctx: Context) -> None:
     assert (root / "demo-models" / "iris" / "3" / "model.onnx").exists()
 
 
+# --- the walkthrough: capture -> labels -> quality report -> retraining webhook ---
+
+
+def run_quality_walkthrough(block: Block, ctx: Context) -> None:
+    # It appends a rule to the demo's config.toml: run it in a copy of the root, as the other walkthrough.
+    ctx.serve.ran_once()
+    root = link_checkout(ctx.checkout.with_name(ctx.checkout.name + "-quality"))
+    shutil.copytree(ctx.checkout / "demo-models", root / "demo-models")
+    shutil.copy2(ctx.checkout / "driftline.db", root / "driftline.db")
+    proc = run_bash(block, root, user_env(root, venv_on_path=False), timeout=240)
+    log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+    assert proc.returncode == 0, (
+        f"{block.label} failed:\n{proc.stdout[-4000:]}\n{proc.stderr}\nserver.log:\n{log[-3000:]}"
+    )
+    assert "Traceback" not in proc.stderr + log
+    out = proc.stdout
+    # What the comments say: 200 labels stored, accuracy 0.75 over 200 labeled rows, one firing event.
+    assert json.loads(out.splitlines()[0])["stored"] == 200, out
+    assert re.search(r"200 of 200 captured rows labeled", out), out
+    assert re.search(r"^\s*accuracy\s+0\.7500\s", out, re.MULTILINE), out
+    events = [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
+    quality = [e for e in events if e["kind"] == "quality"]
+    assert [(e["state"], e["rule"]["metric"], e["value"]) for e in quality] == [("firing", "accuracy", 0.75)], events
+    assert "<html" in (root / "quality.html").read_text().lower()
+    import polars as pl
+
+    rows = pl.read_parquet(root / "retrain.parquet")
+    # The rule's window: the last 100 labeled rows, every 4th of them labeled class 2.
+    assert rows.height == quality[0]["window"]["labeled"] == 100
+    assert sorted(rows["target"].value_counts().rows()) == [(0, 75), (2, 25)]
+
+
 # --- Drift ---
 
 
@@ -264,6 +296,7 @@ RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("The model repository", ""): run_tree,
     ("The model repository", "toml"): run_model_config,
     ("Walkthrough: publish -> shadow -> approve -> promote -> rollback", "bash"): run_walkthrough,
+    ("Walkthrough: capture -> labels -> quality report -> retraining webhook", "bash"): run_quality_walkthrough,
     ("Server settings", "toml"): run_server_settings,
     ("Drift", "bash"): run_drift_block,
     ("Drift", "toml"): run_model_config,
