@@ -145,6 +145,14 @@ def test_captured_rows_are_the_scored_rows_a_server_lists_them_and_feedback_join
         ) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert job["state"] == "succeeded", job
+        refused = httpx.post(
+            f"{server.url}/v1/jobs",
+            json={"model": "iris:1", "inputs": ["in.parquet"], "output": "o2", "entity_column": "cust"},
+            headers=HEADERS,
+            timeout=30,
+        )
+        assert refused.status_code == 400
+        assert "entity_column" in refused.json()["error"]
     finally:
         server.stop()
 

@@ -206,8 +206,13 @@ class BulkCapture:
         """Hand a durable chunk's batches to the writer, waiting (bounded) for room in its queue."""
         for batch in batches:
             self._sampled += batch.rows
-            if self._writer.figures().queue_rows + batch.rows > self._queue_rows and not self._writer.flush(
-                _ROOM_WAIT_S
+            # Once a wait ran out (or capture failed) the job stops waiting: every later batch that finds the queue
+            # full is dropped at once, so a stuck disk cannot stall the job for a wait per batch.
+            if (
+                not self._waited_out
+                and self._writer.failed is None
+                and self._writer.figures().queue_rows + batch.rows > self._queue_rows
+                and not self._writer.flush(_ROOM_WAIT_S)
             ):
                 self._waited_out = True
             self._writer.submit(batch)
