@@ -169,29 +169,34 @@ class BulkCapture:
             inputs = {k: v[index] for k, v in inputs.items()}
             outputs = {k: v[index] for k, v in outputs.items()}
         entities = None if self._entity is None else scored[self._entity].cast(pl.String).gather(index)
-        runs = _runs(entities, len(index))
-        at = index if positions is None else positions[index]
-        batches: list[CaptureBatch] = []
+        starts, ends = _runs(entities, len(index))
+        # Per run, everything a batch needs as plain Python values, worked out in a few array calls: with an entity
+        # column a run is often one row, so this loop runs once per row.
+        first_rows = (first_row + (index if positions is None else positions[index])[starts]).tolist()
+        keys = [None] * len(starts) if entities is None else entities.gather(starts).to_list()
+        ins, outs = list(inputs.items()), list(outputs.items())
+        model, version, sha256 = self._model
+        batches = [
+            CaptureBatch(
+                model=model,
+                version=version,
+                sha256=sha256,
+                request_id=f"{self._job_id}-{at}",
+                arm=ARM,
+                ts_us=times_us[0],
+                latency_us=times_us[1],
+                rows=b - a,
+                inputs={k: v[a:b] for k, v in ins},
+                outputs={k: v[a:b] for k, v in outs},
+                entity=key,
+            )
+            for a, b, at, key in zip(starts.tolist(), ends.tolist(), first_rows, keys, strict=True)
+        ]
+        lengths = ends - starts
         run_of = np.full(n, -1, dtype=np.int64)
         row_of = np.full(n, -1, dtype=np.int32)
-        for number, (a, b) in enumerate(runs):
-            batches.append(
-                CaptureBatch(
-                    model=self._model[0],
-                    version=self._model[1],
-                    sha256=self._model[2],
-                    request_id=f"{self._job_id}-{first_row + int(at[a])}",
-                    arm=ARM,
-                    ts_us=times_us[0],
-                    latency_us=times_us[1],
-                    rows=b - a,
-                    inputs={k: v[a:b] for k, v in inputs.items()},
-                    outputs={k: v[a:b] for k, v in outputs.items()},
-                    entity=None if entities is None else entities[a],
-                )
-            )
-            run_of[index[a:b]] = number
-            row_of[index[a:b]] = np.arange(b - a, dtype=np.int32)
+        run_of[index] = np.repeat(np.arange(len(starts)), lengths)
+        row_of[index] = np.arange(len(index)) - np.repeat(starts, lengths)
         left_out = pl.Series(run_of < 0)  # rows the sample rate did not pick: no key
         ids = pl.Series(CAPTURE_ID, [b.request_id for b in batches] or [None], pl.String)
         columns = pl.DataFrame(
@@ -203,18 +208,20 @@ class BulkCapture:
         return columns, batches
 
     def submit(self, batches: Sequence[CaptureBatch]) -> None:
-        """Hand a durable chunk's batches to the writer, waiting (bounded) for room in its queue."""
+        """Hand a durable chunk's batches to the writer, waiting (bounded) for room in its queue for all of them."""
+        rows = sum(batch.rows for batch in batches)
+        self._sampled += rows
+        # Once a wait ran out (or capture failed) the job stops waiting: every later chunk that finds the queue
+        # full is dropped at once, so a stuck disk cannot stall the job for a wait per chunk.
+        if (
+            rows
+            and not self._waited_out
+            and self._writer.failed is None
+            and self._writer.figures().queue_rows + rows > self._queue_rows
+            and not self._writer.flush(_ROOM_WAIT_S)
+        ):
+            self._waited_out = True
         for batch in batches:
-            self._sampled += batch.rows
-            # Once a wait ran out (or capture failed) the job stops waiting: every later batch that finds the queue
-            # full is dropped at once, so a stuck disk cannot stall the job for a wait per batch.
-            if (
-                not self._waited_out
-                and self._writer.failed is None
-                and self._writer.figures().queue_rows + batch.rows > self._queue_rows
-                and not self._writer.flush(_ROOM_WAIT_S)
-            ):
-                self._waited_out = True
             self._writer.submit(batch)
 
     def close(self) -> JobCapture:
@@ -245,13 +252,13 @@ class BulkCapture:
         return np.random.default_rng(int.from_bytes(seed, "big")).random(n) < rate
 
 
-def _runs(entities: pl.Series | None, n: int) -> list[tuple[int, int]]:
-    """[start, end) of each batch: all rows in one, or (with entities) each run of equal ones."""
+def _runs(entities: pl.Series | None, n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Starts and ends of each batch's rows: all rows in one, or (with entities) each run of equal ones."""
     if n == 0:
-        return []
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     if entities is None:
-        return [(0, n)]
+        return np.array([0], dtype=np.intp), np.array([n], dtype=np.intp)
     changed = entities.ne_missing(entities.shift(1)).to_numpy()
     changed[0] = True
-    starts = np.flatnonzero(changed).tolist()
-    return list(zip(starts, [*starts[1:], n], strict=True))
+    starts = np.flatnonzero(changed)
+    return starts, np.append(starts[1:], n)
