@@ -272,3 +272,28 @@ def test_a_cancelled_job_resumed_captures_each_row_once(site):
     ids = set(pl.read_parquet(site / "out" / "part-*.parquet")["capture_id"])
     assert ids == set(captured["request_id"])
     assert any(i.startswith("first-") for i in ids)
+
+
+def test_each_run_of_one_entity_is_one_batch_keyed_by_its_first_input_row(site, capsys, monkeypatch):
+    source = pl.read_parquet(site / "in.parquet").sort("cust", "id")  # 50 rows per entity, together
+    source.write_parquet(site / "sorted.parquet")
+    (site / "job.toml").write_text(f'[capture]\ndirectory = "{site / "captures"}"\n')
+    monkeypatch.setenv("DRIFTLINE_CONFIG", str(site / "job.toml"))
+    monkeypatch.setenv("DRIFTLINE_DATABASE", str(site / "driftline.db"))
+    extra = ("--capture", "--entity-column", "cust", "--chunk-rows", "120", "--passthrough", "id,cust")
+    code, out, err = _score(site, capsys, *extra, data="sorted.parquet")
+    assert code == 0, err
+    assert json.loads(out)["capture"]["captured"] == ROWS - 1
+    scored = pl.read_parquet(site / "out" / "part-*.parquet")
+    position = {i: n for n, i in enumerate(source["id"])}  # input row index of each id
+    for (key,), rows in scored.group_by("capture_id"):
+        assert rows["cust"].n_unique() == 1  # one entity per batch
+        first = rows.sort("capture_row").row(0, named=True)
+        assert key.endswith(f"-{position[first['id']]}")  # named by its first row's input row index
+        assert sorted(rows["capture_row"]) == list(range(rows.height))
+        # A batch never spans two chunks.
+        assert len({position[i] // 120 for i in rows["id"]}) == 1
+    captured = _captured(site)
+    both = scored.join(captured, left_on=["capture_id", "capture_row"], right_on=["request_id", "row"])
+    assert both.height == ROWS - 1
+    assert (both["cust"] == both["entity"]).all()
