@@ -35,8 +35,9 @@ __all__ = [
     "to_table_many",
 ]
 
-# How the request reached its version (serving/routing.py's arms, plus an explicit pin and the default alias).
-ARMS: Final = frozenset({"alias", "canary", "split", "shadow", "pinned", "default"})
+# How the request reached its version (serving/routing.py's arms, plus an explicit pin and the default alias), or
+# "bulk": a row scored by a bulk job (driftline score --capture).
+ARMS: Final = frozenset({"alias", "canary", "split", "shadow", "pinned", "default", "bulk"})
 TS: Final = pa.timestamp("us", tz="UTC")
 FIXED: Final = pa.schema(
     [

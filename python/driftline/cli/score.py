@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import argparse
 
     from driftline.config import ServerSettings
+    from driftline.jobs import JobSpec, JobSummary
 
 __all__ = ["add_parser"]
 
@@ -61,7 +62,7 @@ def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str 
 
 def _score(args: argparse.Namespace) -> int:
     from driftline.errors import BadRequest
-    from driftline.jobs import JobSpec, parse_model_ref, run_local
+    from driftline.jobs import JobSpec, parse_model_ref
 
     name, version = parse_model_ref(args.model)
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
@@ -79,6 +80,8 @@ def _score(args: argparse.Namespace) -> int:
             passthrough=[c for c in (args.passthrough or "").split(",") if c],
             on_null=args.on_null,
             instances=args.instances,
+            capture=args.capture,
+            entity_column=args.entity_column,
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
@@ -91,41 +94,61 @@ def _score(args: argparse.Namespace) -> int:
         # the summary line, so anything printed while Ray runs goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             summary = run_ray(spec, address=args.ray_address)
-    elif args.quiet:
-        summary = run_local(spec, resume=args.resume)
     else:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        # The total is known only once the inputs are read, so the bar starts with total=None (rich's pulsing
-        # bar) and shows the total from a field rather than formatting task.total, which would be None.
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.fields[of]} rows"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-        )
-        # stdout carries only the summary line. At a terminal the bar is drawn on stderr and erased at the end;
-        # when stderr is a file or pipe (or a dumb terminal) it is off: logs get no escape codes or blank lines.
-        console = Console(stderr=True)
-        with Progress(*columns, console=console, transient=True, disable=not console.is_interactive) as bar:
-            task = bar.add_task(f"scoring {args.model}", total=None, rate="", of="?")
-            # The rate counts rows scored by this run: a resumed job's first report also holds the rows an
-            # earlier run wrote, so its rate is measured from that report on.
-            base: list[tuple[int, float]] = [] if args.resume else [(0, time.perf_counter())]
-
-            def report(done: int, total: int) -> None:
-                now = time.perf_counter()
-                if not base:
-                    base.append((done, now))
-                rows, since = base[0]
-                rate = f"{(done - rows) / (now - since):,.0f} rows/s" if done > rows and now > since else ""
-                bar.update(task, completed=done, total=total, rate=rate, of=f"{total:,}")
-
-            summary = run_local(spec, resume=args.resume, progress=report)
+        with contextlib.ExitStack() as stack:
+            summary = _local(args, spec, settings, stack)
     print(msgspec.json.encode(summary).decode())
     return 0
+
+
+def _local(
+    args: argparse.Namespace, spec: JobSpec, settings: ServerSettings, stack: contextlib.ExitStack
+) -> JobSummary:
+    """Run the job on this machine, with a progress bar at a terminal unless ``--quiet``."""
+    from driftline.jobs import run_local
+
+    capture = None
+    if spec.capture:
+        from driftline.jobs.capture import CaptureTarget
+        from driftline.store.captures import CaptureIndex
+        from driftline.store.db import Database
+
+        # The segments are listed in the server's store, so a server on the same store and directory reads them.
+        db = Database(settings.database)
+        stack.callback(db.close)
+        capture = CaptureTarget(settings.capture, CaptureIndex(db))
+    if args.quiet:
+        return run_local(spec, resume=args.resume, capture=capture)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    # The total is known only once the inputs are read, so the bar starts with total=None (rich's pulsing
+    # bar) and shows the total from a field rather than formatting task.total, which would be None.
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.fields[of]} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    # stdout carries only the summary line. At a terminal the bar is drawn on stderr and erased at the end;
+    # when stderr is a file or pipe (or a dumb terminal) it is off: logs get no escape codes or blank lines.
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, transient=True, disable=not console.is_interactive) as bar:
+        task = bar.add_task(f"scoring {args.model}", total=None, rate="", of="?")
+        # The rate counts rows scored by this run: a resumed job's first report also holds the rows an
+        # earlier run wrote, so its rate is measured from that report on.
+        base: list[tuple[int, float]] = [] if args.resume else [(0, time.perf_counter())]
+
+        def report(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if not base:
+                base.append((done, now))
+            rows, since = base[0]
+            rate = f"{(done - rows) / (now - since):,.0f} rows/s" if done > rows and now > since else ""
+            bar.update(task, completed=done, total=total, rate=rate, of=f"{total:,}")
+
+        return run_local(spec, resume=args.resume, progress=report, capture=capture)
 
 
 def add_parser(sub: Any) -> None:
@@ -145,5 +168,9 @@ def add_parser(sub: Any) -> None:
     score.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default local)")
     score.add_argument("--ray-address", help="Ray cluster address for --engine ray (default: a local Ray instance)")
     score.add_argument("--resume", action="store_true", help="finish a job that was interrupted")
+    score.add_argument(
+        "--capture", action="store_true", help="capture the scored rows (arm bulk), as the server captures requests"
+    )
+    score.add_argument("--entity-column", help="with --capture: the column of entity keys (feedback by entity)")
     score.add_argument("--quiet", action="store_true", help="no progress bar; only the JSON summary")
     score.set_defaults(func=_score)

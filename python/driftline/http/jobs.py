@@ -31,6 +31,8 @@ class JobRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     columns: dict[str, list[str]] | None = None
     passthrough: list[str] = []
     on_null: Literal["reject", "file", "fail"] = "reject"
+    capture: bool = False
+    entity_column: str | None = None
 
 
 class JobsController(Controller):
@@ -63,6 +65,8 @@ class JobsController(Controller):
                 columns=data.columns,
                 passthrough=data.passthrough,
                 on_null=data.on_null,
+                capture=data.capture,
+                entity_column=data.entity_column,
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -15,6 +16,7 @@ from driftline.backends import load_backend
 from driftline.drift.target import drift_target
 from driftline.drift.window import LiveWindow
 from driftline.errors import BadRequest
+from driftline.jobs.capture import BulkCapture, JobCapture
 from driftline.jobs.checkpoint import JobDir
 from driftline.jobs.prepare import prepare
 from driftline.jobs.sources import iter_chunks, to_arrays
@@ -25,11 +27,17 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from driftline.backends.base import Backend, TensorSpec
+    from driftline.capture.rows import CaptureBatch
     from driftline.drift.policy import DriftPolicy
     from driftline.drift.report import DriftReport
+    from driftline.jobs.capture import CaptureTarget
     from driftline.jobs.roots import Roots
     from driftline.jobs.sources import ColumnPlan
     from driftline.jobs.spec import JobSpec
+
+    Tensors = tuple[dict[str, npt.NDArray[Any]], dict[str, npt.NDArray[Any]]]  # a chunk's inputs, outputs
+    # A scored chunk: file, chunk, output, rejected count, rejected rows, capture batches.
+    Scored = tuple[int, int, pl.DataFrame, int, pl.DataFrame | None, list[CaptureBatch]]
 
 __all__ = ["JobCancelled", "JobDrift", "JobSummary", "job_drift", "run_local", "score_frame"]
 
@@ -61,6 +69,7 @@ class JobSummary(msgspec.Struct, frozen=True):
     output: str
     parts: list[str]
     drift: JobDrift | None = None
+    capture: JobCapture | None = None
 
 
 def _empty_output(spec: TensorSpec) -> npt.NDArray[Any]:
@@ -75,22 +84,25 @@ def score_frame(
     plan: ColumnPlan,
     spec: JobSpec,
     observe: Callable[[dict[str, npt.NDArray[Any]]], None] | None = None,
+    keep: Callable[[pl.DataFrame, npt.NDArray[np.intp] | None, Tensors], pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, int, pl.DataFrame | None]:
     """Score one chunk (both engines use this): the output frame, the rejected count, the rejected rows if kept.
 
-    ``observe`` sees the model inputs of the rows that are scored (the drift summary uses it).
+    ``observe`` sees the model inputs of the rows that are scored (the drift summary uses it). ``keep`` sees the
+    scored rows, their indexes in the chunk (None: all of it) and their inputs and outputs, and returns columns
+    appended to the output (capture uses it).
     """
     arrays, mask = to_arrays(frame, plan)
-    rejected, rejected_rows = 0, None
+    rejected, rejected_rows, positions = 0, None, None
     if mask is not None:
         if spec.on_null == "fail":
             raise BadRequest(f"{int(mask.sum())} row(s) with nulls in model columns (on_null = 'fail')")
-        keep = ~mask
         rejected = int(mask.sum())
         if spec.on_null == "file":
             rejected_rows = frame.filter(pl.Series(mask))
-        frame = frame.filter(pl.Series(keep))
-        arrays = {k: v[keep] for k, v in arrays.items()}
+        positions = np.flatnonzero(~mask)
+        frame = frame.filter(pl.Series(~mask))
+        arrays = {k: v[positions] for k, v in arrays.items()}
     rows = len(frame)
     if observe is not None and rows:
         observe(arrays)
@@ -104,6 +116,8 @@ def score_frame(
     scored = pl.DataFrame([pl.Series(name, value) for name, value in outputs.items()])
     # Pass-through columns first; select([]) would give a frame of height 0, so only hstack when there are some.
     out = frame.select(plan.passthrough).hstack(scored) if plan.passthrough else scored
+    if keep is not None:
+        out = out.hstack(keep(frame, positions, (arrays, outputs)))
     return out, rejected, rejected_rows
 
 
@@ -123,6 +137,20 @@ def _drift_summary(window: LiveWindow, policy: DriftPolicy) -> JobDrift | None:
     return job_drift(window.report(policy, view="current"), window.n_rows)
 
 
+def _keeper(
+    bulk: BulkCapture, first: int, batches: list[CaptureBatch]
+) -> Callable[[pl.DataFrame, npt.NDArray[np.intp] | None, Tensors], pl.DataFrame]:
+    """score_frame's ``keep`` for a chunk whose first row is input row ``first``: its batches go to ``batches``."""
+    arrived_us, began = time.time_ns() // 1000, time.perf_counter()
+
+    def keep(rows: pl.DataFrame, at: npt.NDArray[np.intp] | None, tensors: Tensors) -> pl.DataFrame:
+        columns, made = bulk.chunk(first, rows, at, tensors, (arrived_us, int((time.perf_counter() - began) * 1e6)))
+        batches.extend(made)
+        return columns
+
+    return keep
+
+
 def run_local(
     spec: JobSpec,
     *,
@@ -130,6 +158,8 @@ def run_local(
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     roots: Roots | None = None,
+    capture: CaptureTarget | None = None,
+    job_id: str | None = None,
 ) -> JobSummary:
     """Run (or resume) a scoring job on this machine.
 
@@ -143,11 +173,15 @@ def run_local(
         cancel: set it to stop at the next part; the job can be resumed later.
         roots: the server's job roots: every input file and the output directory is checked against them where
             it is opened (a symlink swapped in since the job was submitted cannot lead out of them).
+        capture: where the scored rows are captured (needed when ``spec.capture``).
+        job_id: the id captured rows carry (default: a new one).
 
     Raises:
         BadRequest: bad inputs, model reference or output directory; paths outside the roots.
         JobCancelled: ``cancel`` was set.
     """
+    if spec.capture and capture is None:
+        raise BadRequest("the job captures its rows (capture = true), but no capture directory was given")
     started = time.perf_counter()
     job_plan = prepare(spec, roots)
     files, source, version, plan = job_plan.files, job_plan.source, job_plan.version, job_plan.plan
@@ -155,6 +189,17 @@ def run_local(
     backends += [
         load_backend(source.backend, source.artifacts[version], source.config) for _ in range(spec.instances - 1)
     ]
+    try:
+        bulk = None
+        if spec.capture and capture is not None:
+            BulkCapture.check(spec, backends[0], files, roots)
+            bulk = BulkCapture(spec, source, version, capture, job_id or uuid.uuid4().hex[:16])
+    except BaseException:
+        for backend in backends:
+            backend.close()
+        raise
+    # The input row index of each file's first row: a captured chunk's id names its first row.
+    offsets = np.cumsum([0, *(f.rows for f in files)]).tolist()
     target = drift_target(source, backends[0].inputs)
     window = LiveWindow(target.profile, model=spec.model, version=str(version)) if target is not None else None
 
@@ -169,14 +214,14 @@ def run_local(
         except BaseException:
             for backend in backends:  # nothing was started yet that would close them
                 backend.close()
+            if bulk is not None:
+                bulk.close()
             raise
         total = sum(f.rows for f in files)
         finished = sum(r.rows + r.rejected for r in job.records())
 
         work: queue.Queue[tuple[int, int, pl.DataFrame] | None] = queue.Queue(maxsize=2 * len(backends))
-        results: queue.Queue[tuple[int, int, pl.DataFrame, int, pl.DataFrame | None] | BaseException | None] = (
-            queue.Queue(maxsize=2 * len(backends))
-        )
+        results: queue.Queue[Scored | BaseException | None] = queue.Queue(maxsize=2 * len(backends))
         stop = threading.Event()
 
         def put(q: queue.Queue[Any], item: Any) -> bool:
@@ -214,7 +259,9 @@ def run_local(
             try:
                 while (item := take(work)) is not _DONE:
                     file, chunk, frame = item
-                    put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe)))
+                    batches: list[CaptureBatch] = []
+                    keep = None if bulk is None else _keeper(bulk, offsets[file] + chunk * spec.chunk_rows, batches)
+                    put(results, (file, chunk, *score_frame(backend, frame, plan, spec, observe, keep), batches))
             except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
                 put(results, exc)
             finally:
@@ -236,8 +283,10 @@ def run_local(
                     continue
                 if isinstance(item, BaseException):
                     raise item
-                file, chunk, frame, rejected, rejected_rows = item
+                file, chunk, frame, rejected, rejected_rows, batches = item
                 job.write_part(file, chunk, frame, rejected, rejected_rows)
+                if bulk is not None:  # after the part is durable: a resumed job captures a row at most once
+                    bulk.submit(batches)
                 finished += len(frame) + rejected
                 if progress is not None:
                     progress(finished, total)
@@ -249,6 +298,7 @@ def run_local(
                 thread.join(timeout=30)
             for backend in backends:
                 backend.close()
+            captured = None if bulk is None else bulk.close()
         records = job.records()
         seconds = time.perf_counter() - started
         rows = sum(r.rows for r in records)
@@ -262,6 +312,7 @@ def run_local(
             output=str(job.root),
             parts=[r.path for r in records],
             drift=_drift_summary(window, target.policy) if window is not None and target is not None else None,
+            capture=captured,
         )
         job.write_manifest(msgspec.to_builtins(summary))
         return summary

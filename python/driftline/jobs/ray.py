@@ -111,6 +111,8 @@ def run_ray(spec: JobSpec, *, address: str | None = None) -> JobSummary:
     Raises:
         BadRequest: bad inputs or options, as for the local engine, checked before Ray starts.
     """
+    if spec.capture:  # before Ray is imported: the refusal needs no cluster
+        raise BadRequest("--capture is supported by the local engine only (--engine local)")
     ray = _ray()
     started = time.perf_counter()
     if spec.on_null == "file":

@@ -15,6 +15,7 @@ from driftline.jobs.roots import check_job_paths
 from driftline.jobs.sources import expand_inputs
 
 if TYPE_CHECKING:
+    from driftline.jobs.capture import CaptureTarget
     from driftline.jobs.roots import Roots
     from driftline.jobs.spec import JobSpec
     from driftline.jobs.store import JobStore
@@ -44,10 +45,12 @@ def confine(spec: JobSpec, roots: Roots) -> None:
 class JobRunner:
     """A FIFO of jobs and the one thread that runs them (so bulk scoring never starves the serving path)."""
 
-    def __init__(self, store: JobStore, roots: Roots) -> None:
-        """Use the store for state and progress; jobs read and write only below ``roots``."""
+    def __init__(self, store: JobStore, roots: Roots, capture: CaptureTarget | None = None) -> None:
+        """Use the store for state and progress; jobs read and write only below ``roots``; a job with
+        ``capture = true`` captures its rows to ``capture`` under the job's id."""
         self._store = store
         self.roots = roots
+        self._capture = capture
         self._queue: queue.Queue[str | None] = queue.Queue()
         # One event per queued or running job, removed when the job ends (guarded: the HTTP thread cancels).
         self._cancel: dict[str, threading.Event] = {}
@@ -137,7 +140,15 @@ class JobRunner:
 
         try:
             resume = (Path(spec.output) / "_job.json").exists()
-            summary = run_local(spec, resume=resume, progress=progress, cancel=cancel, roots=self.roots)
+            summary = run_local(
+                spec,
+                resume=resume,
+                progress=progress,
+                cancel=cancel,
+                roots=self.roots,
+                capture=self._capture,
+                job_id=job_id,
+            )
         except JobCancelled:
             # A server shutdown also sets the event: then the job stays 'running' and the next start resumes it.
             if not self._stopping:

@@ -52,6 +52,9 @@ class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # "fail" stops the job before it scores anything.
     on_null: Literal["reject", "file", "fail"] = "reject"
     instances: int = 1
+    # Capture the scored rows (arm "bulk") as the server captures requests; entity keys from this column.
+    capture: bool = False
+    entity_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -62,3 +65,5 @@ class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"instances must be >= 1, got {self.instances}")
         if not self.inputs:
             raise ValueError("a job needs at least one input")
+        if self.entity_column is not None and not self.capture:
+            raise ValueError("entity_column (--entity-column) applies only with capture (--capture)")

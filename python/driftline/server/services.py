@@ -19,6 +19,7 @@ from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
 from driftline.feedback.alerts import QualityAlerts
 from driftline.feedback.service import LiveQuality
+from driftline.jobs.capture import CaptureTarget
 from driftline.jobs.roots import Roots
 from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
@@ -199,7 +200,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             drift=monitor,
             keys=keys,
             key_store=KeyStore(db),
-            jobs=JobRunner(job_store, Roots(settings.jobs.roots)),
+            jobs=JobRunner(job_store, Roots(settings.jobs.roots), CaptureTarget(settings.capture, CaptureIndex(db))),
             job_store=job_store,
             feedback=feedback,
             quality=quality,
