@@ -90,6 +90,8 @@ def test_wilson_bad_input():
         wilson(11, 10)
     with raises_naming("confidence"):
         wilson(1, 10, confidence=-0.5)
+    with raises_naming("confidence"):  # below 1, but too close to it for a finite normal quantile
+        wilson(1, 10, confidence=0.9999999999999999)
 
 
 def test_too_many_classes_is_refused_before_anything_is_allocated():

@@ -58,7 +58,8 @@ class Estimate(msgspec.Struct, frozen=True):
 
 def check_options(confidence: float, resamples: int, seed: int = 0) -> None:
     """Reject a confidence outside (0, 1), a resample count outside [1, MAX_RESAMPLES] or a negative seed."""
-    if not isinstance(confidence, int | float) or not 0.0 < confidence < 1.0:
+    # The second test: a level so close to 1 that 1 - (1 - c) / 2 rounds to 1.0 has no finite normal quantile.
+    if not isinstance(confidence, int | float) or not 0.0 < confidence < 1.0 or 1.0 - (1.0 - confidence) / 2.0 >= 1.0:
         raise BadRequest(f"confidence must be a number in (0, 1), got {confidence!r}")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or not 1 <= resamples <= MAX_RESAMPLES:
         raise BadRequest(f"resamples must be an integer in [1, {MAX_RESAMPLES}], got {resamples!r}")
