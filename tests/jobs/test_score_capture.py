@@ -122,7 +122,7 @@ def test_captured_rows_are_the_scored_rows_a_server_lists_them_and_feedback_join
         ]
         body.append({"entity": "c3", "target": 0})  # every row of c3: 50 of them
         r = httpx.post(f"{server.url}/v1/models/iris/feedback", json={"feedback": body}, headers=HEADERS, timeout=30)
-        assert (r.status_code, r.json()) == (200, {"stored": 301, "replaced": 0}), r.text
+        assert (r.status_code, r.json()) == (200, {"stored": 301, "replaced": 0, "unmatched": 0}), r.text
 
         r = httpx.post(
             f"{server.url}/v1/jobs",
