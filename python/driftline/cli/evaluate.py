@@ -24,8 +24,8 @@ DEFAULT_MAX_ROWS = 2_000_000
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from driftline.cli.keys import _local_actor
-    from driftline.cli.score import _parse_columns, _resolve_alias
+    from driftline.cli.keys import local_actor
+    from driftline.cli.score import parse_columns, resolve_alias
     from driftline.errors import BadRequest
     from driftline.jobs import parse_model_ref
     from driftline.jobs.evaluate import evaluate
@@ -36,8 +36,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise BadRequest(f"--out {args.out}: no folder {Path(args.out).resolve().parent}")  # before anything is stored
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
-    version = _resolve_alias(settings, name, ref)
-    columns = _parse_columns(args.columns)
+    version = resolve_alias(settings, name, ref)
+    columns = parse_columns(args.columns)
     with _progress(f"evaluating {args.model}") as progress:
         new = evaluate(
             settings.repository,
@@ -52,7 +52,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     db = Database(settings.database)
     try:
-        stored = EvaluationStore(db).add(new, _local_actor())
+        stored = EvaluationStore(db).add(new, local_actor())
     finally:
         db.close()
     result = {**msgspec.to_builtins(stored), "database": str(Path(db.path).resolve())}

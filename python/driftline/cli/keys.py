@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser"]
 
 
-def _local_actor() -> str:
+def local_actor() -> str:
     """Who ran a local command, for the audit log (there is no API key on this path)."""
     try:
         return f"cli:{getpass.getuser()}"
@@ -31,7 +31,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     db = Database(settings.database)
     try:
         reserved = [k.name for k in settings.auth.keys]
-        key = KeyStore(db).create_key(args.name, args.role, reserved, actor=_local_actor())
+        key = KeyStore(db).create_key(args.name, args.role, reserved, actor=local_actor())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     finally:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser"]
 
 
-def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
+def parse_columns(values: list[str]) -> dict[str, list[str]] | None:
     from driftline.errors import BadRequest
 
     columns: dict[str, list[str]] = {}
@@ -35,7 +35,7 @@ def _parse_columns(values: list[str]) -> dict[str, list[str]] | None:
     return columns or None
 
 
-def _resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str | None:
+def resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str | None:
     """Aliases live in the server's store: an ``@ALIAS`` (or, with no version, the default alias) is read there."""
     from driftline.errors import ModelNotFound
     from driftline.lifecycle.references import resolve_version
@@ -66,7 +66,7 @@ def _score(args: argparse.Namespace) -> int:
 
     name, version = parse_model_ref(args.model)
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
-    version = _resolve_alias(settings, name, version)
+    version = resolve_alias(settings, name, version)
     try:
         spec = JobSpec(
             model=name,
@@ -76,7 +76,7 @@ def _score(args: argparse.Namespace) -> int:
             repository=settings.repository,
             batch_size=args.batch_size,
             chunk_rows=args.chunk_rows,
-            columns=_parse_columns(args.columns),
+            columns=parse_columns(args.columns),
             passthrough=[c for c in (args.passthrough or "").split(",") if c],
             on_null=args.on_null,
             instances=args.instances,

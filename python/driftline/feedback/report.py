@@ -123,7 +123,7 @@ def quality_of(
         y_pred = _flat(part[prediction], prediction)
         if kind == "regression":
             return regression_quality(part["target"].to_numpy(), y_pred, **options)
-        proba = None if score is None else _proba(part[score], score, classes, positive)
+        proba = None if score is None else proba_of(part[score], score, classes, positive)
         return classification_quality(
             part["target"].to_list(), y_pred, proba, classes=classes, positive=positive, **options
         )
@@ -161,7 +161,7 @@ def _estimator(
         if rows.height == 0:
             return None
         try:
-            proba = np.asarray(_proba(rows[score], score, classes, positive), dtype=np.float64)
+            proba = np.asarray(proba_of(rows[score], score, classes, positive), dtype=np.float64)
         except (TypeError, ValueError):
             proba = np.empty(0)  # ragged lists: refused just below
         if proba.ndim != 2 or proba.shape[1] != 2 or classes is None or len(classes) != 2:
@@ -223,7 +223,7 @@ def _flat(values: pl.Series, name: str) -> Any:
     return values.to_list() if values.dtype == pl.String else values.to_numpy()
 
 
-def _proba(values: pl.Series, name: str, classes: list[Any] | None, positive: Any) -> Any:
+def proba_of(values: pl.Series, name: str, classes: list[Any] | None, positive: Any) -> Any:
     """An n x k probability array: the captured per-class list, or [1 - p, p] of a binary positive score."""
     if classes is None:
         raise BadRequest(f"classes is required with {name}: it names the class of each probability")

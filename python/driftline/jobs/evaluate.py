@@ -21,7 +21,7 @@ import polars as pl
 from driftline.backends import load_backend
 from driftline.errors import BadRequest
 from driftline.feedback.join import Joined
-from driftline.feedback.report import _proba, quality_of
+from driftline.feedback.report import proba_of, quality_of
 from driftline.jobs.local import score_frame
 from driftline.jobs.sources import expand_inputs, iter_chunks, plan_columns, scan
 from driftline.jobs.spec import JobSpec
@@ -208,6 +208,6 @@ def _reference(
         return None, None
     classes: list[Any] = list(quality.classes or [])
     column = f"out.{quality.score_output}"
-    proba = np.asarray(_proba(rows[column], column, classes, found.positive), dtype=np.float64)
+    proba = np.asarray(proba_of(rows[column], column, classes, found.positive), dtype=np.float64)
     positive = (rows["target"] == found.positive).to_numpy().astype(np.int8)
     return positive, proba[:, classes.index(found.positive)]

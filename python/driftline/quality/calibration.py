@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import numpy as np
 
-from driftline.quality.classification import _roc_auc
+from driftline.quality.classification import grouped_roc_auc
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -170,7 +170,7 @@ def needs_calibration(y: NDArray[np.int64], p: NDArray[np.float64]) -> bool:
         return False
     distinct, groups = np.unique(p, return_inverse=True)
     rows = np.arange(len(p), dtype=np.intp)[None, :]
-    if float(_roc_auc(rows, groups.astype(np.intp), len(distinct), y == 1)[0]) > SEPARATED_AUC:
+    if float(grouped_roc_auc(rows, groups.astype(np.intp), len(distinct), y == 1)[0]) > SEPARATED_AUC:
         return False
     labels = y.astype(np.float64)
     truth, raw, calibrated = [], [], []

@@ -107,7 +107,9 @@ def _log_loss(idx: NDArray[np.intp], losses: NDArray[np.float64]) -> NDArray[np.
     return mean
 
 
-def _roc_auc(idx: NDArray[np.intp], groups: NDArray[np.intp], g: int, positive: NDArray[np.bool_]) -> NDArray[Any]:
+def grouped_roc_auc(
+    idx: NDArray[np.intp], groups: NDArray[np.intp], g: int, positive: NDArray[np.bool_]
+) -> NDArray[Any]:
     """Mann-Whitney AUC per resample, ties counted half (the trapezoid area of sklearn's ROC curve).
 
     ``groups`` ranks each row's score among the distinct scores (g of them); a resample's counts of positive and
@@ -182,7 +184,7 @@ def classification_quality(
         if losses is not None:
             cols.append(_log_loss(idx, losses)[:, None])
         if auc_of is not None:
-            cols.append(_roc_auc(idx, *auc_of)[:, None])
+            cols.append(grouped_roc_auc(idx, *auc_of)[:, None])
         return np.concatenate(cols, axis=1)
 
     everything = np.arange(n, dtype=np.intp)[None, :]
