@@ -105,7 +105,7 @@ class CaptureService:
 
         ``model`` is (name, version, artifact sha256); ``times_us`` is (arrival since the epoch, latency).
         """
-        if not should_capture(request_id, plan.rate):
+        if plan.rate < 1.0 and not should_capture(request_id, plan.rate):
             return
         # The request's own mappings, not copies, unless the plan leaves tensors out (nothing changes them later).
         if plan.inputs is not None or plan.exclude:

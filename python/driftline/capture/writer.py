@@ -148,8 +148,8 @@ class CaptureWriter:
     def put(self, entry: Entry) -> bool:
         """:meth:`submit` for the request path: the batch's fields as a tuple, kept by reference (the caller must
         not change its mappings afterwards), with a plain lock and no allocation beyond the queue's slot."""
-        rows = _rows(entry[7])
-        if not rows:
+        rows = entry[7]
+        if type(rows) is not int or rows < 1:  # not a batch's row count (bool, 0): nothing to queue or count
             return False
         with self._lock:
             if self._failed is not None or self._closing or self._pending + rows > self._queue_rows:
