@@ -106,3 +106,23 @@ def test_take_queues_only_the_planned_tensors_and_never_an_excluded_input(root: 
     assert frame["entity"].to_list() == ["cust", "cust"]
     assert frame["latency_us"].to_list() == [7, 7]
     assert set(inputs) == {"x", "ssn"}  # the request's own mappings are left as they were
+
+
+def test_requests_converted_by_the_submitting_thread_come_back_whole(root: Path, index: CaptureIndex):
+    # More requests than one chunk: most are converted by this thread as it submits, the rest by the writer.
+    batches = [_varied(i) for i in range(700)]
+    bad = _fields(batch("bad", ts_us=T0), inputs={"x": np.zeros((5, 4), np.float32)})
+    writer = CaptureWriter(root, index, queue_rows=10_000, segment_rows=500, segment_seconds=3600)
+    for i, b in enumerate(batches):
+        assert writer.submit(b)
+        if i == 300:
+            assert writer.submit(bad)  # queued; dropped and counted when its chunk is converted
+    assert writer.flush(30)
+    assert writer.close(30)
+    figures = writer.figures()
+    total = sum(b.rows for b in batches)
+    assert (figures.captured, figures.dropped, figures.queue_rows, figures.failed) == (total, 2, 0, None)
+    frame = CaptureReader(root, index).frame("iris").sort("ts", "row")
+    assert frame["request_id"].to_list() == [b.request_id for b in batches for _ in range(b.rows)]
+    assert frame["in.t"].to_list() == [t for b in batches for t in b.inputs["t"].tolist()]
+    assert frame["arm"].to_list() == [b.arm for b in batches for _ in range(b.rows)]

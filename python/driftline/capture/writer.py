@@ -1,8 +1,9 @@
 """The capture writer: a bounded queue the request path drops rows into, and one thread that writes segments.
 
-The request path only appends a tuple of references to a deque under a plain lock: it never copies, converts, waits
-or raises. The writer takes the whole queue each poll and converts it column-wide, a few Arrow calls per drain
-rather than per request, so what it holds is Arrow tables, not one object per request. The bound counts rows
+The request path appends a tuple of references to a list under a plain lock: it never copies, waits or raises.
+Every few hundred requests the submitting thread converts them column-wide to Arrow (a few calls per chunk, not per
+request); the writer thread converts the rest each poll, buffers the tables by partition and writes the segments
+(Parquet and the disk release the GIL). What is held is Arrow tables, not one object per request. The bound counts rows
 from submit until they are written (queued and buffered alike), so memory stays bounded by ``queue_rows`` however
 slow the disk is; past it a batch is dropped and counted. A write error stops capture for good (the reason is
 kept for status and metrics) and every later row is dropped and counted: serving goes on without it.
@@ -15,7 +16,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -41,6 +41,10 @@ _POLL_S = 0.25
 _DAY_US = 86_400 * 1_000_000
 # A buffer's (model, version, UTC day number): one segment partition.
 _Key = tuple[str, int, int]
+# Entries converted as one table: its partition, column signature, the table, its first and last arrival (µs).
+_Converted = tuple[_Key, "Signature", pa.Table, int, int]
+# A submitting thread converts this many entries at a time (about a millisecond on the event loop).
+_CHUNK = 256
 # What converting a batch may raise for a batch that does not fit the capture shape (it is dropped and counted).
 _CONVERT_ERRORS = (ValueError, TypeError, AttributeError, KeyError, pa.ArrowException)
 
@@ -110,14 +114,15 @@ class CaptureWriter:
         # A plain lock (entered in C) for the request path; the condition on it wakes the writer and flushes.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._queue: deque[Entry] = deque()
-        self._queued = 0  # rows in the queue: the writer takes them all at once
+        self._open: list[Entry] = []  # entries not yet converted (fewer than _CHUNK)
+        self._tables: list[_Converted] = []  # converted by the submitting threads, for the writer to buffer
+        self._converted = 0  # rows in _tables
         self._pending = 0
         self._captured = self._dropped = self._segments = self._bytes = 0
         self._failed: str | None = None
         self._closing = False
         self._flush_asked = self._flush_done = 0
-        # The writer thread's own: (model, version) pairs whose names were checked, day numbers as folder names.
+        # (model, version) pairs whose names were checked (a set's add is atomic), day numbers as folder names.
         self._checked: set[tuple[str, int]] = set()
         self._days: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, name="driftline-capture", daemon=True)
@@ -155,12 +160,38 @@ class CaptureWriter:
             if self._failed is not None or self._closing or self._pending + rows > self._queue_rows:
                 self._dropped += rows
                 return False
-            self._queue.append(entry)
+            self._open.append(entry)
             self._pending += rows
-            self._queued += rows
-            if self._queued >= self._segment_rows > self._queued - rows:  # a segment's worth: wake the writer once
-                self._cond.notify()
+            if len(self._open) < _CHUNK:
+                return True
+            chunk, self._open = self._open, []
+        self._convert_chunk(chunk)
         return True
+
+    def _convert_chunk(self, chunk: list[Entry]) -> None:
+        """Convert a chunk of entries on the submitting thread and hand the tables to the writer. Never raises.
+
+        On the event loop this is a millisecond every few hundred requests; on the writer thread the same work
+        stalled the loop for longer, the GIL held by a thread the OS had preempted (2 cores shared with the load).
+        """
+        try:
+            tables = self._convert_all(chunk)
+        except Exception:  # noqa: BLE001 - never into the request: the rows are dropped and counted
+            _log.exception("capture: a chunk of %d requests did not convert", len(chunk))
+            with self._lock:
+                if self._failed is None:  # else they were counted when capture stopped
+                    lost = sum(e[7] for e in chunk)
+                    self._dropped += lost
+                    self._pending -= lost
+            return
+        with self._lock:
+            if self._failed is not None:
+                return
+            self._tables.extend(tables)
+            before = self._converted
+            self._converted += sum(t[2].num_rows for t in tables)
+            if self._converted >= self._segment_rows > before:  # a segment's worth: wake the writer once
+                self._cond.notify()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write every row submitted so far; True when done within ``timeout_s``."""
@@ -188,14 +219,14 @@ class CaptureWriter:
             with self._cond:
                 # Sit out the poll unless asked to hurry: a drain then holds a few hundred requests, converted in one
                 # go (draining as rows come would convert them a handful at a time, for the same GIL per row).
-                if not (self._closing or self._flush_asked > self._flush_done or self._queued >= self._segment_rows):
+                if not (self._closing or self._flush_asked > self._flush_done or self._converted >= self._segment_rows):
                     self._cond.wait(_POLL_S)
-                entries, self._queue, self._queued = self._queue, deque(), 0
+                entries, self._open = self._open, []
+                tables, self._tables, self._converted = self._tables, [], 0
                 closing, flush = self._closing, self._flush_asked
             try:
-                for key, group in self._partitions(entries).items():
-                    for columns, table, kept in self._convert(group):
-                        self._add(buffers, key, columns, table, kept)
+                for converted in [*tables, *self._convert_all(entries)]:
+                    self._add(buffers, converted)
                 everything = closing or flush > self._flush_done or self._pending >= self._queue_rows // 2
                 now = time.monotonic()
                 for key in [
@@ -214,10 +245,14 @@ class CaptureWriter:
             with self._cond:
                 self._flush_done = flush
                 self._cond.notify_all()
-                if closing and not self._queue:
+                if closing and not (self._open or self._tables):
                     return
 
-    def _partitions(self, entries: deque[Entry]) -> dict[_Key, list[Entry]]:
+    def _convert_all(self, entries: list[Entry]) -> list[_Converted]:
+        """The entries as tables, by partition and column signature (those that do not fit are dropped)."""
+        return [(key, *c) for key, group in self._partitions(entries).items() for c in self._convert(group)]
+
+    def _partitions(self, entries: list[Entry]) -> dict[_Key, list[Entry]]:
         """The entries by (model, version, day number), in order; those that cannot name a folder are dropped."""
         groups: dict[_Key, list[Entry]] = {}
         for entry in entries:
@@ -235,7 +270,7 @@ class CaptureWriter:
             group.append(entry)
         return groups
 
-    def _convert(self, group: list[Entry]) -> list[tuple[Signature, pa.Table, list[Entry]]]:
+    def _convert(self, group: list[Entry]) -> list[tuple[Signature, pa.Table, int, int]]:
         """The entries as tables: one for them all, else one per signature of those that convert alone (the
         others are dropped and counted)."""
         try:
@@ -243,7 +278,7 @@ class CaptureWriter:
         except _CONVERT_ERRORS:
             pass
         else:
-            return [(columns, table, group)]
+            return [(columns, table, *_span(group))]
         apart: dict[tuple[Signature, pa.Schema], tuple[list[pa.Table], list[Entry]]] = {}
         for entry in group:
             try:
@@ -254,22 +289,14 @@ class CaptureWriter:
             tables, kept = apart.setdefault((columns, table.schema), ([], []))
             tables.append(table)
             kept.append(entry)
-        return [(columns, pa.concat_tables(tables), kept) for (columns, _), (tables, kept) in apart.items()]
+        return [(columns, pa.concat_tables(tables), *_span(kept)) for (columns, _), (tables, kept) in apart.items()]
 
-    def _add(
-        self,
-        buffers: dict[_Key, _Buffer],
-        key: _Key,
-        columns: Signature,
-        table: pa.Table,
-        entries: list[Entry],
-    ) -> None:
+    def _add(self, buffers: dict[_Key, _Buffer], converted: _Converted) -> None:
+        key, columns, table, first, last = converted
         held = buffers.get(key)
         if held is not None and (held.signature != columns or not held.schema.equals(table.schema)):
             self._write(key, buffers.pop(key))  # a segment has one schema: the columns kept changed
             held = None
-        times = list(map(itemgetter(5), entries))
-        first, last = min(times), max(times)
         if held is None:
             held = buffers[key] = _Buffer(columns, table.schema, since=time.monotonic(), first_ts=first, last_ts=last)
         held.tables.append(table)
@@ -306,8 +333,9 @@ class CaptureWriter:
     def _drop(self, entry: Entry, exc: BaseException) -> None:
         _log.warning("capture: a batch of %s was dropped: %s", entry[0], exc)
         with self._cond:
-            self._dropped += entry[7]
-            self._pending -= entry[7]
+            if self._failed is None:  # else it was counted when capture stopped
+                self._dropped += entry[7]
+                self._pending -= entry[7]
 
     def _fail(self, exc: BaseException, buffers: dict[_Key, _Buffer]) -> None:
         reason = f"capture stopped: cannot write below {self._root}: {_describe(exc)}"
@@ -317,7 +345,9 @@ class CaptureWriter:
             lost = self._pending  # everything buffered and still queued
             self._dropped += lost
             self._pending = 0
-            self._queue.clear()
+            self._open.clear()
+            self._tables.clear()
+            self._converted = 0
             self._cond.notify_all()
         buffers.clear()
 
@@ -327,6 +357,12 @@ def _check_partition(entry: Entry) -> None:
     model, version = entry[0], entry[1]
     if not isinstance(model, str) or MODEL_NAME.match(model) is None or version < 0:
         raise ValueError(f"not a model name and version: {model!r} {version!r}")
+
+
+def _span(entries: list[Entry]) -> tuple[int, int]:
+    """The first and last arrival among the entries."""
+    times = list(map(itemgetter(5), entries))
+    return min(times), max(times)
 
 
 def _rows(rows: object) -> int:
