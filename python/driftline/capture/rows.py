@@ -59,7 +59,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class CaptureBatch:
-    """One request's rows as the data plane hands them over; converted to Arrow on the writer thread, not here.
+    """One request's rows as a caller hands them over; converted to Arrow with many others (:func:`table_of`).
 
     ``inputs`` and ``outputs`` hold only the kept tensors (:func:`keep_tensors`), each with ``rows`` as its first
     dimension (a request of one row may also give a tensor without one: the whole tensor is that row's value).

@@ -121,6 +121,7 @@ class CaptureWriter:
         self._captured = self._dropped = self._segments = self._bytes = 0
         self._failed: str | None = None
         self._closing = False
+        self._stopped = False  # the writer thread returned after a close
         self._flush_asked = self._flush_done = 0
         # (model, version) pairs whose names were checked (a set's add is atomic), day numbers as folder names.
         self._checked: set[tuple[str, int]] = set()
@@ -187,6 +188,11 @@ class CaptureWriter:
         with self._lock:
             if self._failed is not None:
                 return
+            if self._stopped:  # closed while this chunk converted: nobody will write it
+                lost = sum(t[2].num_rows for t in tables)
+                self._dropped += lost
+                self._pending -= lost
+                return
             self._tables.extend(tables)
             before = self._converted
             self._converted += sum(t[2].num_rows for t in tables)
@@ -246,6 +252,7 @@ class CaptureWriter:
                 self._flush_done = flush
                 self._cond.notify_all()
                 if closing and not (self._open or self._tables):
+                    self._stopped = True
                     return
 
     def _convert_all(self, entries: list[Entry]) -> list[_Converted]:
