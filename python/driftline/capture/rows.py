@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -59,7 +60,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class CaptureBatch:
-    """One request's rows as the data plane hands them over; converted to Arrow on the writer thread, not here.
+    """One request's rows as a caller hands them over; converted to Arrow with many others (:func:`table_of`).
 
     ``inputs`` and ``outputs`` hold only the kept tensors (:func:`keep_tensors`), each with ``rows`` as its first
     dimension (a request of one row may also give a tensor without one: the whole tensor is that row's value).
@@ -102,7 +103,7 @@ def signature(batch: CaptureBatch) -> Signature:
     """
     if batch.arm not in ARMS:
         raise ValueError(f"arm must be one of {sorted(ARMS)}, got {batch.arm!r}")
-    return tuple((column, _kind(arr), arr.shape[1:]) for column, arr in _tensors(batch, batch.rows))
+    return tuple((column, _kind(arr.dtype), arr.shape[1:]) for column, arr in _tensors(batch, batch.rows))
 
 
 def to_table(batch: CaptureBatch) -> pa.Table:
@@ -111,46 +112,155 @@ def to_table(batch: CaptureBatch) -> pa.Table:
 
 
 def to_table_many(batches: Sequence[CaptureBatch]) -> pa.Table:
-    """Batches of one :func:`signature` as one table, converted column by column (a few Arrow calls for the lot,
-    not a few per request: the writer keeps up with many small requests).
+    """Batches of one :func:`signature` as one table (errors as :func:`table_of`)."""
+    return table_of([entry_of(b) for b in batches])[1]
+
+
+# A batch as the writer's queue holds it: CaptureBatch's fields in their order, as a plain tuple. The request path
+# builds one per request, and a tuple costs a tenth of a frozen dataclass; the writer transposes many with zip().
+Entry = tuple[
+    str, int, str, str, str, int, int, int, "Mapping[str, NDArray[Any]]", "Mapping[str, NDArray[Any]]", "str | None"
+]
+
+
+def entry_of(batch: CaptureBatch) -> Entry:
+    """The batch as the writer queues it."""
+    return (
+        batch.model,
+        batch.version,
+        batch.sha256,
+        batch.request_id,
+        batch.arm,
+        batch.ts_us,
+        batch.latency_us,
+        batch.rows,
+        batch.inputs,
+        batch.outputs,
+        batch.entity,
+    )
+
+
+def batch_of(entry: Entry) -> CaptureBatch:
+    """The queued entry as the batch it was."""
+    return CaptureBatch(*entry)
+
+
+def table_of(entries: Sequence[Entry]) -> tuple[Signature, pa.Table]:
+    """Entries of one :func:`signature` as one table, converted column by column (a few Arrow calls for the lot,
+    not a few per request: the writer keeps up with many small requests), with their signature.
+
+    The common case (every tensor an array with the entry's rows first, the same names, dtypes and per-row shapes
+    throughout) is checked column-wide without looking at entries one by one; anything else takes the exact path,
+    which normalises each entry and names the first that does not fit.
 
     Raises:
-        ValueError: as :func:`signature`, or batches whose signatures differ.
+        ValueError: as :func:`signature`, or entries whose signatures differ (naming the request).
     """
-    first = signature(batches[0])
-    counts = np.array([b.rows for b in batches], dtype=np.int64)
-    n = int(counts.sum())
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    try:
+        return _uniform(entries)
+    except _NotUniform:
+        return _exact(entries)
 
-    each = pa.array(np.repeat(np.arange(len(batches)), counts))
 
-    def repeated(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return pa.array(values, kind).take(each)  # one value per batch, then one per row
+class _NotUniform(Exception):
+    """The entries need the exact path."""
 
-    columns: list[pa.Array] = [
-        repeated([b.request_id for b in batches], pa.string()),
-        pa.array((np.arange(n, dtype=np.int64) - starts).astype(np.int32)),
-        repeated([b.model for b in batches], pa.string()),
-        pa.array(np.repeat(np.array([b.version for b in batches], dtype=np.int32), counts)),
-        repeated([b.sha256 for b in batches], pa.string()),
-        pa.array(np.repeat(np.array([b.ts_us for b in batches], dtype=np.int64), counts)).cast(TS),
-        repeated([b.arm for b in batches], pa.string()),
-        pa.array(np.repeat(np.array([b.latency_us for b in batches], dtype=np.int64), counts)),
-        repeated([b.entity for b in batches], pa.string()),
-    ]
+
+def _uniform(entries: Sequence[Entry]) -> tuple[Signature, pa.Table]:
+    models, versions, shas, ids, arms, ts, latencies, rows, ins, outs, entities = zip(*entries, strict=True)
+    counts = list(rows)
+    if not ARMS.issuperset(arms):
+        raise _NotUniform
+    columns = _fixed(models, versions, shas, ids, arms, ts, latencies, counts, entities)
     fields = list(FIXED)
+    sig: list[tuple[str, str, tuple[int, ...]]] = []
+    # Every check is map() over a column with a C getter: no Python frame per entry.
+    try:
+        for prefix, tensors in ((INPUT_PREFIX, ins), (OUTPUT_PREFIX, outs)):
+            if len(set(map(len, tensors))) != 1:
+                raise _NotUniform
+            for name in tensors[0]:  # as many tensors each, and each of these names (or a KeyError): the same ones
+                arrays = list(map(itemgetter(name), tensors))
+                if set(map(type, arrays)) != {np.ndarray}:
+                    raise _NotUniform  # numpy scalars, lists: the exact path turns them into arrays
+                shapes = list(map(attrgetter("shape"), arrays))
+                per_row = set(map(itemgetter(slice(1, None)), shapes))
+                # A tensor without the entry's rows first (a whole tensor as one row, or one that does not fit)
+                # is normalised or named there; so are tensors of more than one per-row shape.
+                if len(per_row) != 1 or min(map(len, shapes)) == 0 or list(map(itemgetter(0), shapes)) != counts:
+                    raise _NotUniform
+                dtypes = set(map(attrgetter("dtype"), arrays))
+                kinds = set(map(_kind, dtypes))
+                if len(kinds) != 1:
+                    raise _NotUniform
+                column = _column(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+                sig.append((f"{prefix}{name}", kinds.pop(), per_row.pop()))
+                fields.append(pa.field(f"{prefix}{name}", column.type))
+                columns.append(column)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:  # not mappings of arrays: named on the exact path
+        raise _NotUniform from exc
+    return tuple(sig), pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _exact(entries: Sequence[Entry]) -> tuple[Signature, pa.Table]:
+    batches = [batch_of(e) for e in entries]
+    first = signature(batches[0])
     parts: list[list[NDArray[Any]]] = [[] for _ in first]
     for batch in batches:
         tensors = list(_tensors(batch, batch.rows))
-        if tuple((c, _kind(a), a.shape[1:]) for c, a in tensors) != first:
+        if tuple((c, _kind(a.dtype), a.shape[1:]) for c, a in tensors) != first:
             raise ValueError(f"batch {batch.request_id!r} does not have the columns of the others")
         for part, (_, arr) in zip(parts, tensors, strict=True):
             part.append(arr)
+    models, versions, shas, ids, arms, ts, latencies, counts, _, _, entities = zip(*entries, strict=True)
+    columns = _fixed(models, versions, shas, ids, arms, ts, latencies, counts, entities)
+    fields = list(FIXED)
     for (name, _, _), part in zip(first, parts, strict=True):
         column = _column(part[0] if len(part) == 1 else np.concatenate(part))
         fields.append(pa.field(name, column.type))
         columns.append(column)
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    return first, pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _fixed(
+    models: Sequence[str],
+    versions: Sequence[int],
+    shas: Sequence[str],
+    ids: Sequence[str],
+    arms: Sequence[str],
+    ts: Sequence[int],
+    latencies: Sequence[int],
+    counts: Sequence[int],
+    entities: Sequence[str | None],
+) -> list[pa.Array]:
+    """The fixed columns of :data:`FIXED`, one value per batch repeated over its rows."""
+    n = len(ids)
+    per_row = np.array(counts, dtype=np.int64)
+    total = int(per_row.sum())
+    each = None if total == n else pa.array(np.repeat(np.arange(n), per_row))
+
+    def repeated(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+        array = pa.array(values, kind)
+        return array if each is None else array.take(each)  # one value per batch, then one per row
+
+    def numbers(values: Sequence[int], dtype: type[np.generic]) -> pa.Array:
+        array = np.array(values, dtype=dtype)
+        return pa.array(array if each is None else np.repeat(array, per_row))
+
+    rows = np.zeros(total, dtype=np.int32)
+    if each is not None:
+        rows = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)).astype(np.int32)
+    return [
+        repeated(ids, pa.string()),
+        pa.array(rows),
+        repeated(models, pa.string()),
+        numbers(versions, np.int32),
+        repeated(shas, pa.string()),
+        numbers(ts, np.int64).cast(TS),
+        repeated(arms, pa.string()),
+        numbers(latencies, np.int64),
+        repeated(entities, pa.string()),
+    ]
 
 
 def _tensors(batch: CaptureBatch, n: int) -> Iterator[tuple[str, NDArray[Any]]]:
@@ -165,9 +275,9 @@ def _tensors(batch: CaptureBatch, n: int) -> Iterator[tuple[str, NDArray[Any]]]:
             yield f"{prefix}{name}", arr
 
 
-def _kind(arr: NDArray[Any]) -> str:
+def _kind(dtype: np.dtype[Any]) -> str:
     """A tensor's type as its column sees it: every text dtype is one (they all become strings)."""
-    return "text" if arr.dtype.kind in "SUO" else arr.dtype.str
+    return "text" if dtype.kind in "SUO" else dtype.str
 
 
 def _column(arr: NDArray[Any]) -> pa.Array:

@@ -1,6 +1,9 @@
 """The capture writer: a bounded queue the request path drops rows into, and one thread that writes segments.
 
-The request path only appends to a deque under a lock: it never converts, waits or raises. The bound counts rows
+The request path appends a tuple of references to a list under a plain lock: it never copies, waits or raises.
+Every few hundred requests the submitting thread converts them column-wide to Arrow (a few calls per chunk, not per
+request); the writer thread converts the rest each poll, buffers the tables by partition and writes the segments
+(Parquet and the disk release the GIL). What is held is Arrow tables, not one object per request. The bound counts rows
 from submit until they are written (queued and buffered alike), so memory stays bounded by ``queue_rows`` however
 slow the disk is; past it a batch is dropped and counted. A write error stops capture for good (the reason is
 kept for status and metrics) and every later row is dropped and counted: serving goes on without it.
@@ -13,13 +16,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from driftline.capture.rows import day_of, signature, to_table_many
+from driftline.capture.rows import day_of, entry_of, table_of
 from driftline.capture.segments import write_segment
 from driftline.repository.names import MODEL_NAME
 from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
@@ -27,7 +30,7 @@ from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from driftline.capture.rows import CaptureBatch, Signature
+    from driftline.capture.rows import CaptureBatch, Entry, Signature
     from driftline.store.captures import CaptureIndex
 
 __all__ = ["CaptureFigures", "CaptureWriter"]
@@ -35,6 +38,15 @@ __all__ = ["CaptureFigures", "CaptureWriter"]
 _log = logging.getLogger("driftline.capture")
 # The writer looks at its queue at least this often, so a segment's age is checked without a timer per batch.
 _POLL_S = 0.25
+_DAY_US = 86_400 * 1_000_000
+# A buffer's (model, version, UTC day number): one segment partition.
+_Key = tuple[str, int, int]
+# Entries converted as one table: its partition, column signature, the table, its first and last arrival (µs).
+_Converted = tuple[_Key, "Signature", pa.Table, int, int]
+# A submitting thread converts this many entries at a time (about a millisecond on the event loop).
+_CHUNK = 256
+# What converting a batch may raise for a batch that does not fit the capture shape (it is dropped and counted).
+_CONVERT_ERRORS = (ValueError, TypeError, AttributeError, KeyError, pa.ArrowException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +63,17 @@ class CaptureFigures:
 
 @dataclass(slots=True)
 class _Buffer:
-    """Rows of one (model, version, day) waiting for their segment; one column signature per buffer. The batches
-    are converted to Arrow together when the segment is written (one conversion per batch would cap the writer at
-    a few thousand small requests a second)."""
+    """Rows of one (model, version, day) waiting for their segment, converted to Arrow a drain at a time (a few
+    hundred requests per table: no per-request objects are kept, and each conversion is a few column-wide calls);
+    one column signature per buffer."""
 
     signature: Signature
-    batches: list[CaptureBatch] = field(default_factory=list)
+    schema: pa.Schema
+    tables: list[pa.Table] = field(default_factory=list)
     rows: int = 0
     since: float = 0.0  # monotonic time of the first row
+    first_ts: int = 0
+    last_ts: int = 0
 
 
 class CaptureWriter:
@@ -96,13 +111,21 @@ class CaptureWriter:
         self._queue_rows = queue_rows
         self._segment_rows = segment_rows
         self._segment_seconds = segment_seconds
-        self._cond = threading.Condition()
-        self._queue: deque[CaptureBatch] = deque()
+        # A plain lock (entered in C) for the request path; the condition on it wakes the writer and flushes.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._open: list[Entry] = []  # entries not yet converted (fewer than _CHUNK)
+        self._tables: list[_Converted] = []  # converted by the submitting threads, for the writer to buffer
+        self._converted = 0  # rows in _tables
         self._pending = 0
         self._captured = self._dropped = self._segments = self._bytes = 0
         self._failed: str | None = None
         self._closing = False
+        self._stopped = False  # the writer thread returned after a close
         self._flush_asked = self._flush_done = 0
+        # (model, version) pairs whose names were checked (a set's add is atomic), day numbers as folder names.
+        self._checked: set[tuple[str, int]] = set()
+        self._days: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, name="driftline-capture", daemon=True)
         self._thread.start()
 
@@ -119,17 +142,62 @@ class CaptureWriter:
             )
 
     def submit(self, batch: CaptureBatch) -> bool:
-        """Queue a request's rows without waiting; False when they were dropped (and counted). Never raises."""
-        rows = _rows(batch)
-        with self._cond:
-            if not rows or self._failed is not None or self._closing or self._pending + rows > self._queue_rows:
+        """Queue a batch's rows without waiting; False when they were dropped (and counted). Never raises."""
+        try:
+            entry = entry_of(batch)
+        except AttributeError:  # not a batch: its rows, if it says, are dropped
+            with self._lock:
+                self._dropped += _rows(getattr(batch, "rows", None))
+            return False
+        return self.put(entry)
+
+    def put(self, entry: Entry) -> bool:
+        """:meth:`submit` for the request path: the batch's fields as a tuple, kept by reference (the caller must
+        not change its mappings afterwards), with a plain lock and no allocation beyond the queue's slot."""
+        rows = entry[7]
+        if type(rows) is not int or rows < 1:  # not a batch's row count (bool, 0): nothing to queue or count
+            return False
+        with self._lock:
+            if self._failed is not None or self._closing or self._pending + rows > self._queue_rows:
                 self._dropped += rows
                 return False
-            self._queue.append(batch)
+            self._open.append(entry)
             self._pending += rows
-            if self._pending >= self._segment_rows:
-                self._cond.notify()
+            if len(self._open) < _CHUNK:
+                return True
+            chunk, self._open = self._open, []
+        self._convert_chunk(chunk)
         return True
+
+    def _convert_chunk(self, chunk: list[Entry]) -> None:
+        """Convert a chunk of entries on the submitting thread and hand the tables to the writer. Never raises.
+
+        On the event loop this is a millisecond every few hundred requests; on the writer thread the same work
+        stalled the loop for longer, the GIL held by a thread the OS had preempted (2 cores shared with the load).
+        """
+        try:
+            tables = self._convert_all(chunk)
+        except Exception:  # noqa: BLE001 - never into the request: the rows are dropped and counted
+            _log.exception("capture: a chunk of %d requests did not convert", len(chunk))
+            with self._lock:
+                if self._failed is None:  # else they were counted when capture stopped
+                    lost = sum(e[7] for e in chunk)
+                    self._dropped += lost
+                    self._pending -= lost
+            return
+        with self._lock:
+            if self._failed is not None:
+                return
+            if self._stopped:  # closed while this chunk converted: nobody will write it
+                lost = sum(t[2].num_rows for t in tables)
+                self._dropped += lost
+                self._pending -= lost
+                return
+            self._tables.extend(tables)
+            before = self._converted
+            self._converted += sum(t[2].num_rows for t in tables)
+            if self._converted >= self._segment_rows > before:  # a segment's worth: wake the writer once
+                self._cond.notify()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write every row submitted so far; True when done within ``timeout_s``."""
@@ -152,17 +220,19 @@ class CaptureWriter:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        buffers: dict[tuple[str, int, str], _Buffer] = {}
+        buffers: dict[_Key, _Buffer] = {}
         while True:
             with self._cond:
-                if not (self._queue or self._closing or self._flush_asked > self._flush_done):
+                # Sit out the poll unless asked to hurry: a drain then holds a few hundred requests, converted in one
+                # go (draining as rows come would convert them a handful at a time, for the same GIL per row).
+                if not (self._closing or self._flush_asked > self._flush_done or self._converted >= self._segment_rows):
                     self._cond.wait(_POLL_S)
-                batches = list(self._queue)
-                self._queue.clear()
+                entries, self._open = self._open, []
+                tables, self._tables, self._converted = self._tables, [], 0
                 closing, flush = self._closing, self._flush_asked
             try:
-                for batch in batches:
-                    self._buffer(buffers, batch)
+                for converted in [*tables, *self._convert_all(entries)]:
+                    self._add(buffers, converted)
                 everything = closing or flush > self._flush_done or self._pending >= self._queue_rows // 2
                 now = time.monotonic()
                 for key in [
@@ -181,33 +251,71 @@ class CaptureWriter:
             with self._cond:
                 self._flush_done = flush
                 self._cond.notify_all()
-                if closing and not self._queue:
+                if closing and not (self._open or self._tables):
+                    self._stopped = True
                     return
 
-    def _buffer(self, buffers: dict[tuple[str, int, str], _Buffer], batch: CaptureBatch) -> None:
+    def _convert_all(self, entries: list[Entry]) -> list[_Converted]:
+        """The entries as tables, by partition and column signature (those that do not fit are dropped)."""
+        return [(key, *c) for key, group in self._partitions(entries).items() for c in self._convert(group)]
+
+    def _partitions(self, entries: list[Entry]) -> dict[_Key, list[Entry]]:
+        """The entries by (model, version, day number), in order; those that cannot name a folder are dropped."""
+        groups: dict[_Key, list[Entry]] = {}
+        for entry in entries:
+            try:
+                key = (entry[0], entry[1], entry[5] // _DAY_US)
+                group = groups.get(key)
+                if group is None:
+                    if key[:2] not in self._checked:
+                        _check_partition(entry)
+                        self._checked.add(key[:2])
+                    group = groups[key] = []
+            except (ValueError, TypeError, AttributeError) as exc:  # TypeError: not names, a number and a time
+                self._drop(entry, exc)
+                continue
+            group.append(entry)
+        return groups
+
+    def _convert(self, group: list[Entry]) -> list[tuple[Signature, pa.Table, int, int]]:
+        """The entries as tables: one for them all, else one per signature of those that convert alone (the
+        others are dropped and counted)."""
         try:
-            _check_partition(batch)
-            columns = signature(batch)
-        except (ValueError, TypeError, AttributeError) as exc:
-            _log.warning("capture: a batch of %s was dropped: %s", getattr(batch, "model", "?"), exc)
-            self._count(dropped=_rows(batch))
-            return
-        key = (batch.model, batch.version, day_of(batch.ts_us))
+            columns, table = table_of(group)
+        except _CONVERT_ERRORS:
+            pass
+        else:
+            return [(columns, table, *_span(group))]
+        apart: dict[tuple[Signature, pa.Schema], tuple[list[pa.Table], list[Entry]]] = {}
+        for entry in group:
+            try:
+                columns, table = table_of([entry])
+            except _CONVERT_ERRORS as exc:
+                self._drop(entry, exc)
+                continue
+            tables, kept = apart.setdefault((columns, table.schema), ([], []))
+            tables.append(table)
+            kept.append(entry)
+        return [(columns, pa.concat_tables(tables), *_span(kept)) for (columns, _), (tables, kept) in apart.items()]
+
+    def _add(self, buffers: dict[_Key, _Buffer], converted: _Converted) -> None:
+        key, columns, table, first, last = converted
         held = buffers.get(key)
-        if held is not None and held.signature != columns:
+        if held is not None and (held.signature != columns or not held.schema.equals(table.schema)):
             self._write(key, buffers.pop(key))  # a segment has one schema: the columns kept changed
             held = None
         if held is None:
-            held = buffers[key] = _Buffer(columns, since=time.monotonic())
-        held.batches.append(batch)
-        held.rows += batch.rows
+            held = buffers[key] = _Buffer(columns, table.schema, since=time.monotonic(), first_ts=first, last_ts=last)
+        held.tables.append(table)
+        held.rows += table.num_rows
+        held.first_ts, held.last_ts = min(held.first_ts, first), max(held.last_ts, last)
 
-    def _write(self, key: tuple[str, int, str], buffer: _Buffer) -> None:
-        converted = self._table(buffer.batches)
-        if converted is None:
-            return
-        table, kept = converted
-        model, version, day = key
+    def _write(self, key: _Key, buffer: _Buffer) -> None:
+        table = buffer.tables[0] if len(buffer.tables) == 1 else pa.concat_tables(buffer.tables)
+        model, version, number = key
+        day = self._days.get(number)
+        if day is None:
+            day = self._days[number] = day_of(number * _DAY_US)
         rel = f"{partition(model, version, day)}/{uuid.uuid4().hex}{SEGMENT_SUFFIX}"
         size, sha256 = write_segment(self._root, rel, table)
         self._index.add(
@@ -218,8 +326,8 @@ class CaptureWriter:
                 day=day,
                 rows=table.num_rows,
                 bytes=size,
-                first_ts=min(b.ts_us for b in kept),
-                last_ts=max(b.ts_us for b in kept),
+                first_ts=buffer.first_ts,
+                last_ts=buffer.last_ts,
                 sha256=sha256,
             )
         )
@@ -229,28 +337,14 @@ class CaptureWriter:
             self._bytes += size
             self._pending -= table.num_rows
 
-    def _table(self, batches: list[CaptureBatch]) -> tuple[pa.Table, list[CaptureBatch]] | None:
-        """The batches as one table; when that fails, without those that fail alone (dropped and counted)."""
-        try:
-            return to_table_many(batches), batches
-        except (ValueError, TypeError, pa.ArrowException):
-            kept: list[CaptureBatch] = []
-            for batch in batches:
-                try:
-                    to_table_many([batch])
-                except (ValueError, TypeError, pa.ArrowException) as exc:
-                    _log.warning("capture: a batch of %s was dropped: %s", batch.model, exc)
-                    self._count(dropped=batch.rows)
-                else:
-                    kept.append(batch)
-            return (to_table_many(kept), kept) if kept else None
-
-    def _count(self, *, dropped: int) -> None:
+    def _drop(self, entry: Entry, exc: BaseException) -> None:
+        _log.warning("capture: a batch of %s was dropped: %s", entry[0], exc)
         with self._cond:
-            self._dropped += dropped
-            self._pending -= dropped
+            if self._failed is None:  # else it was counted when capture stopped
+                self._dropped += entry[7]
+                self._pending -= entry[7]
 
-    def _fail(self, exc: BaseException, buffers: dict[tuple[str, int, str], _Buffer]) -> None:
+    def _fail(self, exc: BaseException, buffers: dict[_Key, _Buffer]) -> None:
         reason = f"capture stopped: cannot write below {self._root}: {_describe(exc)}"
         _log.error("%s", reason)
         with self._cond:
@@ -258,20 +352,28 @@ class CaptureWriter:
             lost = self._pending  # everything buffered and still queued
             self._dropped += lost
             self._pending = 0
-            self._queue.clear()
+            self._open.clear()
+            self._tables.clear()
+            self._converted = 0
             self._cond.notify_all()
         buffers.clear()
 
 
-def _check_partition(batch: CaptureBatch) -> None:
+def _check_partition(entry: Entry) -> None:
     """The model name and version become folder names: only names the repository allows, never a path."""
-    if not isinstance(batch.model, str) or MODEL_NAME.match(batch.model) is None or batch.version < 0:
-        raise ValueError(f"not a model name and version: {batch.model!r} {batch.version!r}")
+    model, version = entry[0], entry[1]
+    if not isinstance(model, str) or MODEL_NAME.match(model) is None or version < 0:
+        raise ValueError(f"not a model name and version: {model!r} {version!r}")
 
 
-def _rows(batch: object) -> int:
-    """A batch's row count as submit counted it (0 for anything that is not a batch)."""
-    rows = getattr(batch, "rows", None)
+def _span(entries: list[Entry]) -> tuple[int, int]:
+    """The first and last arrival among the entries."""
+    times = list(map(itemgetter(5), entries))
+    return min(times), max(times)
+
+
+def _rows(rows: object) -> int:
+    """A row count as submit counts it (0 for anything that is not a positive integer)."""
     return rows if isinstance(rows, int) and rows > 0 else 0
 
 
