@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from driftline.errors import BadRequest
-from driftline.repository.names import VERSION_PATTERN, is_version
+from driftline.repository.names import is_version
 
 __all__ = ["DATE_TIME", "REPORT_FORMATS", "VERSION", "choice", "moment", "version_number"]
 
@@ -18,8 +18,21 @@ _EXAMPLE: Final = "e.g. 2026-01-31T00:00:00Z"
 DATE_TIME: Final[dict[str, Any]] = {"format": "date-time", "description": f"ISO 8601 with a timezone ({_EXAMPLE})"}
 #: What a report route (drift, quality) answers: its JSON, or an HTML page to look at.
 REPORT_FORMATS: Final = ("json", "html")
-#: The schema of a version parameter.
-VERSION: Final[dict[str, Any]] = {"pattern": f"^{VERSION_PATTERN}$"}
+
+
+def at_most(limit: int) -> str:
+    """A regular expression of the decimal numbers (leading zeros allowed) from 0 to ``limit``: a schema's
+    pattern can then say how large a number a string parameter takes, as a number's ``maximum`` would."""
+    digits = str(limit)
+    shorter = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    lower = [
+        f"{digits[:i]}[0-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}" for i, d in enumerate(digits) if d != "0"
+    ]
+    return f"0*(?:{'|'.join([*shorter, *lower, digits])})"
+
+
+#: The schema of a version parameter: a version number that segments can hold.
+VERSION: Final[dict[str, Any]] = {"pattern": f"^{at_most(_MAX_VERSION)}$"}
 
 
 def moment(value: str | None, name: str) -> datetime | None:
