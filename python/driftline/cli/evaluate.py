@@ -97,7 +97,7 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
 
 def _interval(e: dict[str, Any]) -> str:
     shown = [f"{v:.4f}" if v is not None else "-" for v in (e["value"], e["lower"], e["upper"])]
-    return f"{shown[0]:<10} {shown[1]} - {shown[2]}"
+    return f"{shown[0]:<10} [{shown[1]}, {shown[2]}]"
 
 
 def _table(result: dict[str, Any]) -> None:
