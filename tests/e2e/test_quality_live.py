@@ -21,6 +21,7 @@ import pytest
 from sklearn import metrics
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_KEY, assert_one_line_refusal, write_config, write_server_config
+from tests.helpers import BINARY_QUALITY as QUALITY
 
 from driftline.repository.demo import build_classifier_onnx, build_mlp_onnx
 
@@ -28,14 +29,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 REQUESTS, LABELED, WORKERS, BATCH = 10_000, 0.6, 8, 1_000
-QUALITY = """\
-[quality]
-task = "classification"
-label_output = "label"
-score_output = "probabilities"
-classes = [0, 1]
-positive = 1
-"""
 BINARY = f'max_batch_size = 64\nversion_policy = {{ policy = "all" }}\n[capture]\nenabled = true\n{QUALITY}'
 
 

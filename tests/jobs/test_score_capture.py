@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_KEY, build_test_repository, write_config, write_server_config
+from tests.helpers import IRIS_QUALITY as IRIS
 
 from driftline.capture.reader import CaptureReader
 from driftline.cli.main import main
@@ -32,15 +33,6 @@ from driftline.store.feedback import FeedbackStore
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ROWS = 2500
-IRIS = """\
-max_batch_size = 16
-version_policy = { policy = "all" }
-[quality]
-task = "classification"
-label_output = "label"
-score_output = "probabilities"
-classes = [0, 1, 2]
-"""
 COLUMNS = ["--columns", "x=f0,f1,f2,f3", "--passthrough", "id"]
 
 
