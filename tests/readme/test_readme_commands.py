@@ -157,15 +157,11 @@ def run_server_settings(block: Block, ctx: Context) -> None:
     assert settings.http.port == flat["http"]["port"] == 8000
 
 
-# --- the walkthrough: publish -> shadow -> approve -> promote -> rollback ---
-
-
-def run_walkthrough(block: Block, ctx: Context) -> None:
-    # "after make install (or make serve once)": the demo and the store exist, and no server holds port 8000.
-    # It runs in a copy of that root: the key it creates would otherwise close the drift routes to the README's
-    # keyless curl in the later blocks (which a user reading a section on its own runs without the walkthrough).
+def run_in_a_copy(block: Block, ctx: Context, suffix: str) -> tuple[Path, subprocess.CompletedProcess[str], str]:
+    """Run a walkthrough "after make install (or make serve once)" in a copy of that root (the demo and the store),
+    so what it changes stays out of the later blocks; it must succeed. Returns the root, the run and server.log."""
     ctx.serve.ran_once()
-    root = link_checkout(ctx.checkout.with_name(ctx.checkout.name + "-walkthrough"))
+    root = link_checkout(ctx.checkout.with_name(ctx.checkout.name + suffix))
     shutil.copytree(ctx.checkout / "demo-models", root / "demo-models")
     shutil.copy2(ctx.checkout / "driftline.db", root / "driftline.db")
     proc = run_bash(block, root, user_env(root, venv_on_path=False), timeout=240)
@@ -173,6 +169,17 @@ def run_walkthrough(block: Block, ctx: Context) -> None:
     assert proc.returncode == 0, (
         f"{block.label} failed:\n{proc.stdout[-4000:]}\n{proc.stderr}\nserver.log:\n{log[-3000:]}"
     )
+    return root, proc, log
+
+
+# --- the walkthrough: publish -> shadow -> approve -> promote -> rollback ---
+
+
+def run_walkthrough(block: Block, ctx: Context) -> None:
+    # "after make install (or make serve once)": the demo and the store exist, and no server holds port 8000.
+    # It runs in a copy of that root: the key it creates would otherwise close the drift routes to the README's
+    # keyless curl in the later blocks (which a user reading a section on its own runs without the walkthrough).
+    root, proc, _ = run_in_a_copy(block, ctx, "-walkthrough")
     assert "Traceback" not in proc.stderr
     out = proc.stdout
     # What the block's comments say each step shows.
@@ -190,15 +197,7 @@ def run_walkthrough(block: Block, ctx: Context) -> None:
 
 def run_quality_walkthrough(block: Block, ctx: Context) -> None:
     # It appends a rule to the demo's config.toml: run it in a copy of the root, as the other walkthrough.
-    ctx.serve.ran_once()
-    root = link_checkout(ctx.checkout.with_name(ctx.checkout.name + "-quality"))
-    shutil.copytree(ctx.checkout / "demo-models", root / "demo-models")
-    shutil.copy2(ctx.checkout / "driftline.db", root / "driftline.db")
-    proc = run_bash(block, root, user_env(root, venv_on_path=False), timeout=240)
-    log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-    assert proc.returncode == 0, (
-        f"{block.label} failed:\n{proc.stdout[-4000:]}\n{proc.stderr}\nserver.log:\n{log[-3000:]}"
-    )
+    root, proc, log = run_in_a_copy(block, ctx, "-quality")
     assert "Traceback" not in proc.stderr + log
     out = proc.stdout
     # What the comments say: 200 labels stored, accuracy 0.75 over 200 labeled rows, one firing event.
