@@ -101,8 +101,8 @@ class LiveQuality:
         self._labels = labels
         self._reader = reader
         self._evaluations = evaluations
-        # (model, version) -> (the evaluation id it was fitted on, the fit; None: that evaluation cannot be one).
-        self._fits: dict[tuple[str, int], tuple[int, CBPE | None]] = {}
+        # (model, version) -> (the evaluation id it was fitted on, its baseline; None: that evaluation cannot be one).
+        self._fits: dict[tuple[str, int], tuple[int, Baseline | None]] = {}
         self._fits_lock = threading.Lock()
 
     def config(self, name: str) -> QualityConfig:
@@ -158,27 +158,24 @@ class LiveQuality:
     def references(self, name: str, quality: QualityConfig, joined: Joined) -> dict[int, CBPE] | None:
         """The CBPE reference of each version in ``joined`` that has one, fitted on its newest evaluation (``driftline
         evaluate``) once per evaluation; None for a model CBPE cannot estimate (no binary classifier with scores)."""
-        classes = quality.classes
-        if self._evaluations is None or quality.score_output is None or classes is None or len(classes) != 2:
+        if not self._estimable(quality):
             return None
-        references = {}
-        for version in sorted(int(v) for v in joined.captures["version"].unique()):
-            fit = self._reference(name, version, classes, classes[1] if quality.positive is None else quality.positive)
-            if fit is not None:
-                references[version] = fit
-        return references
+        versions = sorted(int(v) for v in joined.captures["version"].unique())
+        return {v: found.cbpe for v in versions if (found := self._baseline(name, v, quality)) is not None}
 
     def baseline(self, name: str, version: int, quality: QualityConfig) -> Baseline | None:
         """The version's CBPE reference and its evaluation's metrics; None when CBPE cannot estimate it."""
-        classes = quality.classes
-        if self._evaluations is None or quality.score_output is None or classes is None or len(classes) != 2:
-            return None
-        fit = self._reference(name, version, classes, classes[1] if quality.positive is None else quality.positive)
-        summary = None if fit is None else self._evaluations.summary(name, version)
-        return None if fit is None or summary is None else Baseline(fit, summary.metrics)
+        return self._baseline(name, version, quality) if self._estimable(quality) else None
 
-    def _reference(self, name: str, version: int, classes: list[str | int], positive: str | int) -> CBPE | None:
-        assert self._evaluations is not None  # the caller checked
+    def _estimable(self, quality: QualityConfig) -> bool:
+        """Whether CBPE can estimate the model: a binary classifier with a score output, and evaluations to fit on."""
+        classes = quality.classes
+        return self._evaluations is not None and quality.score_output is not None and len(classes or ()) == 2
+
+    def _baseline(self, name: str, version: int, quality: QualityConfig) -> Baseline | None:
+        """The baseline of the version's newest evaluation: fitted once per evaluation (one summary read per call)."""
+        assert self._evaluations is not None  # _estimable checked
+        assert quality.classes is not None
         summary = self._evaluations.summary(name, version)
         if summary is None:
             return None
@@ -186,19 +183,21 @@ class LiveQuality:
             cached = self._fits.get((name, version))
         if cached is not None and cached[0] == summary.id:
             return cached[1]
-        fit = None
+        found = None
         pairs = self._evaluations.reference(name, version)
         if pairs is not None:
+            classes = quality.classes
+            positive = classes[1] if quality.positive is None else quality.positive
             labels, scores = pairs
             negative = classes[1 - classes.index(positive)]
             truth = np.where(labels == 1, np.array(positive, dtype=object), np.array(negative, dtype=object))
             try:
-                fit = fit_cbpe(truth.tolist(), scores, positive=positive)
+                found = Baseline(fit_cbpe(truth.tolist(), scores, positive=positive), summary.metrics)
             except BadRequest as exc:  # a reference too small or one-sided: no estimate, and the log says why
                 _log.warning("%s version %d: evaluation %d is no CBPE reference: %s", name, version, summary.id, exc)
         with self._fits_lock:
-            self._fits[(name, version)] = (summary.id, fit)
-        return fit
+            self._fits[(name, version)] = (summary.id, found)
+        return found
 
     def unmatched(self, name: str, items: Sequence[Feedback]) -> int | None:
         """How many distinct keys among ``items`` name no captured row of ``name``, as of now: rows still queued in
