@@ -25,9 +25,7 @@ def at_most(limit: int) -> str:
     pattern can then say how large a number a string parameter takes, as a number's ``maximum`` would."""
     digits = str(limit)
     shorter = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
-    lower = [
-        f"{digits[:i]}[0-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}" for i, d in enumerate(digits) if d != "0"
-    ]
+    lower = [f"{digits[:i]}[0-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}" for i, d in enumerate(digits) if d != "0"]
     return f"0*(?:{'|'.join([*shorter, *lower, digits])})"
 
 
