@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2] / "python" / "driftline"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("http", "cli"),
     ("server",),
-    ("lifecycle", "registry", "jobs", "feedback"),
-    ("serving", "drift", "quality", "capture"),
+    ("lifecycle", "registry", "jobs", "feedback", "experiments"),
+    ("serving", "drift", "quality", "capture", "stats"),
     ("store", "backends", "repository", "protocol"),
     ("config",),
     ("security", "errors", "_core"),

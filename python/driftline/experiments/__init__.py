@@ -1,0 +1,1 @@
+"""Champion/challenger experiments: spec, store, report, decisions (docs/experiments.md)."""
