@@ -19,6 +19,7 @@ __all__ = [
     "MAX_METRICS",
     "Arm",
     "Design",
+    "Experiment",
     "ExperimentSpec",
     "Metric",
     "Rule",
@@ -206,3 +207,26 @@ class ExperimentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, om
     def metric(self, name: str) -> Metric:
         """The metric called ``name`` (the spec checked every reference to one)."""
         return next(m for m in self.metrics if m.name == name)
+
+
+class Experiment(msgspec.Struct, frozen=True):
+    """An experiment as the server runs it: its spec, the version each arm was pinned to when it started, its state.
+
+    ``stopped_at`` is set once it stopped: by an operator, at ``ends_at``, or by a guardrail (``stop_reason`` says
+    which); its report then covers ``[started_at, stopped_at)``.
+    """
+
+    id: int
+    model: str
+    spec: ExperimentSpec
+    versions: dict[str, int]
+    state: Literal["running", "stopped"]
+    started_at: datetime
+    created_by: str
+    stopped_at: datetime | None = None
+    stopped_by: str | None = None
+    stop_reason: str | None = None
+
+    def version(self, arm: str) -> int:
+        """The version arm ``arm`` is pinned to."""
+        return self.versions[arm]
