@@ -7,9 +7,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, get, post
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Operation
 from litestar.params import QueryParameter
 
 from driftline.feedback.kpi_body import WireKpi, parse_kpis
@@ -17,7 +16,7 @@ from driftline.feedback.kpis import KpiCounts, KpiSummary  # noqa: TC001 - Lites
 from driftline.http import query
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
-from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors, one_or_many
 
 __all__ = ["KpiController", "KpiOperation"]
 
@@ -27,20 +26,12 @@ class KpiOperation(Operation):
     """The KPI route reads its body itself (the 404 comes before it): document the body it takes."""
 
     def __post_init__(self) -> None:
-        """One event, or ``{"kpi": [...]}`` of them (the event's schema has no references to resolve)."""
-        one = msgspec.json.schema_components([WireKpi])[1]["WireKpi"]
-        # Exactly one of id and entity: the struct cannot say so, the schema can.
-        one["oneOf"] = [{"required": ["id"]}, {"required": ["entity"]}]
-        many = {
-            "type": "object",
-            "properties": {"kpi": {"type": "array", "items": one, "minItems": 1}},
-            "required": ["kpi"],
-            "additionalProperties": False,
-        }
-        self.request_body = RequestBody(
-            required=True,
-            description="One KPI event, or up to feedback.max_items of them in a list (all stored or none)",
-            content={"application/json": OpenAPIMediaType(schema={"oneOf": [one, many]})},  # type: ignore[arg-type]
+        """One event, or ``{"kpi": [...]}`` of them; exactly one of id and entity (the struct cannot say so)."""
+        self.request_body = one_or_many(
+            WireKpi,
+            "kpi",
+            "One KPI event, or up to feedback.max_items of them in a list (all stored or none)",
+            oneOf=[{"required": ["id"]}, {"required": ["entity"]}],
         )
 
 
