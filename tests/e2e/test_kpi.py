@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import polars as pl
 import pytest
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_KEY, build_test_repository, write_server_config
@@ -209,3 +210,19 @@ def test_the_openapi_document_names_the_body_and_the_answers(server):
     assert {"400", "401", "403", "404", "413"} <= set(post["responses"])
     get = doc["paths"]["/v1/models/{name}/kpi"]["get"]
     assert {p["name"] for p in get["parameters"]} >= {"since", "until"}
+
+
+def test_erasing_an_entity_erases_its_kpi_events_and_those_of_its_requests(server, store):
+    _infer(server, 1, "erase-kpi-1", entity="carol")
+    _infer(server, 1, "erase-kpi-2", entity="dave")
+    events = [
+        {"entity": "carol", "name": "erasable", "value": 1},
+        {"id": "erase-kpi-1", "name": "erasable", "value": 2},  # carol's request: her data too
+        {"id": "erase-kpi-2", "name": "erasable", "value": 4},
+    ]
+    assert _post(server, {"kpi": events}).status_code == 200
+    r = httpx.delete(f"{server.url}/v1/captures", params={"entity": "carol"}, headers=ADMIN, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"entity": "carol", "captured_rows": 1, "labels": 0, "kpi_events": 2}
+    left = store.frame("iris").filter(pl.col("name") == "erasable")
+    assert left.select("request_id", "entity", "value").rows() == [("erase-kpi-2", None, 4.0)]
