@@ -182,9 +182,10 @@ def test_erasure_removes_exactly_the_entity_and_is_audited(server):
     assert httpx.delete(f"{server.url}/v1/captures", params={"entity": "alice"}, timeout=10).status_code == 401
     r = httpx.delete(f"{server.url}/v1/captures", params={"entity": "alice"}, headers=HEADERS, timeout=30)
     assert r.status_code == 200, r.text
-    assert r.json() == {"entity": "alice", "captured_rows": 6, "labels": 2}
+    assert r.json() == {"entity": "alice", "captured_rows": 6, "labels": 2, "kpi_events": 0}
     again = httpx.delete(f"{server.url}/v1/captures", params={"entity": "bob"}, headers=HEADERS, timeout=30)
-    assert again.json() == {"entity": "bob", "captured_rows": 6, "labels": 1}  # bob's label was left until now
+    # bob's label was left until now
+    assert again.json() == {"entity": "bob", "captured_rows": 6, "labels": 1, "kpi_events": 0}
     after = _rows(server.url, "iris", 0)
     assert after.filter(pl.col("entity").is_in(["alice", "bob"])).height == 0
     assert after.height == before.height - 12

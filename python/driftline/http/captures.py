@@ -63,6 +63,7 @@ class CaptureErased(msgspec.Struct, frozen=True):
     entity: str
     captured_rows: int
     labels: int  # feedback labels removed: the entity's own and those of its captured requests
+    kpi_events: int  # KPI events removed, the same way
 
 
 def _capture(services: Services) -> CaptureService:
@@ -255,7 +256,7 @@ class ErasureController(Controller):
     )
     async def erase(self, services: ServicesDep, request: Request[Any, Any, Any], entity: str) -> CaptureErased:
         """Delete the rows whose ``parameters.entity`` was ``entity``, in every model (rows still queued first), and
-        the entity's feedback labels (by entity, and by the request ids of its rows).
+        the entity's feedback labels and KPI events (by entity, and by the request ids of its rows).
 
         The audit event names the entity by its sha256, so the log itself keeps no personal data.
         """
@@ -267,6 +268,7 @@ class ErasureController(Controller):
         except OSError as exc:
             raise DriftlineError(f"erasure stopped part way (run it again): {exc}") from None
         labels = services.feedback.erase_entity(entity, sorted(requests))
+        events = services.kpis.store.erase_entity(entity, sorted(requests))
         principal: Principal = request.scope["state"]["principal"]
         digest = hashlib.sha256(entity.encode()).hexdigest()
         services.audit.record(
@@ -274,6 +276,7 @@ class ErasureController(Controller):
             "*",
             actor=f"key:{principal.name}",
             sha256=digest,
-            reason=f"erased {rows} captured row(s) and {labels} label(s) of the entity with sha256 {digest}",
+            reason=f"erased {rows} captured row(s), {labels} label(s) and {events} KPI event(s) of the entity "
+            f"with sha256 {digest}",
         )
-        return CaptureErased(entity=entity, captured_rows=rows, labels=labels)
+        return CaptureErased(entity=entity, captured_rows=rows, labels=labels, kpi_events=events)
