@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from driftline.errors import BadRequest
 from driftline.repository.names import is_version
+from driftline.serving.shadow import ShadowCapture
 from driftline.serving.signature import check_request
 from driftline.serving.stats import RequestErrors
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.security.keys import KeyRing
     from driftline.serving.loaded import LoadedModel
     from driftline.serving.table import ModelTable
+    from driftline.serving.traffic import Traffic
 
 __all__ = ["DataPlane"]
 
@@ -37,15 +39,23 @@ __all__ = ["DataPlane"]
 class DataPlane:
     """Auth for inference, routing, the signature check, priority and timeout, the batcher, shadows, outputs."""
 
-    __slots__ = ("_id_prefix", "_ids", "capture", "errors", "in_flight", "keys", "require_key", "table")
+    __slots__ = ("_id_prefix", "_ids", "capture", "errors", "in_flight", "keys", "require_key", "table", "traffic")
 
     def __init__(
-        self, table: ModelTable, keys: KeyRing, *, require_key: bool, capture: CaptureService | None = None
+        self,
+        table: ModelTable,
+        keys: KeyRing,
+        *,
+        require_key: bool,
+        capture: CaptureService | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         """Serve from ``table``; with ``require_key`` every inference needs a ``predictor`` key from ``keys``;
-        answered requests go to ``capture`` when their version captures (None: capture is off everywhere)."""
+        answered requests go to ``capture`` when their version captures (None: capture is off everywhere); every
+        request that reaches a version's batcher is counted in ``traffic`` (None: not counted)."""
         self.table = table
         self.capture = capture
+        self.traffic = traffic
         self.keys = keys
         self.require_key = require_key
         self.errors = RequestErrors()
@@ -76,19 +86,25 @@ class DataPlane:
 
         ``version`` is a version number, an alias, or None (the routing policy and the default alias choose).
         When the version captures, a request without an ``id`` is given one (the answer carries it, so the caller
-        can send feedback for it).
+        can send feedback for it). A shadow copy's answer is captured (arm "shadow") when the shadow version
+        captures and the request has an id: the same id and entity, so one label labels both versions' rows.
         """
         capture = self.capture
         arrived_ns = 0 if capture is None else time.time_ns()  # capture off everywhere: not even a clock read
         params = request.parameters
         model, shadow = self.table.route(name, version, params, metadata)
         rows = check_request(model, request.inputs, request.outputs)
-        plan = None if capture is None else capture.plan(model.name, model.version, model.source)
+        plan = shadow_plan = None
+        if capture is not None:
+            plan = capture.plan(model.name, model.version, model.source)
+            if shadow is not None:
+                shadow_plan = capture.plan(shadow.name, shadow.version, shadow.source)
         entity = request_id = None
-        if plan is not None:
+        if plan is not None or (shadow_plan is not None and request.id is not None):
             entity = params.get("entity") if params else None
             if entity is not None and type(entity) is not str:
                 raise BadRequest(f"parameters.entity must be a string, got {reprlib.repr(entity)}")
+        if plan is not None:
             if request.id is None:
                 # The answer carries it, so feedback can name this request.
                 request.id = f"{self._id_prefix}{next(self._ids):016x}"
@@ -100,10 +116,23 @@ class DataPlane:
             for key, value in (("priority", priority), ("timeout", timeout_us)):
                 if type(value) is not int:
                     raise BadRequest(f"parameter {key!r} must be an integer, got {reprlib.repr(value)}")
+        traffic = self.traffic
         start = time.perf_counter()
-        outputs = await model.batcher.infer(request.inputs, rows, priority, timeout_us, self.in_flight == 1)
+        try:
+            outputs = await model.batcher.infer(request.inputs, rows, priority, timeout_us, self.in_flight == 1)
+        except Exception as exc:
+            # A 400 is the request's own parameters (priority, timeout out of range), not the version failing.
+            if traffic is not None and not isinstance(exc, BadRequest):
+                traffic.record(model.name, model.version, not version, None)
+            raise
+        elapsed = time.perf_counter() - start
+        if traffic is not None:
+            traffic.record(model.name, model.version, not version, elapsed)
         if shadow is not None:
-            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, time.perf_counter() - start)
+            taken = None
+            if shadow_plan is not None and capture is not None and request.id is not None:
+                taken = ShadowCapture(capture, shadow_plan, request.id, entity, arrived_ns // 1000)
+            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, elapsed, taken)
         if request.outputs is not None:
             outputs = {n: outputs[n] for n in request.outputs}
         if plan is not None and capture is not None and request_id is not None:  # all three set together above
