@@ -191,6 +191,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kpi_events_model ON kpi_events(model, id);
     CREATE INDEX kpi_events_erase ON kpi_events(entity);
     """,
+    # Request, error and latency counts per process, version, routed or not, and minute (store/traffic.py): latency
+    # is a JSON object of the non-zero buckets of LATENCY_BOUNDS (index -> successes), summed on read.
+    """
+    CREATE TABLE traffic (
+        process TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        routed INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency TEXT NOT NULL,
+        PRIMARY KEY (process, model, version, routed, minute)
+    );
+    CREATE INDEX traffic_model ON traffic(model, minute);
+    CREATE INDEX traffic_age ON traffic(minute);
+    """,
 )
 
 
