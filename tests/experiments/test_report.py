@@ -323,3 +323,19 @@ def test_a_split_with_three_arms_compares_each_treatment_with_the_control():
     assert [(v.arm, v.verdict) for v in metric.comparisons] == [("b", "inconclusive"), ("c", "better")]
     assert [(r.passed, "b " in r.text or "c " in r.text) for r in report.rules] == [(False, True), (True, True)]
     assert not report.ready
+
+
+def test_a_guardrail_on_errors_fires_against_a_control_without_any():
+    # gbstats' interval is unbounded when an arm's variance is 0 (0% errors): the report's is not.
+    spec = spec_of(CONVERSION, ERRORS, guardrails=["error_rate"])
+    traffic = {"control": totals(10_000, 0, 0.01), "treatment": totals(10_000, 300, 0.01)}
+    report = report_of(spec, data_of(spec, conversions(0.1, 0.15, 5000), traffic=traffic))
+    versus = report.metrics[1].comparisons[0]
+    assert versus.verdict == "worse"
+    assert 0 < versus.absolute.lower < 0.03 < versus.absolute.upper
+    assert report.breached == ["error_rate"]
+    # Neither arm with an error: nothing to conclude, and a bounded interval around 0.
+    same = {"control": totals(10_000, 0, 0.01), "treatment": totals(10_000, 0, 0.01)}
+    versus = report_of(spec, data_of(spec, conversions(0.1, 0.15, 5000), traffic=same)).metrics[1].comparisons[0]
+    assert versus.verdict == "inconclusive"
+    assert -0.01 < versus.absolute.lower < 0 < versus.absolute.upper < 0.01

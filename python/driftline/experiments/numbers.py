@@ -136,20 +136,31 @@ def _role(spec: ExperimentSpec, name: str) -> Role:
     return "primary" if name == spec.primary else "guardrail" if name in spec.guardrails else "secondary"
 
 
-def _sample(values: NDArray[np.float64], proportion: bool) -> Sample:
-    if proportion:
-        return Sample.proportion(len(values), int(values.sum()))
+def share(n: int, successes: int) -> Sample:
+    """successes / n with gbstats' variance p(1 - p), except that an arm at 0% or 100% gets the variance of
+    (successes + 1/2) / (n + 1): gbstats leaves the interval unbounded when an arm's variance is 0, and a
+    challenger's errors must still show against a control that had none (docs/experiments.md)."""
+    s = Sample.proportion(n, successes)
+    if n >= 2 and s.variance == 0:
+        p = (successes + 0.5) / (n + 1)
+        return Sample(n, s.mean, p * (1.0 - p))
+    return s
+
+
+def _sample(values: NDArray[np.float64], is_proportion: bool) -> Sample:
+    if is_proportion:
+        return share(len(values), int(values.sum()))
     return Sample.of(values)
 
 
-def _prefix(units: Units, proportion: bool, cut: int) -> Sample:
+def _prefix(units: Units, is_proportion: bool, cut: int) -> Sample:
     """The sample of the units first seen before ``cut`` (µs), from running sums."""
     order = np.argsort(units.at, kind="stable")
     at, values = units.at[order], units.values[order]
     k = int(np.searchsorted(at, cut, side="right"))
     head = values[:k]
-    if proportion:
-        return Sample.proportion(k, int(head.sum()))
+    if is_proportion:
+        return share(k, int(head.sum()))
     return Sample.of_sums(k, float(head.sum()), float((head * head).sum()))
 
 
@@ -258,7 +269,7 @@ def _error_rate(spec: ExperimentSpec, metric: Metric, data: ExperimentData) -> M
     cumulative = _cumulative(data)
 
     def sample(totals: TrafficTotals | None) -> Sample:
-        return Sample.proportion(0, 0) if totals is None else Sample.proportion(totals.requests, totals.errors)
+        return share(0, 0) if totals is None else share(totals.requests, totals.errors)
 
     c = sample(data.traffic.get(spec.control.name))
     comparisons = []
