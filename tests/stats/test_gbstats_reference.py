@@ -42,7 +42,7 @@ def _equal(interval: Interval, reference: dict[str, float]) -> bool:
     return all(_close(getattr(interval, k), reference[k]) for k in ("estimate", "lower", "upper"))
 
 
-def test_fixture_covers_the_cases_the_brief_names():
+def test_fixture_covers_proportions_means_sizes_and_levels():
     assert REFERENCE["gbstats"] == "0.8.0"
     kinds = {c["kind"] for c in CASES.values()}
     assert kinds == {"proportion", "mean", "revenue"}
