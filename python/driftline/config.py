@@ -227,9 +227,9 @@ class CaptureSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class FeedbackSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Ground-truth labels posted to ``/v1/models/{m}/feedback``."""
+    """Ground-truth labels posted to ``/v1/models/{m}/feedback`` (and KPI events to ``/v1/models/{m}/kpi``)."""
 
-    # Labels one request may carry (the body limit, http.max_request_bytes, applies as well); the CLI's upload
+    # Labels (or KPI events) one request may carry (the body limit, http.max_request_bytes, applies as well); the CLI's upload
     # sends batches of at most this many.
     max_items: int = 10_000
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime  # noqa: TC003 - KpiSummary's annotations are read at run time (msgspec, OpenAPI)
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -22,7 +23,6 @@ from driftline.feedback.service import UNMATCHED_SCAN_ROWS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from driftline.capture.reader import CaptureReader
     from driftline.serving.table import ModelTable

@@ -21,6 +21,7 @@ from driftline.http.drift import DriftController
 from driftline.http.fastpath import InferFastPath
 from driftline.http.feedback import FeedbackController
 from driftline.http.jobs import JobsController
+from driftline.http.kpi import KpiController
 from driftline.http.methods import allow_header, complete_options_allow
 from driftline.http.metrics import metrics
 from driftline.http.openapi import openapi_config, ui_router
@@ -90,6 +91,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             DriftController,
             FeedbackController,
             QualityController,
+            KpiController,
             AdminController,
             CapturesController,
             ErasureController,

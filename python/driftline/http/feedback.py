@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Operation
 
 from driftline.feedback import parse_feedback
 from driftline.feedback.body import WireFeedback
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.http.guards import require_role_when_keyed
-from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors
+from driftline.http.openapi import KEYED_WHEN_CONFIGURED, errors, one_or_many
 from driftline.store.feedback import PutCounts  # noqa: TC001 - Litestar reads handler annotations at run time
 
 if TYPE_CHECKING:
@@ -39,18 +39,9 @@ class FeedbackOperation(Operation):
     """The feedback route reads its body itself (404 and 409 come before it): document the body it takes."""
 
     def __post_init__(self) -> None:
-        """One label, or ``{"feedback": [...]}`` of them (the label's schema has no references to resolve)."""
-        one = msgspec.json.schema_components([WireFeedback])[1]["WireFeedback"]
-        many = {
-            "type": "object",
-            "properties": {"feedback": {"type": "array", "items": one, "minItems": 1}},
-            "required": ["feedback"],
-            "additionalProperties": False,
-        }
-        self.request_body = RequestBody(
-            required=True,
-            description="One label, or up to feedback.max_items of them in a list",
-            content={"application/json": OpenAPIMediaType(schema={"oneOf": [one, many]})},  # type: ignore[arg-type]
+        """One label, or ``{"feedback": [...]}`` of them."""
+        self.request_body = one_or_many(
+            WireFeedback, "feedback", "One label, or up to feedback.max_items of them in a list"
         )
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "QualityReportOperation",
     "errors",
     "infer_responses",
+    "one_or_many",
     "openapi_config",
     "ui_router",
 ]
@@ -177,6 +178,24 @@ class InferOperation(Operation):
         )
         self.parameters = [*(self.parameters or []), length]
         _add_200_media(self, ("application/octet-stream",))
+
+
+def one_or_many(item: type[msgspec.Struct], key: str, description: str, **extra: Any) -> RequestBody:
+    """The body of a route that reads it itself: one ``item`` object, or ``{key: [...]}`` of them (feedback labels,
+    KPI events); ``extra`` adds to the item's schema what the struct cannot say. The item's schema must have no
+    references to resolve."""
+    one = {**msgspec.json.schema_components([item])[1][item.__name__], **extra}
+    many = {
+        "type": "object",
+        "properties": {key: {"type": "array", "items": one, "minItems": 1}},
+        "required": [key],
+        "additionalProperties": False,
+    }
+    return RequestBody(
+        required=True,
+        description=description,
+        content={"application/json": OpenAPIMediaType(schema={"oneOf": [one, many]})},  # type: ignore[arg-type]
+    )
 
 
 def _report_bodies(operation: Operation, report: type[msgspec.Struct]) -> None:

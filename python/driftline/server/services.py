@@ -18,6 +18,7 @@ from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
 from driftline.feedback.alerts import QualityAlerts
+from driftline.feedback.kpis import Kpis
 from driftline.feedback.service import LiveQuality
 from driftline.jobs.capture import CaptureTarget
 from driftline.jobs.roots import Roots
@@ -52,6 +53,7 @@ from driftline.store.deployments import DeploymentStore
 from driftline.store.evaluations import EvaluationStore
 from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
+from driftline.store.kpis import KpiStore
 from driftline.store.proposals import ProposalStore
 from driftline.store.shadow_stats import ShadowStatsStore
 from driftline.store.traffic import TrafficStore
@@ -88,6 +90,7 @@ class Services:
     job_store: JobStore
     feedback: FeedbackStore
     quality: LiveQuality
+    kpis: Kpis
     quality_alerts: QualityAlerts
     sync: RegistrySync | None
     metrics: CollectorRegistry
@@ -197,7 +200,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         )
         job_store = JobStore(db)
         feedback = FeedbackStore(db)
-        quality = LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db))
+        reader = None if capture is None else capture.reader
+        quality = LiveQuality(table, feedback, reader, EvaluationStore(db))
+        kpis = Kpis(table, KpiStore(db), reader)
         window = timedelta(seconds=settings.quality.gauge_window_s)
         quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
         services = Services(
@@ -214,6 +219,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             job_store=job_store,
             feedback=feedback,
             quality=quality,
+            kpis=kpis,
             quality_alerts=quality_alerts,
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
