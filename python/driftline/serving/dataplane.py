@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from driftline.errors import BadRequest
 from driftline.repository.names import is_version
+from driftline.serving.shadow import ShadowCapture
 from driftline.serving.signature import check_request
 from driftline.serving.stats import RequestErrors
 
@@ -85,19 +86,25 @@ class DataPlane:
 
         ``version`` is a version number, an alias, or None (the routing policy and the default alias choose).
         When the version captures, a request without an ``id`` is given one (the answer carries it, so the caller
-        can send feedback for it).
+        can send feedback for it). A shadow copy's answer is captured (arm "shadow") when the shadow version
+        captures and the request has an id: the same id and entity, so one label labels both versions' rows.
         """
         capture = self.capture
         arrived_ns = 0 if capture is None else time.time_ns()  # capture off everywhere: not even a clock read
         params = request.parameters
         model, shadow = self.table.route(name, version, params, metadata)
         rows = check_request(model, request.inputs, request.outputs)
-        plan = None if capture is None else capture.plan(model.name, model.version, model.source)
+        plan = shadow_plan = None
+        if capture is not None:
+            plan = capture.plan(model.name, model.version, model.source)
+            if shadow is not None:
+                shadow_plan = capture.plan(shadow.name, shadow.version, shadow.source)
         entity = request_id = None
-        if plan is not None:
+        if plan is not None or (shadow_plan is not None and request.id is not None):
             entity = params.get("entity") if params else None
             if entity is not None and type(entity) is not str:
                 raise BadRequest(f"parameters.entity must be a string, got {reprlib.repr(entity)}")
+        if plan is not None:
             if request.id is None:
                 # The answer carries it, so feedback can name this request.
                 request.id = f"{self._id_prefix}{next(self._ids):016x}"
@@ -122,7 +129,10 @@ class DataPlane:
         if traffic is not None:
             traffic.record(model.name, model.version, not version, elapsed)
         if shadow is not None:
-            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, elapsed)
+            taken = None
+            if shadow_plan is not None and capture is not None and request.id is not None:
+                taken = ShadowCapture(capture, shadow_plan, request.id, entity, arrived_ns // 1000)
+            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, elapsed, taken)
         if request.outputs is not None:
             outputs = {n: outputs[n] for n in request.outputs}
         if plan is not None and capture is not None and request_id is not None:  # all three set together above

@@ -2,6 +2,8 @@
 
 The caller never waits for the shadow and never sees its failures: the copy is a task of its own, bounded in number
 (when too many are running the copy is dropped and counted), and every exception it raises is counted, not raised.
+When the shadow version captures, its answer is captured with arm "shadow" under the primary request's id and
+entity, so labels join to both versions' rows and paired tests can compare them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import copy
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -23,14 +25,26 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
+    from driftline.capture.service import CapturePlan, CaptureService
     from driftline.serving.loaded import LoadedModel
 
-__all__ = ["ShadowComparisons", "compare_outputs"]
+__all__ = ["ShadowCapture", "ShadowComparisons", "compare_outputs"]
 
 _log = logging.getLogger("driftline.shadow")
 Arrays = dict[str, "npt.NDArray[np.generic]"]
 # Shadow copies in flight at once per process; more are dropped rather than queued behind live traffic.
 MAX_IN_FLIGHT = 64
+
+
+class ShadowCapture(NamedTuple):
+    """What capturing a shadow's answer takes: the capture service, the shadow version's plan, and the primary
+    request's id, entity and arrival (µs since the epoch)."""
+
+    service: CaptureService
+    plan: CapturePlan
+    request_id: str
+    entity: str | None
+    arrived_us: int
 
 
 def compare_outputs(
@@ -110,19 +124,29 @@ class ShadowComparisons:
         rows: int,
         primary_outputs: Arrays,
         primary_latency_s: float,
+        capture: ShadowCapture | None = None,
     ) -> None:
-        """Run a copy of a request on ``shadow`` in the background; never raises."""
+        """Run a copy of a request on ``shadow`` in the background, its answer captured as ``capture`` says (None:
+        not captured); never raises."""
         pair = self.pair(primary.name, primary.version, shadow.version)
         if len(self._tasks) >= MAX_IN_FLIGHT:
             pair.dropped += 1
             return
         pair.requests += 1
         pair.primary_latency_s += primary_latency_s
-        task = asyncio.get_running_loop().create_task(self._run(pair, shadow, inputs, rows, primary_outputs))
+        task = asyncio.get_running_loop().create_task(self._run(pair, shadow, inputs, rows, primary_outputs, capture))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, pair: ShadowPair, shadow: LoadedModel, inputs: Arrays, rows: int, primary: Arrays) -> None:
+    async def _run(
+        self,
+        pair: ShadowPair,
+        shadow: LoadedModel,
+        inputs: Arrays,
+        rows: int,
+        primary: Arrays,
+        capture: ShadowCapture | None,
+    ) -> None:
         start = time.perf_counter()
         try:
             check_request(shadow, inputs, None)
@@ -132,7 +156,20 @@ class ShadowComparisons:
             pair.last_error = f"{type(exc).__name__}: {exc}"
             self._dirty.add((pair.model, pair.primary, pair.shadow))
             return
-        pair.shadow_latency_s += time.perf_counter() - start
+        latency_s = time.perf_counter() - start
+        pair.shadow_latency_s += latency_s
+        if capture is not None:  # its own latency: the time it took the shadow to check and answer
+            capture.service.take(
+                capture.plan,
+                (shadow.name, shadow.version, shadow.sha256),
+                capture.request_id,
+                "shadow",
+                (capture.arrived_us, int(latency_s * 1e6)),
+                rows,
+                inputs,
+                outputs,
+                capture.entity,
+            )
         compared, agreeing, abs_sum, abs_count = compare_outputs(primary, outputs)
         pair.compared_rows += compared
         pair.agreeing_rows += agreeing
