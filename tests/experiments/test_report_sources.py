@@ -113,7 +113,7 @@ def test_a_canary_report_from_real_captures_labels_kpis_and_traffic(root, index,
         version = 1 + i % 2
         rid = f"r{i}"
         at = T0 + timedelta(seconds=80 * i)
-        arm = "alias" if version == 1 else "canary"
+        arm = "default" if version == 1 else "canary"
         request = dataclasses.replace(batch(rid, rows=2, version=version, ts_us=_us(at), seed=i), arm=arm)
         writer.submit(request)
         expected[version][0] += 1
@@ -124,9 +124,13 @@ def test_a_canary_report_from_real_captures_labels_kpis_and_traffic(root, index,
         if rng.random() < (0.1 if version == 1 else 0.3):
             events.append(KpiEvent(name="conversion", value=1.0, request_id=rid, at_us=_us(at) + 1))
             expected[version][2] += 1
-    # The challenger's shadow copy of a champion request, and a request before the window: no units.
+    # No units: the challenger's shadow copy of a champion request, requests that named a version or an alias,
+    # and a request before the window.
     writer.submit(dataclasses.replace(batch("r0", rows=2, version=2, ts_us=_us(T0)), arm="shadow"))
-    writer.submit(dataclasses.replace(batch("early", version=1, ts_us=_us(T0 - timedelta(hours=1))), arm="alias"))
+    writer.submit(dataclasses.replace(batch("named", rows=2, version=2, ts_us=_us(T0)), arm="pinned"))
+    writer.submit(dataclasses.replace(batch("aliased", rows=2, version=1, ts_us=_us(T0)), arm="alias"))
+    writer.submit(dataclasses.replace(batch("early", version=1, ts_us=_us(T0 - timedelta(hours=1))), arm="default"))
+    labels += [Feedback(target="0", request_id=rid, row=0) for rid in ("r0", "named", "aliased", "early")]
     events.append(KpiEvent(name="revenue", value=9.0, request_id="r1", at_us=_us(T0)))  # another KPI
     assert writer.flush(30)
     FeedbackStore(db).put("iris", labels)
@@ -178,6 +182,8 @@ def test_a_shadow_pairs_the_rows_both_versions_answered(root, index, db, table, 
         writer.submit(copy)
         labels.append(Feedback(target=str(int(primary.outputs["label"][1])), request_id=rid, row=1))
     writer.submit(dataclasses.replace(batch("lonely", version=1, ts_us=_us(T0)), arm="default"))  # no shadow copy
+    writer.submit(dataclasses.replace(batch("named", version=1, ts_us=_us(T0)), arm="pinned"))  # not the experiment's
+    writer.submit(dataclasses.replace(batch("named", version=2, ts_us=_us(T0)), arm="shadow"))
     assert writer.flush(30)
     FeedbackStore(db).put("iris", labels)
     spec = _spec(ACCURACY, LATENCY, design=Design(shadow=100))

@@ -2,8 +2,9 @@
 captured rows (read once per report), their labels, the KPI events attributed to them, and the traffic counts.
 
 Units of assignment (docs/experiments.md): the captured request for a canary and a shadow; for a split, the entity
-when the captured rows carry one, else the request. A unit belongs to the arm whose pinned version answered it
-(rows a shadow copy answered, arm "shadow", are never a unit of their version's arm outside a shadow design).
+when the captured rows carry one, else the request. A unit belongs to the arm whose pinned version answered it,
+among the requests the routing policy sent: a shadow copy's rows (arm "shadow") are no unit outside a shadow
+design, and a request that named a version or an alias is not the experiment's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ __all__ = ["ExperimentData", "ExperimentSources", "Pairs", "Units"]
 #: Steps of the traffic series a report reads (its history has at most this many looks).
 SERIES_STEPS: Final = 20
 _SHADOW = "shadow"
+# Arms of the requests the routing policy sent (capture/rows.py ARMS): the experiment's population. A request that
+# named a version or an alias ("pinned", "alias") or a bulk job's row is not, as the traffic counts' "routed".
+_ROUTED = ("canary", "split", "default")
 _KEY, _AT = "_unit", "_at"
 
 
@@ -168,7 +172,7 @@ def _arm_name(arm_of: dict[int, str]) -> pl.Expr:
 
 def _units(frame: pl.DataFrame, arm_of: dict[int, str], by_split: bool) -> pl.DataFrame:
     """One row per unit: its arm, key and first capture (µs); shadow copies are no unit."""
-    routed = frame.filter(pl.col("arm") != _SHADOW)
+    routed = frame.filter(pl.col("arm").is_in(_ROUTED))
     return (
         routed.select(_arm_name(arm_of), _key(by_split).alias(_KEY), _us("ts").alias(_AT))
         .group_by("arm_name", _KEY)
@@ -218,7 +222,7 @@ def _row_quality(rows: pl.DataFrame, metric: Metric, label: str, arm_of: dict[in
     """Per arm, one value per labeled captured row its version answered (routed, not a shadow copy)."""
     if rows.height == 0:
         return {}
-    mine = rows.filter((pl.col("arm") != _SHADOW) & pl.col("version").is_in(list(arm_of)))
+    mine = rows.filter(pl.col("arm").is_in(_ROUTED) & pl.col("version").is_in(list(arm_of)))
     return _split(
         mine.select(
             _arm_name(arm_of),
@@ -232,7 +236,7 @@ def _row_quality(rows: pl.DataFrame, metric: Metric, label: str, arm_of: dict[in
 def _pair(frame: pl.DataFrame, versions: dict[str, int], arms: Sequence[Arm], on: list[str]) -> pl.DataFrame:
     """Rows of the control (as served) joined to the treatment's shadow answers of the same ``on`` keys."""
     control, treatment = versions[arms[0].name], versions[arms[1].name]
-    left = frame.filter((pl.col("version") == control) & (pl.col("arm") != _SHADOW))
+    left = frame.filter((pl.col("version") == control) & pl.col("arm").is_in(_ROUTED))
     right = frame.filter((pl.col("version") == treatment) & (pl.col("arm") == _SHADOW))
     return left.join(right, on=on, suffix="_t").sort("ts")
 
