@@ -339,3 +339,17 @@ def test_a_guardrail_on_errors_fires_against_a_control_without_any():
     versus = report_of(spec, data_of(spec, conversions(0.1, 0.15, 5000), traffic=same)).metrics[1].comparisons[0]
     assert versus.verdict == "inconclusive"
     assert -0.01 < versus.absolute.lower < 0 < versus.absolute.upper < 0.01
+
+
+@pytest.mark.parametrize("design", [Design(canary=10), Design(shadow=10)])
+def test_an_experiment_without_any_data_yet_is_insufficient_everywhere(design):
+    spec = spec_of(CONVERSION, ACCURACY, ERRORS, LATENCY, design=design)
+    empty = Pairs(np.empty(0), np.empty(0), np.empty(0, np.int64))
+    pairs = {"accuracy": empty, "latency": empty} if design.kind == "shadow" else {}
+    data = ExperimentData(T0, T0, dict(VERSIONS), "request", {"control": 0, "treatment": 0}, {}, pairs, {}, [])
+    report = report_of(spec, data)
+    assert [m.comparisons[0].verdict for m in report.metrics] == ["insufficient"] * 4
+    assert not report.ready
+    assert report.breached == []
+    assert report.rules[0].evidence == "control: needs 100, has 0; treatment: needs 100, has 0"
+    msgspec.json.encode(report)
