@@ -154,7 +154,7 @@ def _sample(values: NDArray[np.float64], is_proportion: bool) -> Sample:
 
 
 def _prefix(units: Units, is_proportion: bool, cut: int) -> Sample:
-    """The sample of the units first seen before ``cut`` (µs), from running sums."""
+    """The sample of the units first seen at or before ``cut`` (µs), from running sums."""
     order = np.argsort(units.at, kind="stable")
     at, values = units.at[order], units.values[order]
     k = int(np.searchsorted(at, cut, side="right"))
