@@ -1,4 +1,5 @@
-"""The radii and p-values of the two engines, vectorised over numpy arrays (docs/statistics.md "Formulas").
+"""The radii and p-values of the two engines, vectorised over numpy arrays (docs/statistics.md: "Fixed horizon",
+"Confidence sequence").
 
 :mod:`driftline.stats.twosample` and :mod:`driftline.stats.paired` apply them to one comparison; the validity test
 applies them to every look of thousands of simulated experiments at once. Where a variance is not positive (or a

@@ -1,4 +1,5 @@
-"""A distribution-free interval of a quantile (a p99 latency) from a histogram (docs/statistics.md "Quantiles").
+"""A distribution-free interval of a quantile (a p99 latency) from a histogram (docs/statistics.md
+"Quantiles").
 
 Of n values, the r-th smallest lies below the true q-quantile exactly when at least r values do, and how many do
 is Binomial(n, q) whatever the distribution; two order statistics chosen by that binomial's tails bound the
