@@ -85,7 +85,6 @@ def test_bad_samples_name_the_field(make, field):
         (Sample(1, 2.0, 0.0), Sample(5, 2.5, 1.0)),
         (Sample(5, 2.0, 1.0), Sample(1, 2.5, 0.0)),
         (Sample.proportion(200, 0), Sample.proportion(200, 0)),  # no conversion yet in either arm
-        (Sample.proportion(200, 0), Sample.proportion(200, 7)),  # gbstats gives no result either
         (Sample(50, 1.0, 0.0), Sample(50, 1.0, 0.0)),
     ],
 )
@@ -97,6 +96,20 @@ def test_too_little_data_gives_an_unbounded_interval(engine, control, treatment)
     assert result.p_value == 1.0
     if result.relative is not None:
         assert _bounds(result.relative) == UNBOUNDED
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_arm_without_variance_is_bounded_by_the_other(engine):
+    # A champion without an error yet against a challenger erring on 10% (where gbstats gives no result).
+    control, treatment = Sample.proportion(2000, 0), Sample.proportion(2000, 200)
+    result = engine(control, treatment)
+    _no_nan(result)
+    assert result.absolute.lower > 0
+    assert result.p_value < 1e-6
+    assert result.relative is None
+    radius = result.absolute.upper - result.absolute.estimate
+    alone = engine(Sample.proportion(2000, 0), Sample(2000, 0.1, 0.09))
+    assert radius == alone.absolute.upper - alone.absolute.estimate
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -2,8 +2,10 @@
 (docs/statistics.md): the anytime-valid confidence sequence (``SequentialTwoSidedTTest``) and the fixed-horizon
 Welch t interval (``TwoSidedTTest``), each for the absolute difference and the relative lift (delta method).
 
-Where an arm has fewer than 2 units or no variance gbstats gives no result; here the estimate stays and the interval
-is unbounded (p-value 1), so a rule that needs a bound cannot pass on it.
+Where an arm has fewer than 2 units, or neither arm has variance, the estimate stays and the interval is unbounded
+(p-value 1), so a rule that needs a bound cannot pass on it. gbstats gives no result as soon as one arm lacks
+variance; here the other arm's variance bounds the difference, which a guardrail on a rare event needs (a champion
+that made no error yet against a challenger that makes many). The validity test measures that case too.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Comparison:
 
 
 def _known(control: Sample, treatment: Sample) -> bool:
-    return min(control.n, treatment.n) >= 2 and min(control.variance, treatment.variance) > 0
+    return min(control.n, treatment.n) >= 2 and control.variance + treatment.variance > 0
 
 
 def _absolute_variance(control: Sample, treatment: Sample) -> float:
