@@ -251,3 +251,10 @@ def test_quantile_interval_edges():
     assert overflow.lower == 20.0
     many = quantile_interval([10.0, 20.0, 50.0, 100.0], [90_000, 9_000, 900, 100], 0.99)
     assert (many.lower, many.estimate, many.upper) == (20.0, 20.0, 50.0)
+
+
+def test_the_quantile_estimate_is_not_moved_by_rounding_of_q_times_n():
+    # 0.07 * 100 is 7.000000000000001 in floating point; the 0.07-quantile of 1..100 is still the 7th value.
+    values = [float(i) for i in range(1, 101)]
+    assert quantile_interval(values, [1] * 100, 0.07).estimate == 7.0
+    assert quantile_interval(values, [1] * 100, 0.075).estimate == 8.0

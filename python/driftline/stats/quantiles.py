@@ -74,4 +74,7 @@ def quantile_interval(bounds: Sequence[float], counts: Sequence[int], q: float, 
     high = int(binomial.ppf(1.0 - alpha / 2.0)) + 1
     lower = at(low) if low >= 1 else -math.inf
     upper = at(high) if high <= n else math.inf
-    return Interval(at(max(1, math.ceil(q * n))), lower, upper)
+    # The ceil(q n)-th value; q n is shaved by a relative 1e-12 so that a product like 0.07 * 100 =
+    # 7.000000000000001 still picks the 7th.
+    rank = max(1, math.ceil(q * n * (1.0 - 1e-12)))
+    return Interval(at(rank), lower, upper)
