@@ -107,7 +107,9 @@ class Interval:
 
     @classmethod
     def around(cls, estimate: float, radius: float) -> Interval:
-        """``estimate`` +- ``radius`` (an infinite radius gives an unbounded interval)."""
+        """``estimate`` +- ``radius`` (an infinite radius gives an unbounded interval, whatever the estimate)."""
+        if radius == math.inf:
+            return cls(estimate, -math.inf, math.inf)
         return cls(estimate, estimate - radius, estimate + radius)
 
     def contains(self, value: float) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from driftline.stats.bounds import fixed_p_value, fixed_radius, sequential_p_value, sequential_radius, welch_dof
 from driftline.stats.samples import Interval, Sample, check_confidence, check_tuning
 
@@ -47,8 +49,11 @@ def _absolute_variance(control: Sample, treatment: Sample) -> float:
 
 def _relative_variance(control: Sample, treatment: Sample) -> float:
     # Delta method for (b - a) / a, a's and b's means independent: gbstats' frequentist_variance(relative=True).
-    a, b = control.mean, treatment.mean
-    return treatment.variance / (a * a * treatment.n) + control.variance * b * b / (a**4 * control.n)
+    # In numpy, so that an extreme mean overflows to inf (0: nothing known) instead of raising.
+    a, b = np.float64(control.mean), np.float64(treatment.mean)
+    with np.errstate(all="ignore"):
+        v = treatment.variance / (a * a * treatment.n) + control.variance * b * b / (a**4 * control.n)
+    return float(v) if np.isfinite(v) else 0.0
 
 
 def _lift(control: Sample, treatment: Sample) -> float:
