@@ -85,7 +85,6 @@ def test_bad_samples_name_the_field(make, field):
         (Sample(1, 2.0, 0.0), Sample(5, 2.5, 1.0)),
         (Sample(5, 2.0, 1.0), Sample(1, 2.5, 0.0)),
         (Sample.proportion(200, 0), Sample.proportion(200, 0)),  # no conversion yet in either arm
-        (Sample.proportion(200, 0), Sample.proportion(200, 7)),  # gbstats gives no result either
         (Sample(50, 1.0, 0.0), Sample(50, 1.0, 0.0)),
     ],
 )
@@ -97,6 +96,20 @@ def test_too_little_data_gives_an_unbounded_interval(engine, control, treatment)
     assert result.p_value == 1.0
     if result.relative is not None:
         assert _bounds(result.relative) == UNBOUNDED
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_arm_without_variance_is_bounded_by_the_other(engine):
+    # A champion without an error yet against a challenger erring on 10% (where gbstats gives no result).
+    control, treatment = Sample.proportion(2000, 0), Sample.proportion(2000, 200)
+    result = engine(control, treatment)
+    _no_nan(result)
+    assert result.absolute.lower > 0
+    assert result.p_value < 1e-6
+    assert result.relative is None
+    radius = result.absolute.upper - result.absolute.estimate
+    alone = engine(Sample.proportion(2000, 0), Sample(2000, 0.1, 0.09))
+    assert radius == alone.absolute.upper - alone.absolute.estimate
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -238,3 +251,10 @@ def test_quantile_interval_edges():
     assert overflow.lower == 20.0
     many = quantile_interval([10.0, 20.0, 50.0, 100.0], [90_000, 9_000, 900, 100], 0.99)
     assert (many.lower, many.estimate, many.upper) == (20.0, 20.0, 50.0)
+
+
+def test_the_quantile_estimate_is_not_moved_by_rounding_of_q_times_n():
+    # 0.07 * 100 is 7.000000000000001 in floating point; the 0.07-quantile of 1..100 is still the 7th value.
+    values = [float(i) for i in range(1, 101)]
+    assert quantile_interval(values, [1] * 100, 0.07).estimate == 7.0
+    assert quantile_interval(values, [1] * 100, 0.075).estimate == 8.0

@@ -30,11 +30,14 @@ SEED = 12
 CHECKED = 100  # looks per scenario compared with the public functions
 
 # (name, kind, control parameter, treatment parameter); Bernoulli(p) and normal(mu, 1); "paired": normal
-# differences (mean = the effect, sd 1) of the two versions on the same requests. The relative lift is measured
+# differences (mean = the effect, sd 1) of the two versions on the same requests. "rare": an error rate, where an
+# arm often has no event yet at the early looks (one arm's variance bounds it). The relative lift is measured
 # too where it exists (its sequence is asymptotic twice over: the CS and the delta method).
 SCENARIOS = [
     ("bernoulli A/A", "bernoulli", 0.10, 0.10),
     ("bernoulli A/B", "bernoulli", 0.10, 0.11),
+    ("rare A/A", "bernoulli", 0.002, 0.002),
+    ("rare A/B", "bernoulli", 0.002, 0.004),
     ("normal A/A", "normal", 1.0, 1.0),
     ("normal A/B", "normal", 1.0, 1.05),
     ("paired A/A", "paired", 0.0, 0.0),
@@ -69,7 +72,7 @@ def _sample(looks: Looks, e: int, k: int) -> Sample:
 def _two_sample(rng: np.random.Generator, kind: str, a: float, b: float) -> tuple[float, float, float, float | None]:
     control, treatment = _looks(rng, kind, a), _looks(rng, kind, b)
     difference = treatment.mean - control.mean
-    known = (control.variance > 0) & (treatment.variance > 0)
+    known = control.variance + treatment.variance > 0
     variance = np.where(known, control.variance / control.n + treatment.variance / treatment.n, 0.0)
     seq = sequential_radius(variance, control.n + treatment.n, ALPHA, TUNING)
     dof = welch_dof(control.variance, control.n, treatment.variance, treatment.n)
@@ -79,8 +82,10 @@ def _two_sample(rng: np.random.Generator, kind: str, a: float, b: float) -> tupl
         c, t = _sample(control, e, k), _sample(treatment, e, k)
         result = sequential(c, t, CONFIDENCE, TUNING)
         assert result.absolute.upper == pytest.approx(difference[e, k] + seq[e, k])
-        assert result.relative is not None
-        assert result.relative.lower == pytest.approx(lift[e, k] - lift_seq[e, k])
+        if result.relative is None:
+            assert c.mean == 0
+        else:
+            assert result.relative.lower == pytest.approx(lift[e, k] - lift_seq[e, k])
         assert fixed_horizon(c, t, CONFIDENCE).absolute.lower == pytest.approx(difference[e, k] - fix[e, k])
     relative = float((np.abs(lift - (b / a - 1.0)) <= lift_seq).all(axis=1).mean()) if a else None
     return (*_coverage(difference, seq, fix, b - a), relative)
@@ -131,8 +136,9 @@ def test_the_sequence_covers_at_every_look_and_the_fixed_interval_does_not():
         assert fix <= seq - 0.15, (name, fix, seq)
         # Read once, at its planned sample size, the fixed interval is right: the failure is the peeking.
         assert 0.93 <= once <= 0.97, (name, once)
-        # The lift's sequence is near nominal, not above it: measured and recorded, held to a looser bound.
-        assert lift is None or lift >= 0.94, (name, lift)
+        # The lift's sequence is near nominal, not above it, while events are plenty: held to a looser bound there.
+        # On a rare event (a handful in the control) the delta method fails, and gbstats with it: recorded only.
+        assert lift is None or name.startswith("rare") or lift >= 0.94, (name, lift)
 
 
 def test_srm_flags_a_52_48_split_and_rarely_a_fair_one():

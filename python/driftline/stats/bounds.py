@@ -1,8 +1,12 @@
-"""The radii and p-values of the two engines, vectorised over numpy arrays (docs/statistics.md "Formulas").
+"""The radii and p-values of the two engines, vectorised over numpy arrays (docs/statistics.md: "Fixed horizon",
+"Confidence sequence").
 
 :mod:`driftline.stats.twosample` and :mod:`driftline.stats.paired` apply them to one comparison; the validity test
 applies them to every look of thousands of simulated experiments at once. Where a variance is not positive (or a
 fixed-horizon test has no degrees of freedom) nothing is known: the radius is infinite and the p-value 1.
+
+Extreme summaries (a variance near the float limit, a mean of 1e-300) may overflow or underflow on the way; the
+results are then infinite or 0, never NaN, so the floating-point warnings are silenced.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["fixed_p_value", "fixed_radius", "sequential_p_value", "sequential_radius", "sequential_rho", "welch_dof"]
 
 
+_quiet = np.errstate(all="ignore")
+
+
 def _known(variance: NDArray[np.float64], *others: NDArray[np.float64]) -> NDArray[np.bool_]:
     known = np.isfinite(variance) & (variance > 0)
     for other in others:
@@ -30,6 +37,7 @@ def sequential_rho(alpha: float, tuning: float) -> float:
     return float(np.sqrt((-2.0 * np.log(alpha) + np.log(-2.0 * np.log(alpha) + 1.0)) / tuning))
 
 
+@_quiet
 def sequential_radius(variance: ArrayLike, n: ArrayLike, alpha: float, tuning: float) -> NDArray[np.float64]:
     """Half-width of the asymptotic confidence sequence (Waudby-Smith et al. 2023, eq. 9) of an estimate whose
     variance is ``variance`` after ``n`` units in all (both arms; for paired differences, the pairs)."""
@@ -45,6 +53,7 @@ def sequential_radius(variance: ArrayLike, n: ArrayLike, alpha: float, tuning: f
     return np.where(known, radius, np.inf)
 
 
+@_quiet
 def sequential_p_value(
     estimate: ArrayLike, variance: ArrayLike, n: ArrayLike, alpha: float, tuning: float
 ) -> NDArray[np.float64]:
@@ -64,6 +73,7 @@ def sequential_p_value(
     return np.where(known, np.exp(-np.maximum(log_e, 0.0)), 1.0)
 
 
+@_quiet
 def welch_dof(variance_a: ArrayLike, n_a: ArrayLike, variance_b: ArrayLike, n_b: ArrayLike) -> NDArray[np.float64]:
     """Welch-Satterthwaite degrees of freedom of a difference of two means (0 where an arm has under 2 units)."""
     va, vb = np.asarray(variance_a, dtype=np.float64), np.asarray(variance_b, dtype=np.float64)
@@ -75,6 +85,7 @@ def welch_dof(variance_a: ArrayLike, n_a: ArrayLike, variance_b: ArrayLike, n_b:
     return np.where(known, dof, 0.0)
 
 
+@_quiet
 def fixed_radius(variance: ArrayLike, dof: ArrayLike, alpha: float) -> NDArray[np.float64]:
     """Half-width of the two-sided Student t interval at level 1 - alpha."""
     v = np.asarray(variance, dtype=np.float64)
@@ -84,6 +95,7 @@ def fixed_radius(variance: ArrayLike, dof: ArrayLike, alpha: float) -> NDArray[n
     return np.where(known, radius, np.inf)
 
 
+@_quiet
 def fixed_p_value(estimate: ArrayLike, variance: ArrayLike, dof: ArrayLike) -> NDArray[np.float64]:
     """Two-sided Student t p-value of ``estimate`` against 0 (the upper tail, so a tiny p keeps its digits)."""
     d = np.asarray(estimate, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""Paired tests for shadow traffic, where both versions answer the same request (docs/statistics.md "Paired").
+"""Paired tests for shadow traffic, where both versions answer the same request (docs/statistics.md "Paired (shadow
+traffic)").
 
 Per-request differences (treatment - control: an error, a latency) are one sample whose mean is the difference;
 the pairing removes the between-request variance, so far fewer rows bound it as tightly. Correctness against

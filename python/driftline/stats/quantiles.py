@@ -1,4 +1,5 @@
-"""A distribution-free interval of a quantile (a p99 latency) from a histogram (docs/statistics.md "Quantiles").
+"""A distribution-free interval of a quantile (a p99 latency) from a histogram (docs/statistics.md
+"Quantiles").
 
 Of n values, the r-th smallest lies below the true q-quantile exactly when at least r values do, and how many do
 is Binomial(n, q) whatever the distribution; two order statistics chosen by that binomial's tails bound the
@@ -73,4 +74,7 @@ def quantile_interval(bounds: Sequence[float], counts: Sequence[int], q: float, 
     high = int(binomial.ppf(1.0 - alpha / 2.0)) + 1
     lower = at(low) if low >= 1 else -math.inf
     upper = at(high) if high <= n else math.inf
-    return Interval(at(max(1, math.ceil(q * n))), lower, upper)
+    # The ceil(q n)-th value; q n is shaved by a relative 1e-12 so that a product like 0.07 * 100 =
+    # 7.000000000000001 still picks the 7th.
+    rank = max(1, math.ceil(q * n * (1.0 - 1e-12)))
+    return Interval(at(rank), lower, upper)

@@ -1,5 +1,6 @@
 """The sample-ratio-mismatch check: do the arms' assignment counts fit the design's weights? A mismatch means the
-assignment (or the counting) is broken, and no comparison of the arms can be trusted (docs/statistics.md "SRM")."""
+assignment (or the counting) is broken, and no comparison of the arms can be trusted (docs/statistics.md
+"Sample ratio")."""
 
 from __future__ import annotations
 

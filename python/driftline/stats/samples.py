@@ -30,13 +30,7 @@ def check_count(name: str, value: int) -> int:
 
 def check_confidence(confidence: float) -> float:
     """``confidence`` as a float in (0, 1); a ValueError naming it otherwise."""
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, int | float)
-        or not 0.0 < confidence < 1.0
-        # So close to 1 that 1 - c rounds to 0: no finite quantile, no usable alpha.
-        or 1.0 - confidence <= 0.0
-    ):
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be a number within (0, 1), got {confidence!r}")
     return float(confidence)
 
@@ -113,7 +107,9 @@ class Interval:
 
     @classmethod
     def around(cls, estimate: float, radius: float) -> Interval:
-        """``estimate`` +- ``radius`` (an infinite radius gives an unbounded interval)."""
+        """``estimate`` +- ``radius`` (an infinite radius gives an unbounded interval, whatever the estimate)."""
+        if radius == math.inf:
+            return cls(estimate, -math.inf, math.inf)
         return cls(estimate, estimate - radius, estimate + radius)
 
     def contains(self, value: float) -> bool:

@@ -2,14 +2,18 @@
 (docs/statistics.md): the anytime-valid confidence sequence (``SequentialTwoSidedTTest``) and the fixed-horizon
 Welch t interval (``TwoSidedTTest``), each for the absolute difference and the relative lift (delta method).
 
-Where an arm has fewer than 2 units or no variance gbstats gives no result; here the estimate stays and the interval
-is unbounded (p-value 1), so a rule that needs a bound cannot pass on it.
+Where an arm has fewer than 2 units, or neither arm has variance, the estimate stays and the interval is unbounded
+(p-value 1), so a rule that needs a bound cannot pass on it. gbstats gives no result as soon as one arm lacks
+variance; here the other arm's variance bounds the difference, which a guardrail on a rare event needs (a champion
+that made no error yet against a challenger that makes many). The validity test measures that case too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from driftline.stats.bounds import fixed_p_value, fixed_radius, sequential_p_value, sequential_radius, welch_dof
 from driftline.stats.samples import Interval, Sample, check_confidence, check_tuning
@@ -36,7 +40,7 @@ class Comparison:
 
 
 def _known(control: Sample, treatment: Sample) -> bool:
-    return min(control.n, treatment.n) >= 2 and min(control.variance, treatment.variance) > 0
+    return min(control.n, treatment.n) >= 2 and control.variance + treatment.variance > 0
 
 
 def _absolute_variance(control: Sample, treatment: Sample) -> float:
@@ -45,8 +49,11 @@ def _absolute_variance(control: Sample, treatment: Sample) -> float:
 
 def _relative_variance(control: Sample, treatment: Sample) -> float:
     # Delta method for (b - a) / a, a's and b's means independent: gbstats' frequentist_variance(relative=True).
-    a, b = control.mean, treatment.mean
-    return treatment.variance / (a * a * treatment.n) + control.variance * b * b / (a**4 * control.n)
+    # In numpy, so that an extreme mean overflows to inf (0: nothing known) instead of raising.
+    a, b = np.float64(control.mean), np.float64(treatment.mean)
+    with np.errstate(all="ignore"):
+        v = treatment.variance / (a * a * treatment.n) + control.variance * b * b / (a**4 * control.n)
+    return float(v) if np.isfinite(v) else 0.0
 
 
 def _lift(control: Sample, treatment: Sample) -> float:
