@@ -188,10 +188,9 @@ def test_canary_experiment_reaches_a_decision_and_gates_the_promotion(server):
     assert record["state"] == "promoted"
     assert record["decided_by"] == "key:admin"
     assert record["evidence"]["experiment"] == eid, record["evidence"]
-    html = httpx.get(
-        f"{server.url}/v1/admin/models/shop/experiments/{eid}?format=html", headers=HEADERS, timeout=60
-    )
-    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    html = httpx.get(f"{server.url}/v1/admin/models/shop/experiments/{eid}?format=html", headers=HEADERS, timeout=60)
+    assert html.status_code == 200, html.text
+    assert html.headers["content-type"].startswith("text/html")
     assert "conversion" in html.text
 
 
@@ -212,7 +211,9 @@ def test_guardrail_stops_a_challenger_whose_error_rate_rose(server, receiver):
             break
         time.sleep(0.5)
     assert state["experiment"]["state"] == "stopped", state
-    assert "guardrail" in state["experiment"]["stop_reason"] and "errors" in state["experiment"]["stop_reason"]
+    reason = state["experiment"]["stop_reason"]
+    assert "guardrail" in reason, reason
+    assert "errors" in reason, reason
     assert "errors" in state["breached"]
     routing = httpx.get(f"{server.url}/v1/admin/models/risky/routing", headers=HEADERS, timeout=10).json()
     assert "canary" not in routing or not routing["canary"], routing
@@ -222,4 +223,5 @@ def test_guardrail_stops_a_challenger_whose_error_rate_rose(server, receiver):
     audit = httpx.get(f"{server.url}/v1/admin/audit", params={"model": "risky"}, headers=HEADERS, timeout=10).json()
     assert any(e["action"] == "experiment_guardrail_stop" for e in audit), audit
     events = [e for e in receiver.wait_for(1) if e.get("kind") == "experiment_guardrail"]
-    assert events and events[0]["model"] == "risky" and events[0]["metric"] == "errors", receiver.bodies
+    assert events, receiver.bodies
+    assert (events[0]["model"], events[0]["metric"]) == ("risky", "errors"), events
