@@ -149,11 +149,30 @@ class LiveQuality:
             return QualityReport(task=quality.task, unmatched=joined.unmatched, versions=[])
         return measure(quality, joined, window, confidence, references=self.references(name, quality, joined))
 
-    def joined(
+    @property
+    def capturing(self) -> bool:
+        """Whether the server captures at all (without it no row is captured, so no label can match)."""
+        return self._reader is not None
+
+    def captured(
         self, name: str, *, version: int | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> pl.DataFrame:
+        """The model's rows captured in ``[since, until)`` (one version when given), every column; blocking."""
+        return self._captured(name, version, since, until)
+
+    def joined(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        captured: pl.DataFrame | None = None,
     ) -> Joined:
-        """The model's rows captured in ``[since, until)`` (one version when given), joined to its labels; blocking."""
-        return join(self._captured(name, version, since, until), self._labels.labels(name))
+        """The model's rows captured in ``[since, until)`` (one version when given), joined to its labels; blocking.
+        ``captured``: rows already read by :meth:`captured`, joined instead of reading the segments again."""
+        frame = self._captured(name, version, since, until) if captured is None else captured
+        return join(frame, self._labels.labels(name))
 
     def references(self, name: str, quality: QualityConfig, joined: Joined) -> dict[int, CBPE] | None:
         """The CBPE reference of each version in ``joined`` that has one, fitted on its newest evaluation (``driftline
