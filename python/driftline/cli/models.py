@@ -9,7 +9,7 @@ import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from driftline.cli import quality
+from driftline.cli import experiment, quality
 from driftline.cli.client import add_client_options, call
 from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
@@ -205,6 +205,7 @@ def add_parser(sub: Any) -> None:
     listing.set_defaults(func=_models_list)
     _add_lifecycle_commands(models_sub)
     quality.add_parser(models_sub)
+    experiment.add_parser(models_sub)
 
 
 def _add_lifecycle_commands(models_sub: Any) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "READ",
     "REMOVE",
     "DriftReportOperation",
+    "ExperimentReportOperation",
     "InferOperation",
     "OptionalBody",
     "QualityReportOperation",
@@ -204,6 +205,15 @@ class QualityReportOperation(Operation):
     def __post_init__(self) -> None:
         """Document both bodies of the 200."""
         _report_bodies(self, QualityReport)
+
+
+@dataclass
+class ExperimentReportOperation(Operation):
+    """An experiment's report: as JSON, or an HTML page (``?format=html`` or ``Accept: text/html``)."""
+
+    def __post_init__(self) -> None:
+        """Document both bodies of the 200."""
+        _add_200_media(self, ("text/html",))
 
 
 def ui_router() -> Any:

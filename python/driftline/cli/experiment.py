@@ -1,0 +1,154 @@
+"""``driftline models experiment create|list|report|stop``: experiments through the /v1/admin API of a running
+server (``--url``, ``--key`` as every ``driftline models`` command)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftline.cli.client import add_client_options, call, download
+from driftline.errors import BadRequest
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["add_parser"]
+
+
+def _path(model: str, *rest: str) -> str:
+    parts = "".join(f"/{urllib.parse.quote(p, safe='')}" for p in rest)
+    return f"/v1/admin/models/{urllib.parse.quote(model, safe='')}/experiments{parts}"
+
+
+def _print(value: Any) -> int:
+    print(json.dumps(value, indent=2))
+    return 0
+
+
+def _read_spec(source: str) -> dict[str, Any]:
+    """The experiment's JSON from a file, or stdin for ``-``."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise BadRequest(f"cannot read the experiment file {source}: {exc.strerror or exc}") from None
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"the experiment file {source} is not JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise BadRequest(f"the experiment file {source} must hold one JSON object (the experiment)")
+    return spec
+
+
+def _create(args: argparse.Namespace) -> int:
+    spec = _read_spec(args.file)
+    model = args.model or spec.pop("model", None)
+    if not isinstance(model, str) or not model:
+        raise BadRequest('name the model: --model NAME, or a "model" field in the experiment file')
+    return _print(call(args, "POST", _path(model), spec))
+
+
+def _list(args: argparse.Namespace) -> int:
+    query = f"?state={args.state}" if args.state else ""
+    experiments = call(args, "GET", _path(args.model) + query)
+    if args.json:
+        return _print(experiments)
+    if not experiments:
+        print(f"no experiments on model {args.model}")
+        return 0
+    print(f"{'ID':<6} {'NAME':<24} {'STATE':<8} {'DESIGN':<8} {'ARMS':<28} {'STARTED':<27} STOPPED")
+    for e in experiments:
+        arms = ",".join(f"{a}={v}" for a, v in e["versions"].items())
+        design = next(iter(e["spec"]["design"]), "-")
+        stopped = f"{e['stopped_at']} ({e['stop_reason'] or e['stopped_by']})" if e.get("stopped_at") else "-"
+        name = e["spec"]["name"]
+        print(f"{e['id']:<6} {name:<24} {e['state']:<8} {design:<8} {arms:<28} {e['started_at']:<27} {stopped}")
+    return 0
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _interval(value: Any) -> str:
+    if not isinstance(value, dict):
+        return "-"
+    return f"[{_number(value.get('lower'))}, {_number(value.get('upper'))}]"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The report as a readable table: per metric the arms, each treatment's difference with its intervals and
+    verdict; the rules; the sample-ratio check."""
+    e = report["experiment"]
+    print(f"experiment {e['id']} {e['spec']['name']!r} on model {e['model']}: {e['state']}, as of {report['as_of']}")
+    print("assignments: " + ", ".join(f"{a}={n}" for a, n in report.get("assignments", {}).items()))
+    srm = report.get("sample_ratio")
+    if isinstance(srm, dict):
+        flag = "FLAGGED" if srm.get("flagged") else "ok"
+        print(f"sample ratio: {flag} (chi2 {_number(srm.get('chi2'))}, p {_number(srm.get('p_value'))})")
+    for m in report.get("metrics", []):
+        print(f"\nmetric {m.get('name')} ({m.get('kind', '')}, {m.get('direction', '')})")
+        for arm in m.get("arms", []):
+            label, n, mean = arm.get("arm", arm.get("name", "?")), _number(arm.get("n")), _number(arm.get("mean"))
+            print(f"  {label:<16} n={n:<8} mean={mean} {_interval(arm.get('interval'))}")
+        for c in m.get("comparisons", []):
+            print(
+                f"  {c.get('arm', '?')} - control: {_number(c.get('difference', c.get('absolute')))}"
+                f" sequential {_interval(c.get('sequential'))} fixed {_interval(c.get('fixed_horizon'))}"
+                f" p={_number(c.get('p_value'))} -> {c.get('verdict', '?')}"
+            )
+    print()
+    for rule in report.get("rules", []):
+        print(f"{'PASS' if rule['passed'] else 'FAIL'}  {rule['text']}: {rule['evidence']}")
+    if report.get("breached"):
+        print(f"guardrails breached: {', '.join(report['breached'])}")
+    print(f"ready for promotion: {'yes' if report.get('ready') else 'no'}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = _path(args.model, str(args.id))
+    if args.html:
+        with Path(args.html).open("wb") as sink:
+            size = download(args, path + "?format=html", sink)
+        print(f"wrote {args.html} ({size:,} bytes)")
+        return 0
+    report = call(args, "GET", path + "?format=json")
+    if args.json:
+        return _print(report)
+    print_report(report)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    return _print(call(args, "POST", _path(args.model, str(args.id), "stop"), {"reason": args.reason}))
+
+
+def add_parser(models_sub: Any) -> None:
+    """``driftline models experiment ...`` under ``models_sub`` (the ``models`` subparsers)."""
+    experiment = models_sub.add_parser("experiment", help="champion/challenger experiments: create, list, report, stop")
+    sub = experiment.add_subparsers(dest="experiment_command", required=True)
+
+    def add(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = add_client_options(sub.add_parser(name, help=help_text))
+        parser.set_defaults(func=func)
+        return parser
+
+    p = add("create", "start an experiment from a JSON file (or - for stdin) (operator)", _create)
+    p.add_argument("file", metavar="FILE.json|-")
+    p.add_argument("--model", help='the model (default: the file\'s "model" field)')
+    p = add("list", "a model's experiments, newest first", _list)
+    p.add_argument("model")
+    p.add_argument("--state", choices=["running", "stopped"])
+    p.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
+    p = add("report", "an experiment's report: per metric arms, difference, interval, verdict; rules; SRM", _report)
+    p.add_argument("model")
+    p.add_argument("id", type=int)
+    p.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
+    p.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
+    p = add("stop", "stop an experiment: its routing goes back to the default alias (operator)", _stop)
+    p.add_argument("model")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason")
