@@ -1,5 +1,5 @@
 """The server's periodic work: drift and quality checks that raise alerts unasked, following what other workers
-stored, and the retention of captured rows."""
+stored, the retention of captured rows, and saving this process's traffic counts."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from driftline.feedback.alerts import QualityAlerts
     from driftline.lifecycle.service import Lifecycle
     from driftline.serving.table import ModelTable
+    from driftline.serving.traffic import Traffic
     from driftline.store.db import Database
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "check_quality_forever",
     "follow_store_forever",
     "retain_captures_forever",
+    "save_traffic_forever",
 ]
 
 _log = logging.getLogger("driftline.server")
@@ -125,3 +127,9 @@ async def retain_captures_forever(capture: CaptureService, table: ModelTable, in
         except Exception:  # noqa: BLE001 - a failed pass must not stop the next ones
             _log.exception("capture retention failed")
         await asyncio.sleep(interval)
+
+
+async def save_traffic_forever(traffic: Traffic, interval: float) -> None:
+    """Save this process's traffic counts every ``interval`` s, so reports in other workers see them; on a thread
+    (a flush may run beside the loop's counting), so a busy database never stalls requests."""
+    await _every(interval, lambda: asyncio.to_thread(traffic.flush), "traffic save")

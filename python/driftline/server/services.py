@@ -35,6 +35,7 @@ from driftline.server.background import (
     check_quality_forever,
     follow_store_forever,
     retain_captures_forever,
+    save_traffic_forever,
 )
 from driftline.server.collectors import (
     CaptureCollector,
@@ -46,6 +47,7 @@ from driftline.server.collectors import (
 from driftline.server.webhooks import WebhookSender
 from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
+from driftline.serving.traffic import Traffic
 from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database
@@ -56,6 +58,7 @@ from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
 from driftline.store.proposals import ProposalStore
 from driftline.store.shadow_stats import ShadowStatsStore
+from driftline.store.traffic import TrafficStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -68,6 +71,8 @@ __all__ = ["Services", "open_services"]
 _log = logging.getLogger("driftline.server")
 # Seconds between retention passes over the captured segments.
 _RETENTION_INTERVAL_S = 300.0
+# Seconds between saves of this process's traffic counts (what an experiment report may lag behind other workers).
+_TRAFFIC_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ class Services:
     sync: RegistrySync | None
     metrics: CollectorRegistry
     capture: CaptureService | None  # None: capture is off for the server and every model
+    traffic: Traffic
 
     def reload_keys(self) -> None:
         """Install the config file's keys and the store's live keys in the key ring (one swap)."""
@@ -181,6 +187,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         audit = AuditLog(db)
         repository = Repository(Path(settings.repository))
         capture = _open_capture(settings, repository, db)
+        traffic = Traffic(TrafficStore(db))
+        stack.callback(traffic.flush)  # after the table closed: the last requests answered are counted
         if capture is not None:
             stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
         table = ModelTable(repository, asyncio.get_running_loop(), audit, monitor)
@@ -189,7 +197,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         stack.callback(lifecycle.persist_shadows)
         stack.push_async_callback(table.shadows.drain)
         keys = KeyRing()
-        plane = DataPlane(table, keys, require_key=settings.auth.require_for_inference, capture=capture)
+        plane = DataPlane(
+            table, keys, require_key=settings.auth.require_for_inference, capture=capture, traffic=traffic
+        )
         job_store = JobStore(db)
         feedback = FeedbackStore(db)
         quality = LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db))
@@ -217,6 +227,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
             capture=capture,
+            traffic=traffic,
         )
         metrics.register(ServingCollector(table, plane.errors))
         metrics.register(LifecycleCollector(table))
@@ -237,6 +248,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             asyncio.create_task(check_quality_forever(table, quality_alerts, settings.quality.check_interval_s)),
             asyncio.create_task(check_experiments_forever(experiments, settings.experiments.check_interval_s)),
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
+            asyncio.create_task(save_traffic_forever(traffic, _TRAFFIC_INTERVAL_S)),
         ]
         if services.sync is not None:
             tasks.append(asyncio.create_task(services.sync.run_forever()))

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from driftline.security.keys import KeyRing
     from driftline.serving.loaded import LoadedModel
     from driftline.serving.table import ModelTable
+    from driftline.serving.traffic import Traffic
 
 __all__ = ["DataPlane"]
 
@@ -37,15 +38,23 @@ __all__ = ["DataPlane"]
 class DataPlane:
     """Auth for inference, routing, the signature check, priority and timeout, the batcher, shadows, outputs."""
 
-    __slots__ = ("_id_prefix", "_ids", "capture", "errors", "in_flight", "keys", "require_key", "table")
+    __slots__ = ("_id_prefix", "_ids", "capture", "errors", "in_flight", "keys", "require_key", "table", "traffic")
 
     def __init__(
-        self, table: ModelTable, keys: KeyRing, *, require_key: bool, capture: CaptureService | None = None
+        self,
+        table: ModelTable,
+        keys: KeyRing,
+        *,
+        require_key: bool,
+        capture: CaptureService | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         """Serve from ``table``; with ``require_key`` every inference needs a ``predictor`` key from ``keys``;
-        answered requests go to ``capture`` when their version captures (None: capture is off everywhere)."""
+        answered requests go to ``capture`` when their version captures (None: capture is off everywhere); every
+        request that reaches a version's batcher is counted in ``traffic`` (None: not counted)."""
         self.table = table
         self.capture = capture
+        self.traffic = traffic
         self.keys = keys
         self.require_key = require_key
         self.errors = RequestErrors()
@@ -100,10 +109,20 @@ class DataPlane:
             for key, value in (("priority", priority), ("timeout", timeout_us)):
                 if type(value) is not int:
                     raise BadRequest(f"parameter {key!r} must be an integer, got {reprlib.repr(value)}")
+        traffic = self.traffic
         start = time.perf_counter()
-        outputs = await model.batcher.infer(request.inputs, rows, priority, timeout_us, self.in_flight == 1)
+        try:
+            outputs = await model.batcher.infer(request.inputs, rows, priority, timeout_us, self.in_flight == 1)
+        except Exception as exc:
+            # A 400 is the request's own parameters (priority, timeout out of range), not the version failing.
+            if traffic is not None and not isinstance(exc, BadRequest):
+                traffic.record(model.name, model.version, not version, None)
+            raise
+        elapsed = time.perf_counter() - start
+        if traffic is not None:
+            traffic.record(model.name, model.version, not version, elapsed)
         if shadow is not None:
-            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, time.perf_counter() - start)
+            self.table.shadows.submit(model, shadow, request.inputs, rows, outputs, elapsed)
         if request.outputs is not None:
             outputs = {n: outputs[n] for n in request.outputs}
         if plan is not None and capture is not None and request_id is not None:  # all three set together above

@@ -171,6 +171,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evaluations_version ON evaluations(model, version, id);
     """,
+    # Request, error and latency counts per process, version, routed or not, and minute (store/traffic.py): latency
+    # is a JSON object of the non-zero buckets of LATENCY_BOUNDS (index -> successes), summed on read.
+    """
+    CREATE TABLE traffic (
+        process TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        routed INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency TEXT NOT NULL,
+        PRIMARY KEY (process, model, version, routed, minute)
+    );
+    CREATE INDEX traffic_model ON traffic(model, minute);
+    CREATE INDEX traffic_age ON traffic(minute);
+    """,
     # Migration 9 (7 and 8 are kpi and traffic's): experiments (store/experiments.py), their spec as JSON and the
     # version each arm was pinned to; and the promotion record a proposal keeps once approved on an experiment.
     """

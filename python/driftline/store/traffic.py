@@ -1,0 +1,166 @@
+"""Per-version request, error and latency counts by minute: each process adds what it counted, summed on read.
+
+An experiment compares its arms on error rate and p99 latency and checks the sample ratio of the assignment counts,
+over [start, now), across every worker process and restart. Captures cannot give that (they are sampled, and a
+failed request is not captured); the serving counters (``ModelStats``) are per process since start. So each
+process adds its counts here per (model, version, routed, minute) every few seconds (``serving/traffic.py``), and
+readers sum the minutes that start in [since, until).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from driftline.store.db import Database
+
+__all__ = ["LATENCY_BOUNDS", "RETENTION", "TrafficRow", "TrafficStore", "TrafficTotals", "minute_of"]
+
+# Geometric bucket upper bounds (seconds) from 50 µs to 60 s, ratio 1.05: a quantile read from them is within 5%
+# of the true value anywhere in that range, in 290 buckets (the last count is past 60 s).
+_FIRST_S, _RATIO, _LAST_S = 50e-6, 1.05, 60.0
+LATENCY_BOUNDS: Final[tuple[float, ...]] = tuple(
+    _FIRST_S * _RATIO**k for k in range(math.ceil(math.log(_LAST_S / _FIRST_S) / math.log(_RATIO)) + 1)
+)
+#: Rows older than this are deleted when a process saves (the table stays bounded).
+RETENTION: Final = timedelta(days=30)
+_SECONDS_PER_MINUTE: Final = 60
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficTotals:
+    """One version's counts over a time range."""
+
+    requests: int  # answered + failed
+    errors: int
+    latency_counts: list[int]  # len(LATENCY_BOUNDS) + 1 (the last: past the last bound), successes only
+
+
+class TrafficRow(NamedTuple):
+    """What one process counted for one (model, version, routed, minute) since its last save."""
+
+    model: str
+    version: int
+    routed: bool
+    minute: int  # minutes since the epoch, UTC
+    requests: int
+    errors: int
+    latency: dict[int, int]  # bucket index -> count, non-zero buckets only
+
+
+_decode_latency = msgspec.json.Decoder(dict[int, int])
+
+
+def _minute_at_or_after(at: datetime) -> int:
+    """The first minute that starts at or after ``at`` (a minute counts in [since, until) when its start does)."""
+    return math.ceil(at.timestamp() / _SECONDS_PER_MINUTE)
+
+
+class TrafficStore:
+    """Reads and writes the traffic table (migration 8 in :mod:`driftline.store.db`)."""
+
+    def __init__(self, db: Database) -> None:
+        """Use the given database."""
+        self.db = db
+
+    def add(self, process: str, rows: Iterable[TrafficRow]) -> None:
+        """Add ``rows`` to what ``process`` stored before (one transaction), and delete rows past :data:`RETENTION`."""
+        rows = list(rows)
+        if not rows:
+            return
+        oldest = int(time.time() - RETENTION.total_seconds()) // _SECONDS_PER_MINUTE
+        with self.db.transaction() as conn:
+            for r in rows:
+                key = (process, r.model, r.version, int(r.routed), r.minute)
+                latency = dict(r.latency)
+                before = conn.execute(
+                    "SELECT latency FROM traffic WHERE process = ? AND model = ? AND version = ? AND routed = ?"
+                    " AND minute = ?",
+                    key,
+                ).fetchone()
+                if before is not None:
+                    for bucket, count in _decode_latency.decode(before[0]).items():
+                        latency[bucket] = latency.get(bucket, 0) + count
+                conn.execute(
+                    "INSERT INTO traffic (process, model, version, routed, minute, requests, errors, latency)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, model, version, routed, minute) DO UPDATE"
+                    " SET requests = requests + excluded.requests, errors = errors + excluded.errors,"
+                    " latency = excluded.latency",
+                    (*key, r.requests, r.errors, msgspec.json.encode(dict(sorted(latency.items()))).decode()),
+                )
+            conn.execute("DELETE FROM traffic WHERE minute < ?", (oldest,))
+
+    def totals(
+        self, model: str, since: datetime, until: datetime | None = None, routed: bool | None = True
+    ) -> dict[int, TrafficTotals]:
+        """Each version's counts summed over every process, for the minutes that start in [since, until)
+        (``until`` None: up to now); ``routed`` True: only requests the routing policy sent (named neither a
+        version nor an alias), False: only the others, None: all."""
+        return {v: t for _, v, t in self._sums(model, since, until, routed, None)}
+
+    def series(
+        self, model: str, since: datetime, until: datetime, step: timedelta, routed: bool | None = True
+    ) -> list[tuple[datetime, dict[int, TrafficTotals]]]:
+        """:meth:`totals` per step from ``since`` (each step's start with its versions' counts; steps without
+        requests are left out). ``step`` is a whole number of minutes, at least one."""
+        minutes = int(step.total_seconds()) // _SECONDS_PER_MINUTE
+        if minutes < 1 or step.total_seconds() % _SECONDS_PER_MINUTE:
+            raise ValueError(f"step must be a whole number of minutes, got {step}")
+        out: dict[int, dict[int, TrafficTotals]] = {}
+        for index, version, totals in self._sums(model, since, until, routed, minutes):
+            out.setdefault(index, {})[version] = totals
+        return [(since + step * index, out[index]) for index in sorted(out)]
+
+    def _sums(
+        self, model: str, since: datetime, until: datetime | None, routed: bool | None, step_minutes: int | None
+    ) -> list[tuple[int, int, TrafficTotals]]:
+        """(step index, version, totals), step index 0 when ``step_minutes`` is None."""
+        first = _minute_at_or_after(since)
+        where = "model = ? AND minute >= ?"
+        params: list[object] = [model, first]
+        if until is not None:
+            where += " AND minute < ?"
+            params.append(_minute_at_or_after(until))
+        if routed is not None:
+            where += " AND routed = ?"
+            params.append(int(routed))
+        # Steps count from `since` itself, so a step's start is since + k * step.
+        step = "0" if step_minutes is None else f"(minute * 60 - {since.timestamp()!r}) / {step_minutes * 60}"
+        counts = self.db.query(
+            f"SELECT CAST({step} AS INTEGER) AS step, version, SUM(requests) AS requests, SUM(errors) AS errors"  # noqa: S608
+            f" FROM traffic WHERE {where} GROUP BY step, version",
+            tuple(params),
+        )
+        buckets = self.db.query(
+            f"SELECT CAST({step} AS INTEGER) AS step, version, CAST(j.key AS INTEGER) AS bucket,"  # noqa: S608
+            f" SUM(j.value) AS n FROM traffic, json_each(traffic.latency) AS j WHERE {where}"
+            " GROUP BY step, version, bucket",
+            tuple(params),
+        )
+        latency: dict[tuple[int, int], list[int]] = {}
+        for b in buckets:
+            hist = latency.setdefault((b["step"], b["version"]), [0] * (len(LATENCY_BOUNDS) + 1))
+            hist[b["bucket"]] = b["n"]
+        empty = [0] * (len(LATENCY_BOUNDS) + 1)
+        out = [
+            (
+                c["step"],
+                c["version"],
+                TrafficTotals(c["requests"], c["errors"], latency.get((c["step"], c["version"]), list(empty))),
+            )
+            for c in counts
+        ]
+        return sorted(out, key=lambda t: (t[0], t[1]))
+
+
+def minute_of(ts: float) -> int:
+    """The minute (since the epoch) a time in seconds since the epoch falls in."""
+    return int(ts // _SECONDS_PER_MINUTE)
