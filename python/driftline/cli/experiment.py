@@ -73,10 +73,10 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _interval(value: Any) -> str:
+def _bounds(value: Any) -> str:
     if not isinstance(value, dict):
         return "-"
-    return f"[{_number(value.get('lower'))}, {_number(value.get('upper'))}]"
+    return f"{_number(value['estimate'])} [{_number(value['lower'])}, {_number(value['upper'])}]"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -84,28 +84,28 @@ def print_report(report: dict[str, Any]) -> None:
     verdict; the rules; the sample-ratio check."""
     e = report["experiment"]
     print(f"experiment {e['id']} {e['spec']['name']!r} on model {e['model']}: {e['state']}, as of {report['as_of']}")
-    print("assignments: " + ", ".join(f"{a}={n}" for a, n in report.get("assignments", {}).items()))
+    print("assignments: " + (", ".join(f"{a}={n}" for a, n in report["assignments"].items()) or "none"))
     srm = report.get("sample_ratio")
-    if isinstance(srm, dict):
-        flag = "FLAGGED" if srm.get("flagged") else "ok"
-        print(f"sample ratio: {flag} (chi2 {_number(srm.get('chi2'))}, p {_number(srm.get('p_value'))})")
-    for m in report.get("metrics", []):
-        print(f"\nmetric {m.get('name')} ({m.get('kind', '')}, {m.get('direction', '')})")
-        for arm in m.get("arms", []):
-            label, n, mean = arm.get("arm", arm.get("name", "?")), _number(arm.get("n")), _number(arm.get("mean"))
-            print(f"  {label:<16} n={n:<8} mean={mean} {_interval(arm.get('interval'))}")
-        for c in m.get("comparisons", []):
+    if srm:
+        flag = "FLAGGED (the traffic did not split as designed)" if srm["flagged"] else "ok"
+        print(f"sample ratio: {flag}: chi2 {_number(srm['chi2'])}, p {_number(srm['p_value'])}")
+    for m in report["metrics"]:
+        print(f"\n{m['name']} ({m['role']}, {m['kind']}, {m['direction']} is better; unit {m['unit']})")
+        print(f"  {'ARM':<16} {'VERSION':<8} {'N':<10} MEAN [INTERVAL]")
+        for arm in m["arms"]:
+            print(f"  {arm['arm']:<16} {arm['version']:<8} {arm['n']:<10} {_bounds(arm['interval'])}")
+        for c in m["comparisons"]:
             print(
-                f"  {c.get('arm', '?')} - control: {_number(c.get('difference', c.get('absolute')))}"
-                f" sequential {_interval(c.get('sequential'))} fixed {_interval(c.get('fixed_horizon'))}"
-                f" p={_number(c.get('p_value'))} -> {c.get('verdict', '?')}"
+                f"  {c['arm']} - control: {_bounds(c['absolute'])} (anytime-valid); fixed horizon "
+                f"{_bounds(c['fixed_absolute'])}; relative {_bounds(c['relative'])}; "
+                f"p {_number(c['p_value'])} (adjusted {_number(c['adjusted_p_value'])}) -> {c['verdict'].upper()}"
             )
     print()
-    for rule in report.get("rules", []):
+    for rule in report["rules"]:
         print(f"{'PASS' if rule['passed'] else 'FAIL'}  {rule['text']}: {rule['evidence']}")
-    if report.get("breached"):
+    if report["breached"]:
         print(f"guardrails breached: {', '.join(report['breached'])}")
-    print(f"ready for promotion: {'yes' if report.get('ready') else 'no'}")
+    print(f"ready for promotion: {'yes' if report['ready'] else 'no'}")
 
 
 def _report(args: argparse.Namespace) -> int:

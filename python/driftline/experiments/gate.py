@@ -12,7 +12,8 @@ from driftline.experiments.service import decode
 from driftline.lifecycle.proposals import Gate
 
 if TYPE_CHECKING:
-    from driftline.experiments.service import Experiments, Report
+    from driftline.experiments.report import ExperimentReport
+    from driftline.experiments.service import Experiments
     from driftline.experiments.spec import Experiment
     from driftline.store.proposals import Proposal
 
@@ -30,14 +31,13 @@ def _experiment_of(experiments: Experiments, proposal: Proposal) -> Experiment |
     return None
 
 
-def record(experiment: Experiment, report: Report) -> dict[str, Any]:
+def record(experiment: Experiment, report: ExperimentReport) -> dict[str, Any]:
     """The promotion record: the experiment, its arms' versions, the report's final numbers (without the history of
     looks, which the report keeps), the rules as judged, and whether it was ready."""
-    metrics = []
-    for metric in msgspec.to_builtins(report.metrics):
-        if isinstance(metric, dict):
-            metric.pop("history", None)
-        metrics.append(metric)
+    metrics = msgspec.to_builtins(report.metrics)
+    for metric in metrics:
+        for comparison in metric["comparisons"]:
+            del comparison["history"]
     return {
         "experiment": experiment.id,
         "name": experiment.spec.name,

@@ -28,53 +28,22 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from driftline.capture.service import CaptureService
+    from driftline.experiments.report import ExperimentReport
     from driftline.feedback.service import LiveQuality
     from driftline.lifecycle.service import Lifecycle
     from driftline.serving.loaded import LoadedModel
     from driftline.store.experiments import ExperimentRow, ExperimentStore
 
-__all__ = ["Experiments", "Report", "Reports", "Rule", "breach_evidence", "decode", "routing_part"]
+__all__ = ["Experiments", "Reports", "breach_evidence", "decode", "routing_part"]
 
 _log = logging.getLogger("driftline.experiments")
 _VERSIONS = msgspec.json.Decoder(dict[str, int])
 
 
-class Rule(Protocol):
-    """A judged promotion rule of a report (:class:`driftline.experiments.report.RuleResult`)."""
-
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def passed(self) -> bool: ...
-
-    @property
-    def evidence(self) -> str: ...
-
-
-class Report(Protocol):
-    """What the service reads of an experiment's report (:class:`driftline.experiments.report.ExperimentReport`)."""
-
-    @property
-    def as_of(self) -> datetime: ...
-
-    @property
-    def ready(self) -> bool: ...
-
-    @property
-    def rules(self) -> Sequence[Rule]: ...
-
-    @property
-    def metrics(self) -> Sequence[object]: ...
-
-    @property
-    def breached(self) -> Sequence[str]: ...
-
-
 class Reports(Protocol):
     """The blocking report of an experiment (:class:`driftline.experiments.report.ExperimentReports`)."""
 
-    def report(self, experiment: Experiment, *, until: datetime | None = None) -> Report: ...
+    def report(self, experiment: Experiment, *, until: datetime | None = None) -> ExperimentReport: ...
 
 
 def decode(row: ExperimentRow) -> Experiment:
@@ -370,6 +339,15 @@ class Experiments:
         return 0
 
 
-def breach_evidence(report: Report, metric: str) -> str:
-    """A breached guardrail's evidence in words."""
-    return f"{metric} is significantly worse than the control (its confidence sequence lies wholly on the bad side)"
+def breach_evidence(report: ExperimentReport, metric: str) -> str:
+    """A breached guardrail's evidence in words: each worse treatment's difference and its interval."""
+    level = f"{report.experiment.spec.confidence:.0%}"
+    found = next((m for m in report.metrics if m.name == metric), None)
+    worse = [] if found is None else [c for c in found.comparisons if c.verdict == "worse"]
+    if not worse:
+        return f"significantly worse than the control at {level}"
+    return "; ".join(
+        f"{c.arm} - control = {c.absolute.estimate:.4g}, interval [{c.absolute.lower:.4g}, {c.absolute.upper:.4g}] "
+        f"at {level} ({c.method}), wholly on the bad side"
+        for c in worse
+    )

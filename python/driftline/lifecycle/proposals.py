@@ -122,7 +122,7 @@ class Proposals:
         if ok and self.evidence is not None:
             gate = await asyncio.to_thread(self.evidence, proposal)  # a report reads captured rows
             if gate is not None:
-                ok, evidence = gate.ready, f"{evidence}; {gate.text}"
+                ok, evidence = gate.ready, f"{evidence}; {gate.text}" if proposal.rule else gate.text
         audit = self.lifecycle.audit
         if not ok:
             audit.record(
