@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal
@@ -16,11 +17,11 @@ import pyarrow.parquet as pq
 from driftline.capture.rows import FIXED, TS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterator, Sequence
 
     from driftline.store.captures import CaptureIndex, Segment
 
-__all__ = ["CaptureReader", "ExportFormat", "to_us"]
+__all__ = ["CaptureReader", "ExportFormat", "Matched", "to_us"]
 
 ExportFormat = Literal["parquet", "jsonl"]
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -36,6 +37,14 @@ def to_us(moment: datetime, name: str) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must carry a timezone (e.g. 2026-01-31T00:00:00Z), got {moment.isoformat()}")
     return (moment - _EPOCH) // _US
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """Of the keys :meth:`CaptureReader.matched` was asked about, those some captured row has."""
+
+    requests: set[tuple[str, int | None]]
+    entities: set[str]
 
 
 class CaptureReader:
@@ -70,6 +79,43 @@ class CaptureReader:
                 yield pq.read_table(self._root / segment.path, columns=names)
             except FileNotFoundError:
                 continue
+
+    def matched(
+        self,
+        model: str,
+        requests: Collection[tuple[str, int | None]],
+        entities: Collection[str],
+        limit: int,
+        *,
+        skip_arm: str | None = None,
+    ) -> Matched | None:
+        """Which (request id, row) keys (row None: any row of that request) and entities the model's written
+        segments hold, reading only their key columns and stopping once every key is found; rows of ``skip_arm``
+        do not count. None (not looked at) when the segments hold more than ``limit`` rows: a caller that asks
+        per request must not read the whole capture history each time.
+        """
+        segments = self.segments(model)
+        if sum(s.rows for s in segments) > limit:
+            return None
+        wanted = set(requests)
+        any_row = {rid for rid, row in wanted if row is None}
+        ids = pa.array(sorted({rid for rid, _ in wanted}), pa.string())
+        names = pa.array(sorted(set(entities)), pa.string())
+        found = Matched(set(), set())
+        columns = ["request_id", "row", "entity", *([] if skip_arm is None else ["arm"])]
+        for table in self.columns(segments, columns):
+            if len(found.requests) == len(wanted) and len(found.entities) == len(names):
+                break  # every key is found: the rest cannot change the answer
+            rows = table if skip_arm is None else table.filter(pc.not_equal(table["arm"], skip_arm))
+            hits = rows.filter(pc.is_in(rows["request_id"], value_set=ids))
+            for key in zip(hits["request_id"].to_pylist(), hits["row"].to_pylist(), strict=True):
+                if key in wanted:
+                    found.requests.add(key)
+                if key[0] in any_row:
+                    found.requests.add((key[0], None))
+            named = rows.filter(pc.is_in(rows["entity"], value_set=names))["entity"]
+            found.entities.update(pc.unique(named).to_pylist())
+        return found
 
     def _read(self, segments: list[Segment], since: datetime | None, until: datetime | None) -> Iterator[pa.Table]:
         for segment in segments:

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from driftline.capture.rows import FIXED
 from driftline.errors import BadRequest, Conflict
@@ -37,8 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_WINDOWS", "UNMATCHED_SCAN_ROWS", "LiveQuality", "measure"]
 
-#: The most captured rows :meth:`LiveQuality.unmatched` reads the keys of (about 0.15 s on one core); past it a
-#: post's count is left out (None) rather than making every post read the whole capture history.
+#: The most captured rows a post's count reads the keys of (:meth:`LiveQuality.unmatched`, and the KPI route's
+#: unattributed events; about 0.15 s on one core); past it the count is left out (None) rather than making every
+#: post read the whole capture history.
 UNMATCHED_SCAN_ROWS: Final = 250_000
 #: The most windows one report lists: each labeled one costs a bootstrap (milliseconds), so ``window=1`` over a
 #: million labeled rows would hold a thread for most of an hour.
@@ -229,22 +228,10 @@ class LiveQuality:
         entities = {f.entity for f in items if f.entity is not None}
         if self._reader is None:
             return len(requests) + len(entities)
-        segments = self._reader.segments(name)
-        if sum(s.rows for s in segments) > UNMATCHED_SCAN_ROWS:
+        found = self._reader.matched(name, requests, entities, UNMATCHED_SCAN_ROWS)
+        if found is None:
             return None
-        ids = pa.array(sorted({rid for rid, _ in requests}), pa.string())
-        wanted = pa.array(sorted(entities), pa.string())
-        matched: set[tuple[str | None, int | None]] = set()
-        named: set[str] = set()
-        for table in self._reader.columns(segments, ["request_id", "row", "entity"]):
-            if len(matched) == len(requests) and len(named) == len(entities):
-                break  # every key is matched: the rest cannot change the count
-            hits = table.filter(pc.is_in(table["request_id"], value_set=ids))
-            matched.update(
-                k for k in zip(hits["request_id"].to_pylist(), hits["row"].to_pylist(), strict=True) if k in requests
-            )
-            named.update(pc.unique(table.filter(pc.is_in(table["entity"], value_set=wanted))["entity"]).to_pylist())
-        return len(requests - matched) + len(entities - named)
+        return len(requests.difference(found.requests)) + len(entities - found.entities)
 
     def _captured(self, name: str, version: int | None, since: datetime | None, until: datetime | None) -> pl.DataFrame:
         if self._reader is None:

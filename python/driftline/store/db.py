@@ -171,6 +171,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evaluations_version ON evaluations(model, version, id);
     """,
+    # Business KPI events (store/kpis.py): attributed to a version at read time, from the captured request that
+    # ``request_id`` or ``entity`` names. ``at_us``: when the event happened (µs UTC); ``event_id``: the client's
+    # idempotency key (NULLs are distinct, so events without one never collide).
+    """
+    CREATE TABLE kpi_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        request_id TEXT,
+        entity TEXT,
+        at_us INTEGER NOT NULL,
+        event_id TEXT,
+        received_at TEXT NOT NULL,
+        CHECK ((request_id IS NULL) != (entity IS NULL))
+    );
+    CREATE UNIQUE INDEX kpi_events_event ON kpi_events(model, event_id);
+    CREATE INDEX kpi_events_model ON kpi_events(model, id);
+    CREATE INDEX kpi_events_erase ON kpi_events(entity);
+    """,
     # Request, error and latency counts per process, version, routed or not, and minute (store/traffic.py): latency
     # is a JSON object of the non-zero buckets of LATENCY_BOUNDS (index -> successes), summed on read.
     """
