@@ -6,16 +6,13 @@ test controls."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
+from tests.e2e.test_quality_alerts import Receiver
 from tests.helpers import write_config
 
 from driftline.capture.service import CaptureService
@@ -173,7 +170,8 @@ async def test_create_pins_versions_routes_by_them_and_stop_restores_the_default
     r = running
     created = await r.experiments.create("iris", spec(arms=("champion", "challenger"), reason="q4"), "key:ops")
     assert created.versions == {"control": 1, "treatment": 2}
-    assert created.state == "running" and created.created_by == "key:ops"
+    assert created.state == "running"
+    assert created.created_by == "key:ops"
     assert r.table.routes("iris").policy == RoutingPolicy(canary=Canary(target="2", percent=30))
     started = r.audit.events("iris", action="experiment_started")
     assert len(started) == 1
@@ -187,8 +185,11 @@ async def test_create_pins_versions_routes_by_them_and_stop_restores_the_default
     assert r.experiments.list("iris", "stopped") == []
 
     stopped = await r.experiments.stop("iris", created.id, "key:ops", "enough")
-    assert stopped.state == "stopped" and stopped.stopped_by == "key:ops" and stopped.stop_reason == "enough"
-    assert stopped.stopped_at is not None and stopped.stopped_at >= stopped.started_at
+    assert stopped.state == "stopped"
+    assert stopped.stopped_by == "key:ops"
+    assert stopped.stop_reason == "enough"
+    assert stopped.stopped_at is not None
+    assert stopped.stopped_at >= stopped.started_at
     assert r.table.routes("iris").policy == RoutingPolicy()
     assert r.lifecycle.deployments.routing().get("iris") is None
     assert [e.reason for e in r.audit.events("iris", action="experiment_stopped")] == [
@@ -278,39 +279,6 @@ async def test_overlapping_experiments_and_a_manual_routing_are_refused(running)
     assert state(r) == before
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 keeping every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count: int, timeout: float = 20) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / 0.05)):
-            if len(self.bodies) >= count or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        return list(self.bodies)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 async def test_the_watcher_halts_a_breached_guardrail_and_stops_at_ends_at(experiment_repo, tmp_path):
     receiver = Receiver()
     sender = WebhookSender([receiver.url], backoff=0.05)
@@ -322,8 +290,10 @@ async def test_the_watcher_halts_a_breached_guardrail_and_stops_at_ends_at(exper
         r.reports.breach = True
         assert await r.experiments.check() == 1
         halted = r.experiments.get("iris", guarded.id)
-        assert halted.state == "stopped" and halted.stopped_by == "system"
-        assert halted.stop_reason is not None and halted.stop_reason.startswith("guardrail errors: treatment - control")
+        assert halted.state == "stopped"
+        assert halted.stopped_by == "system"
+        assert halted.stop_reason is not None
+        assert halted.stop_reason.startswith("guardrail errors: treatment - control")
         assert r.table.routes("iris").policy == RoutingPolicy()  # the treatment's traffic went to 0
         audit = r.audit.events("iris", action="experiment_guardrail_stop")
         assert [(e.actor, e.version_after) for e in audit] == [("system", "2")]
@@ -339,7 +309,8 @@ async def test_the_watcher_halts_a_breached_guardrail_and_stops_at_ends_at(exper
         assert r.reports.calls == calls  # no guardrail_stop: no report
         assert await r.experiments.check(datetime.now(UTC) + timedelta(hours=2)) == 1
         ended = r.experiments.get("iris", ending.id)
-        assert ended.state == "stopped" and ended.stopped_by == "system"
+        assert ended.state == "stopped"
+        assert ended.stopped_by == "system"
         assert (ended.stop_reason or "").startswith("ends_at ")
         assert r.audit.events("iris", action="experiment_stopped")[0].actor == "system"
     finally:
@@ -362,7 +333,8 @@ async def test_the_gate_refuses_approval_until_the_experiment_passes_and_keeps_i
 
     r.reports.better = True
     approved = await r.proposals.approve(proposal.id, "key:admin")
-    assert approved.state == "approved" and approved.decided_by == "key:admin"
+    assert approved.state == "approved"
+    assert approved.decided_by == "key:admin"
     record = approved.evidence
     assert record is not None
     assert (record["experiment"], record["ready"], record["approved_by"]) == (created.id, True, "key:admin")
@@ -383,4 +355,5 @@ async def test_a_proposal_without_an_experiment_has_only_its_shadow_rule(running
     await r.lifecycle.set_alias("iris", "staging", 2, "t")
     proposal = await r.proposals.propose("iris", 1, "staging", None, "t")
     approved = await r.proposals.approve(proposal.id, "t")
-    assert approved.state == "approved" and approved.evidence is None
+    assert approved.state == "approved"
+    assert approved.evidence is None

@@ -74,12 +74,13 @@ class ExperimentsController(Controller):
         self,
         services: ServicesDep,
         name: str,
-        state: Annotated[str | None, QueryParameter(schema_extra={"enum": list(_STATES)})] = None,
+        # "state" is a name Litestar keeps for the app state, so the parameter is read under another one.
+        wanted: Annotated[str | None, QueryParameter(query="state", schema_extra={"enum": list(_STATES)})] = None,
     ) -> list[Experiment]:
         """Newest first; ``?state=running`` or ``stopped`` for one kind."""
-        if state is not None:
-            query.choice(state, "state", _STATES)
-        return services.experiments.list(name, "running" if state == "running" else "stopped" if state else None)
+        if wanted is not None:
+            query.choice(wanted, "state", _STATES)
+        return services.experiments.list(name, "running" if wanted == "running" else "stopped" if wanted else None)
 
     @get(
         "/{name:str}/experiments/{eid:int}",

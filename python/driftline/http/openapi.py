@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 
 from driftline import __version__
 from driftline.drift.report import DriftReport
+from driftline.experiments.report import ExperimentReport
 from driftline.feedback.report import QualityReport
 from driftline.protocol.types import ErrorResponse, InferenceRequest, InferenceResponse
 
@@ -209,11 +210,12 @@ class QualityReportOperation(Operation):
 
 @dataclass
 class ExperimentReportOperation(Operation):
-    """An experiment's report: as JSON, or an HTML page (``?format=html`` or ``Accept: text/html``)."""
+    """An experiment's report: an ExperimentReport as JSON (an unbounded interval's end is infinite, so null), or
+    an HTML page (``?format=html`` or ``Accept: text/html``)."""
 
     def __post_init__(self) -> None:
         """Document both bodies of the 200."""
-        _add_200_media(self, ("text/html",))
+        _report_bodies(self, ExperimentReport)
 
 
 def ui_router() -> Any:

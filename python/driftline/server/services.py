@@ -17,9 +17,12 @@ from driftline import __version__
 from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.experiments.data import ExperimentSources
 from driftline.experiments.gate import promotion_gate
+from driftline.experiments.report import ExperimentReports
 from driftline.experiments.service import Experiments
 from driftline.feedback.alerts import QualityAlerts
+from driftline.feedback.kpis import Kpis
 from driftline.feedback.service import LiveQuality
 from driftline.jobs.capture import CaptureTarget
 from driftline.jobs.roots import Roots
@@ -56,6 +59,7 @@ from driftline.store.evaluations import EvaluationStore
 from driftline.store.experiments import ExperimentStore
 from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
+from driftline.store.kpis import KpiStore
 from driftline.store.proposals import ProposalStore
 from driftline.store.shadow_stats import ShadowStatsStore
 from driftline.store.traffic import TrafficStore
@@ -205,8 +209,15 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         quality = LiveQuality(table, feedback, None if capture is None else capture.reader, EvaluationStore(db))
         window = timedelta(seconds=settings.quality.gauge_window_s)
         quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
+        kpis = Kpis(table, KpiStore(db), None if capture is None else capture.reader)
         experiments = Experiments(
-            lifecycle, ExperimentStore(db), quality, capture, send=send, base_url=settings.http.base_url()
+            lifecycle,
+            ExperimentStore(db),
+            quality,
+            capture,
+            reports=ExperimentReports(ExperimentSources(quality, kpis, traffic)),
+            send=send,
+            base_url=settings.http.base_url(),
         )
         services = Services(
             settings=settings,
