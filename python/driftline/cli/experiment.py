@@ -9,7 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.cli.client import add_client_options, call, download
+from driftline.cli.client import add_command, call, download
 from driftline.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -132,9 +132,7 @@ def add_parser(models_sub: Any) -> None:
     sub = experiment.add_subparsers(dest="experiment_command", required=True)
 
     def add(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = add_client_options(sub.add_parser(name, help=help_text))
-        parser.set_defaults(func=func)
-        return parser
+        return add_command(sub, name, help_text, func)
 
     p = add("create", "start an experiment from a JSON file (or - for stdin) (operator)", _create)
     p.add_argument("file", metavar="FILE.json|-")
