@@ -251,6 +251,8 @@ async def test_split_and_shadow_designs_route_by_version(running):
             "metrics[0] 'conversion': a kpi metric cannot be measured",
         ),
         ("sig", lambda: spec(metrics=[ERRORS], primary="errors", guardrails=[]), Conflict, "cannot answer model 'sig'"),
+        ("iris", lambda: spec(ends_at=datetime(2030, 1, 1)), BadRequest, "ends_at must carry a timezone"),
+        ("iris", lambda: spec(ends_at=datetime(2020, 1, 1, tzinfo=UTC)), BadRequest, "has passed already"),
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_nothing_changes(running, model, make, error, words):

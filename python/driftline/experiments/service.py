@@ -154,6 +154,7 @@ class Experiments:
         """Check, record and start an experiment (see the module docstring)."""
         lc = self.lifecycle
         lc.table.require(model)  # unknown: 404; known but not loaded: 503
+        _check_ends_at(spec)
         numbers = {int(a.target) for a in spec.arms if is_version(a.target)}
         await lc.catch_up(model, numbers)
         async with self._lock:
@@ -323,6 +324,8 @@ class Experiments:
                 stopped += await self._check_one(experiment, at)
             except DriftlineError as exc:  # stopped meanwhile, its model unloaded: the next pass goes on
                 _log.warning("experiment %d of model %s not checked: %s", experiment.id, experiment.model, exc)
+            except Exception:  # noqa: BLE001 - one experiment's failed report must not keep the others unchecked
+                _log.exception("experiment %d of model %s: check failed", experiment.id, experiment.model)
         return stopped
 
     async def _check_one(self, experiment: Experiment, at: datetime) -> int:
@@ -337,6 +340,17 @@ class Experiments:
                 await self.halt(experiment.model, experiment.id, metric, breach_evidence(report, metric))
                 return 1
         return 0
+
+
+def _check_ends_at(spec: ExperimentSpec) -> None:
+    """``ends_at`` carries a timezone (the watcher compares it with now) and lies ahead."""
+    ends = spec.ends_at
+    if ends is None:
+        return
+    if ends.tzinfo is None:
+        raise BadRequest(f"ends_at must carry a timezone (e.g. 2026-01-31T00:00:00Z), got {ends.isoformat()}")
+    if ends <= datetime.now(UTC):
+        raise BadRequest(f"ends_at {ends.isoformat()} has passed already")
 
 
 def breach_evidence(report: ExperimentReport, metric: str) -> str:
