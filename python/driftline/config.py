@@ -25,6 +25,7 @@ __all__ = [
     "AuthSettings",
     "CaptureSettings",
     "DriftSettings",
+    "ExperimentSettings",
     "FeedbackSettings",
     "HttpSettings",
     "JobSettings",
@@ -133,6 +134,18 @@ class QualitySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not self.check_interval_s >= 0 or not self.gauge_window_s > 0:
             raise ValueError("quality.check_interval_s must be >= 0 and quality.gauge_window_s > 0")
+
+
+class ExperimentSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The experiments watcher: stops experiments past their ``ends_at`` and, with ``guardrail_stop``, those whose
+    guardrail is significantly worse."""
+
+    # Seconds between passes over the running experiments (one report each per pass); 0 = never.
+    check_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.check_interval_s >= 0:
+            raise ValueError(f"experiments.check_interval_s must be >= 0, got {self.check_interval_s}")
 
 
 class ApiKeySetting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -256,6 +269,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     feedback: FeedbackSettings = FeedbackSettings()
     quality: QualitySettings = QualitySettings()
     alerts: AlertSettings = AlertSettings()
+    experiments: ExperimentSettings = ExperimentSettings()
     # The alias a request without a version meets (a model without it answers with its newest loaded version).
     default_alias: str = "champion"
     # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).

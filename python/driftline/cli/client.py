@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "call", "download"]
+__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "add_command", "call", "download"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _CHUNK = 1 << 20
@@ -37,6 +37,16 @@ def add_client_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--url", help=f"driftline server (default $DRIFTLINE_URL or {DEFAULT_URL})")
     parser.add_argument("--key", help="API key (default $DRIFTLINE_API_KEY)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")
+    return parser
+
+
+def add_command(
+    sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """A subcommand of a client of the server: under ``sub`` (a subparsers action), with the client flags, running
+    ``func``."""
+    parser: argparse.ArgumentParser = add_client_options(sub.add_parser(name, help=help_text))
+    parser.set_defaults(func=func)
     return parser
 
 

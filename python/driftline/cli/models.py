@@ -9,8 +9,8 @@ import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from driftline.cli import quality
-from driftline.cli.client import add_client_options, call
+from driftline.cli import experiment, quality
+from driftline.cli.client import add_command, call
 from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
 
@@ -205,15 +205,14 @@ def add_parser(sub: Any) -> None:
     listing.set_defaults(func=_models_list)
     _add_lifecycle_commands(models_sub)
     quality.add_parser(models_sub)
+    experiment.add_parser(models_sub)
 
 
 def _add_lifecycle_commands(models_sub: Any) -> None:
     """Add the lifecycle subcommands under ``driftline models``."""
 
     def add(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = add_client_options(models_sub.add_parser(name, help=help_text))
-        parser.set_defaults(func=func)
-        return parser
+        return add_command(models_sub, name, help_text, func)
 
     p = add("status", "versions, aliases, routing and failures of every model (or one)", _status)
     p.add_argument("name", nargs="?")

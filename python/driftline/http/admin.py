@@ -240,7 +240,7 @@ class AdminController(Controller):
         ok, evidence = proposals.rule_status(proposal)
         evaluation = proposals.evaluation(proposal)
         return ProposalStatus(
-            **msgspec.structs.asdict(proposal), rule_passes=ok, evidence=evidence, evaluation=evaluation
+            **msgspec.structs.asdict(proposal), rule_passes=ok, rule_evidence=evidence, evaluation=evaluation
         )
 
     @_change("/proposals/{pid:int}/approve", "Approve a proposal", "admin")

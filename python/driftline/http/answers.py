@@ -50,11 +50,11 @@ class AliasDeleted(msgspec.Struct, frozen=True):
 
 
 class ProposalStatus(Proposal, frozen=True):
-    """A proposal, whether its rule passes now, the shadow evidence for that, and the proposed version's latest
-    offline evaluation (null when it has none)."""
+    """A proposal, whether its rule passes now, the shadow evidence for that (``rule_evidence``; ``evidence`` is
+    the promotion record kept at approval), and the proposed version's latest offline evaluation (null when none)."""
 
     rule_passes: bool
-    evidence: str
+    rule_evidence: str
     evaluation: EvaluationSummary | None
 
 

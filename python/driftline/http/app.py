@@ -18,6 +18,7 @@ from driftline.http.admin import AdminController
 from driftline.http.captures import CapturesController, ErasureController
 from driftline.http.deps import services_of
 from driftline.http.drift import DriftController
+from driftline.http.experiments import ExperimentsController
 from driftline.http.fastpath import InferFastPath
 from driftline.http.feedback import FeedbackController
 from driftline.http.jobs import JobsController
@@ -93,6 +94,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             QualityController,
             KpiController,
             AdminController,
+            ExperimentsController,
             CapturesController,
             ErasureController,
             metrics,

@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 
 from driftline import __version__
 from driftline.drift.report import DriftReport
+from driftline.experiments.report import ExperimentReport
 from driftline.feedback.report import QualityReport
 from driftline.protocol.types import ErrorResponse, InferenceRequest, InferenceResponse
 
@@ -41,6 +42,7 @@ __all__ = [
     "READ",
     "REMOVE",
     "DriftReportOperation",
+    "ExperimentReportOperation",
     "InferOperation",
     "OptionalBody",
     "QualityReportOperation",
@@ -223,6 +225,16 @@ class QualityReportOperation(Operation):
     def __post_init__(self) -> None:
         """Document both bodies of the 200."""
         _report_bodies(self, QualityReport)
+
+
+@dataclass
+class ExperimentReportOperation(Operation):
+    """An experiment's report: an ExperimentReport as JSON (an unbounded interval's end is infinite, so null), or
+    an HTML page (``?format=html`` or ``Accept: text/html``)."""
+
+    def __post_init__(self) -> None:
+        """Document both bodies of the 200."""
+        _report_bodies(self, ExperimentReport)
 
 
 def ui_router() -> Any:

@@ -3,11 +3,16 @@ rejected; each step on record.
 
 They work on the :class:`~driftline.lifecycle.service.Lifecycle`'s parts and take its lock to move the alias, so a
 promotion is checked, stored, swapped into the table and audited like any other alias move.
+
+An approval also asks the promotion gate (``evidence``, given by the server: the experiments service, which this
+layer must not import) whether an experiment of the candidate against the alias's version passes its rules; its
+final numbers are kept on the proposal as the promotion record.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -18,20 +23,35 @@ from driftline.store.audit import AuditAction
 from driftline.store.evaluations import EvaluationStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from driftline.lifecycle.service import Lifecycle
     from driftline.store.evaluations import EvaluationSummary
     from driftline.store.proposals import Proposal, ProposalStore
 
-__all__ = ["Proposals"]
+__all__ = ["Gate", "Proposals"]
+
+
+class Gate(NamedTuple):
+    """The promotion gate's answer for a proposal: whether its experiment's rules pass, the evidence in words (the
+    failing rules on a refusal), and the record kept on the proposal when it is approved (compact JSON)."""
+
+    ready: bool
+    text: str
+    record: dict[str, Any]
 
 
 class Proposals:
     """Propose, approve, promote and reject, on a lifecycle and the proposals table."""
 
-    def __init__(self, lifecycle: Lifecycle, store: ProposalStore) -> None:
-        """Move aliases through ``lifecycle``; keep the proposals in ``store``."""
+    def __init__(
+        self, lifecycle: Lifecycle, store: ProposalStore, evidence: Callable[[Proposal], Gate | None] | None = None
+    ) -> None:
+        """Move aliases through ``lifecycle``; keep the proposals in ``store``. ``evidence``: the promotion gate
+        (blocking; None when the proposal has no experiment, then only its shadow rule applies)."""
         self.lifecycle = lifecycle
         self.store = store
+        self.evidence = evidence
 
     def get(self, pid: int) -> Proposal:
         """One proposal by id.
@@ -98,6 +118,11 @@ class Proposals:
         if proposal.state != "proposed":
             raise Conflict(f"proposal {pid} is {proposal.state}; only a proposed one can be approved")
         ok, evidence = self.rule_status(proposal)
+        gate = None
+        if ok and self.evidence is not None:
+            gate = await asyncio.to_thread(self.evidence, proposal)  # a report reads captured rows
+            if gate is not None:
+                ok, evidence = gate.ready, f"{evidence}; {gate.text}" if proposal.rule else gate.text
         audit = self.lifecycle.audit
         if not ok:
             audit.record(
@@ -108,7 +133,8 @@ class Proposals:
                 reason=f"proposal {pid}: {evidence}",
             )
             raise Conflict(f"proposal {pid} cannot be approved yet: {evidence}")
-        if not self.store.decide(pid, "approved", actor, reason, expect="proposed"):
+        record = None if gate is None else msgspec.json.encode({**gate.record, "approved_by": actor}).decode()
+        if not self.store.decide(pid, "approved", actor, reason, expect="proposed", evidence=record):
             raise Conflict(f"proposal {pid} changed state meanwhile")
         audit.record(
             AuditAction.APPROVE,

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from driftline.capture.service import CaptureService
     from driftline.drift import DriftMonitor
+    from driftline.experiments.service import Experiments
     from driftline.feedback.alerts import QualityAlerts
     from driftline.lifecycle.service import Lifecycle
     from driftline.serving.table import ModelTable
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_all",
     "check_drift_forever",
+    "check_experiments_forever",
     "check_quality",
     "check_quality_forever",
     "follow_store_forever",
@@ -85,6 +87,11 @@ async def check_quality(table: ModelTable, alerts: QualityAlerts) -> int:
 async def check_quality_forever(table: ModelTable, alerts: QualityAlerts, interval: float) -> None:
     """Check quality periodically: the gauges stay current and quality rules fire and clear unasked."""
     await _every(interval, lambda: check_quality(table, alerts), "quality check")
+
+
+async def check_experiments_forever(experiments: Experiments, interval: float) -> None:
+    """Stop experiments past their ``ends_at``, and halt those whose guardrail is breached, periodically."""
+    await _every(interval, experiments.check, "experiments check")
 
 
 async def follow_store_forever(

@@ -17,6 +17,10 @@ from driftline import __version__
 from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
+from driftline.experiments.data import ExperimentSources
+from driftline.experiments.gate import promotion_gate
+from driftline.experiments.report import ExperimentReports
+from driftline.experiments.service import Experiments
 from driftline.feedback.alerts import QualityAlerts
 from driftline.feedback.kpis import Kpis
 from driftline.feedback.service import LiveQuality
@@ -30,6 +34,7 @@ from driftline.repository import Repository
 from driftline.security.keys import KeyRing
 from driftline.server.background import (
     check_drift_forever,
+    check_experiments_forever,
     check_quality_forever,
     follow_store_forever,
     retain_captures_forever,
@@ -51,6 +56,7 @@ from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.evaluations import EvaluationStore
+from driftline.store.experiments import ExperimentStore
 from driftline.store.feedback import FeedbackStore
 from driftline.store.keys import KeyStore
 from driftline.store.kpis import KpiStore
@@ -92,6 +98,7 @@ class Services:
     quality: LiveQuality
     kpis: Kpis
     quality_alerts: QualityAlerts
+    experiments: Experiments
     sync: RegistrySync | None
     metrics: CollectorRegistry
     capture: CaptureService | None  # None: capture is off for the server and every model
@@ -205,12 +212,22 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         kpis = Kpis(table, KpiStore(db), reader)
         window = timedelta(seconds=settings.quality.gauge_window_s)
         quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
+        kpis = Kpis(table, KpiStore(db), None if capture is None else capture.reader)
+        experiments = Experiments(
+            lifecycle,
+            ExperimentStore(db),
+            quality,
+            capture,
+            reports=ExperimentReports(ExperimentSources(quality, kpis, traffic)),
+            send=send,
+            base_url=settings.http.base_url(),
+        )
         services = Services(
             settings=settings,
             table=table,
             plane=plane,
             lifecycle=lifecycle,
-            proposals=Proposals(lifecycle, ProposalStore(db)),
+            proposals=Proposals(lifecycle, ProposalStore(db), lambda p: promotion_gate(experiments, p)),
             audit=audit,
             drift=monitor,
             keys=keys,
@@ -221,6 +238,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             quality=quality,
             kpis=kpis,
             quality_alerts=quality_alerts,
+            experiments=experiments,
             sync=_open_sync(settings, table, lifecycle, audit),
             metrics=metrics,
             capture=capture,
@@ -243,6 +261,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         tasks = [
             asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
             asyncio.create_task(check_quality_forever(table, quality_alerts, settings.quality.check_interval_s)),
+            asyncio.create_task(check_experiments_forever(experiments, settings.experiments.check_interval_s)),
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
             asyncio.create_task(save_traffic_forever(traffic, _TRAFFIC_INTERVAL_S)),
         ]

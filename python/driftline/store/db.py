@@ -208,6 +208,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX traffic_model ON traffic(model, minute);
     CREATE INDEX traffic_age ON traffic(minute);
     """,
+    # Migration 9 (7 and 8 are kpi and traffic's): experiments (store/experiments.py), their spec as JSON and the
+    # version each arm was pinned to; and the promotion record a proposal keeps once approved on an experiment.
+    """
+    CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        versions TEXT NOT NULL,
+        state TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        stopped_at TEXT,
+        stopped_by TEXT,
+        stop_reason TEXT
+    );
+    CREATE INDEX experiments_model ON experiments(model, id);
+    CREATE INDEX experiments_state ON experiments(state, id);
+    ALTER TABLE proposals ADD COLUMN evidence TEXT;
+    """,
 )
 
 

@@ -26,10 +26,13 @@ class Proposal(msgspec.Struct, frozen=True):
     reason: str | None
     created_at: str
     updated_at: str
+    # The promotion record, set when it was approved on an experiment's evidence (migration 9): the experiment,
+    # its final numbers, the rules and who approved; promotion keeps it.
+    evidence: dict[str, Any] | None
 
 
 class ProposalStore:
-    """Reads and writes the proposals table (migration 3 in :mod:`driftline.store.db`)."""
+    """Reads and writes the proposals table (migration 3 in :mod:`driftline.store.db`; ``evidence``: 9)."""
 
     def __init__(self, db: Database) -> None:
         """Use the given database."""
@@ -59,18 +62,22 @@ class ProposalStore:
         rows = self.db.query(f"SELECT * FROM proposals {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608
         return [_proposal(dict(r)) for r in rows]
 
-    def decide(self, pid: int, state: str, actor: str, reason: str | None, expect: str) -> bool:
-        """Move a proposal from state ``expect`` to ``state``; False when it was not in ``expect`` (a race lost)."""
+    def decide(
+        self, pid: int, state: str, actor: str, reason: str | None, expect: str, evidence: str | None = None
+    ) -> bool:
+        """Move a proposal from state ``expect`` to ``state``; False when it was not in ``expect`` (a race lost).
+        ``evidence`` (JSON text) is stored with it; None keeps what it has."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE proposals SET state = ?, decided_by = ?, reason = COALESCE(?, reason),"
-                " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                " evidence = COALESCE(?, evidence), updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
                 " WHERE id = ? AND state = ?",
-                (state, actor, reason, pid, expect),
+                (state, actor, reason, evidence, pid, expect),
             )
             return cursor.rowcount == 1
 
 
 def _proposal(data: dict[str, Any]) -> Proposal:
     data["rule"] = msgspec.json.decode(data["rule"]) if data["rule"] else None
+    data["evidence"] = msgspec.json.decode(data["evidence"]) if data.get("evidence") else None
     return Proposal(**data)
