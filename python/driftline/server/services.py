@@ -212,7 +212,6 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         kpis = Kpis(table, KpiStore(db), reader)
         window = timedelta(seconds=settings.quality.gauge_window_s)
         quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
-        kpis = Kpis(table, KpiStore(db), None if capture is None else capture.reader)
         experiments = Experiments(
             lifecycle,
             ExperimentStore(db),
