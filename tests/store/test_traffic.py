@@ -20,7 +20,7 @@ M0 = int(T0.timestamp()) // 60
 
 def _row(version: int, minute: int, requests: int, errors: int = 0, *, routed: bool = True, **buckets: int):
     latency = {int(k[1:]): v for k, v in buckets.items()}  # b5=2: bucket 5 holds 2
-    return TrafficRow("iris", version, routed, M0 + minute, requests, errors, latency)
+    return TrafficRow("iris", version, 1 if routed else 0, M0 + minute, requests, errors, latency)
 
 
 @pytest.fixture
@@ -93,3 +93,21 @@ def test_rows_past_retention_are_deleted_at_save(store):
     store.add("a", [TrafficRow("iris", 1, True, old, 7, 0, {}), TrafficRow("iris", 1, True, now, 1, 0, {})])
     left = store.db.query("SELECT minute, requests FROM traffic")
     assert [(r["minute"], r["requests"]) for r in left] == [(now, 1)]
+
+
+def test_a_policy_reads_its_own_requests_from_the_minute_it_started_in(store):
+    """An experiment starts mid-minute: the requests its policy (tag 7) routed in that minute count, those another
+    policy (tag 3, before it) routed in the same minute do not; without a policy only whole minutes count."""
+    tagged = [
+        TrafficRow("iris", 1, 3, M0, 50, 0, {}),  # before the experiment: the old policy
+        TrafficRow("iris", 1, 7, M0, 20, 0, {}),  # after it started, the same minute
+        TrafficRow("iris", 2, 7, M0, 10, 1, {}),
+        TrafficRow("iris", 2, 7, M0 + 1, 5, 0, {}),
+        TrafficRow("iris", 2, 0, M0 + 1, 99, 0, {}),  # named its version: no policy's
+    ]
+    store.add("a", tagged)
+    since = T0 + timedelta(seconds=30)
+    totals = store.totals("iris", since, policy=7)
+    assert {v: (t.requests, t.errors) for v, t in totals.items()} == {1: (20, 0), 2: (15, 1)}
+    assert {v: t.requests for v, t in store.totals("iris", since).items()} == {2: 5}
+    assert {v: t.requests for v, t in store.totals("iris", since, routed=False).items()} == {2: 99}

@@ -140,12 +140,13 @@ class ExperimentSources:
                 events = self._kpis.attributed(model, since=start, until=end).frame
                 for metric in kpis:
                     units[metric.name] = _kpi_units(captured, events, metric, arm_of, by_split)
-        totals = self._traffic.totals(model, start, end, routed=True)
+        # The requests the experiment's own routing policy sent, from its first second (not its first whole minute).
+        totals = self._traffic.totals(model, start, end, policy=experiment.policy_tag or None)
         traffic = {arm_of[v]: t for v, t in totals.items() if v in arm_of}
         step = timedelta(minutes=max(1, math.ceil((end - start) / timedelta(minutes=SERIES_STEPS))))
         series = [
             (min(at + step, end), {arm_of[v]: t for v, t in part.items() if v in arm_of})
-            for at, part in self._traffic.series(model, start, end, step)
+            for at, part in self._traffic.series(model, start, end, step, policy=experiment.policy_tag or None)
         ]
         assignments = {a.name: traffic[a.name].requests if a.name in traffic else 0 for a in spec.arms}
         return ExperimentData(start, end, versions, unit, assignments, units, pairs, traffic, series)

@@ -20,7 +20,7 @@ import msgspec
 from driftline.errors import BadRequest, Conflict, DriftlineError, NotFound
 from driftline.experiments.spec import Experiment, ExperimentSpec
 from driftline.repository.names import is_version
-from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
+from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split, policy_tag
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
@@ -159,12 +159,17 @@ class Experiments:
         await lc.catch_up(model, numbers)
         async with self._lock:
             versions = self._check(model, spec)
+            policy = _with(lc.table.routes(model).policy, routing_part(spec, versions))
             row = self.store.create(
-                model, spec.name, msgspec.json.encode(spec).decode(), msgspec.json.encode(versions).decode(), actor
+                model,
+                spec.name,
+                msgspec.json.encode(spec).decode(),
+                msgspec.json.encode(versions).decode(),
+                actor,
+                policy_tag(policy),
             )
             why = f"experiment {row.id} {spec.name!r}"
             try:
-                policy = _with(lc.table.routes(model).policy, routing_part(spec, versions))
                 await lc.set_routing(model, policy, actor, why)
             except BaseException:
                 self.store.delete(row.id)

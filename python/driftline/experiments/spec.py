@@ -226,6 +226,7 @@ class Experiment(msgspec.Struct, frozen=True):
     stopped_at: datetime | None = None
     stopped_by: str | None = None
     stop_reason: str | None = None
+    policy_tag: int = 0  # the tag of the routing policy it set (driftline.serving.routing.policy_tag)
 
     def version(self, arm: str) -> int:
         """The version arm ``arm`` is pinned to."""

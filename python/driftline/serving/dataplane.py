@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from driftline.errors import BadRequest
 from driftline.repository.names import is_version
+from driftline.serving.routing import policy_tag
 from driftline.serving.shadow import ShadowCapture
 from driftline.serving.signature import check_request
 from driftline.serving.stats import RequestErrors
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.protocol.codec import DecodedRequest
     from driftline.security.keys import KeyRing
     from driftline.serving.loaded import LoadedModel
+    from driftline.serving.routing import RoutingPolicy
     from driftline.serving.table import ModelTable
     from driftline.serving.traffic import Traffic
 
@@ -39,7 +41,18 @@ __all__ = ["DataPlane"]
 class DataPlane:
     """Auth for inference, routing, the signature check, priority and timeout, the batcher, shadows, outputs."""
 
-    __slots__ = ("_id_prefix", "_ids", "capture", "errors", "in_flight", "keys", "require_key", "table", "traffic")
+    __slots__ = (
+        "_id_prefix",
+        "_ids",
+        "_tags",
+        "capture",
+        "errors",
+        "in_flight",
+        "keys",
+        "require_key",
+        "table",
+        "traffic",
+    )
 
     def __init__(
         self,
@@ -66,6 +79,8 @@ class DataPlane:
         # a syscall per request for fresh randomness cost more than the rest of the capture hook).
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count()
+        # Per model, the routing policy last seen and its tag (what traffic counts key on).
+        self._tags: dict[str, tuple[RoutingPolicy, int]] = {}
 
     def admit(self, name: str, metadata: Sequence[tuple[bytes, bytes]]) -> None:
         """What is checked before the request body is looked at: the key, then that the model exists.
@@ -123,11 +138,11 @@ class DataPlane:
         except Exception as exc:
             # A 400 is the request's own parameters (priority, timeout out of range), not the version failing.
             if traffic is not None and not isinstance(exc, BadRequest):
-                traffic.record(model.name, model.version, not version, None)
+                traffic.record(model.name, model.version, self._policy_tag(name, version), None)
             raise
         elapsed = time.perf_counter() - start
         if traffic is not None:
-            traffic.record(model.name, model.version, not version, elapsed)
+            traffic.record(model.name, model.version, self._policy_tag(name, version), elapsed)
         if shadow is not None:
             taken = None
             if shadow_plan is not None and capture is not None and request.id is not None:
@@ -149,6 +164,19 @@ class DataPlane:
                 entity,
             )
         return model, outputs
+
+    def _policy_tag(self, name: str, version: str | None) -> int:
+        """The tag of the routing policy that chose this request's version (0 when the request named one); the
+        tag is computed once per policy object (policies are swapped whole, so identity tells a change)."""
+        if version:
+            return 0
+        policy = self.table.routes(name).policy
+        cached = self._tags.get(name)
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        tag = policy_tag(policy)
+        self._tags[name] = (policy, tag)
+        return tag
 
     def _arm(self, name: str, version: str | None, chosen: int) -> str:
         """How the request reached its version, as capture records it."""

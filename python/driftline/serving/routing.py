@@ -20,7 +20,7 @@ from driftline.repository.names import is_version
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["Canary", "ModelRoutes", "RoutingPolicy", "Shadow", "Split", "policy_targets"]
+__all__ = ["Canary", "ModelRoutes", "RoutingPolicy", "Shadow", "Split", "policy_tag", "policy_targets"]
 
 
 def _check_percent(field: str, value: float) -> None:
@@ -98,6 +98,15 @@ def policy_targets(policy: RoutingPolicy) -> list[str]:
     if policy.shadow is not None:
         targets.append(policy.shadow.target)
     return targets
+
+
+def policy_tag(policy: RoutingPolicy) -> int:
+    """A number for a routing policy, the same in every process and restart (a CRC of its JSON), never 0.
+
+    Traffic counts carry the tag of the policy that routed each request (0: the request named its version), so an
+    experiment reads the requests its own policy routed and none from before it was set.
+    """
+    return zlib.crc32(msgspec.json.encode(policy)) or 1
 
 
 def _bucket(key: str) -> float:

@@ -1,4 +1,5 @@
-"""This process's request, error and latency counts per (model, version, routed, minute), saved every few seconds.
+"""This process's request, error and latency counts per (model, version, routing policy, minute), saved every few
+seconds.
 
 :meth:`Traffic.record` runs on the event loop thread (the data plane calls it for every request that reached a
 version's batcher, from either front end), so it takes no lock: a dict lookup, integer increments and a bisect.
@@ -49,13 +50,13 @@ class Traffic:
         rows)."""
         self.store = store
         self.process = process or uuid.uuid4().hex
-        self._counts: dict[tuple[str, int, bool, int], _Counts] = {}
+        self._counts: dict[tuple[str, int, int, int], _Counts] = {}
         self._flush_lock = threading.Lock()
 
-    def record(self, model: str, version: int, routed: bool, latency_s: float | None) -> None:
+    def record(self, model: str, version: int, policy: int, latency_s: float | None) -> None:
         """Count one request that reached ``version``'s batcher: answered in ``latency_s`` seconds, or failed
-        (None). ``routed``: the request named neither a version nor an alias (the routing policy chose)."""
-        key = (model, version, routed, int(time.time() // 60))
+        (None). ``policy``: the tag of the routing policy that chose the version (0: the request named it)."""
+        key = (model, version, policy, int(time.time() // 60))
         counts = self._counts.get(key)
         if counts is None:
             counts = self._counts[key] = _Counts()
@@ -85,9 +86,9 @@ class Traffic:
                         del self._counts[key]
                     continue
                 grown = {i: n - s for i, (n, s) in enumerate(zip(latency, saved_latency, strict=True)) if n != s}
-                model, version, routed, minute = key
+                model, version, policy, minute = key
                 rows.append(
-                    TrafficRow(model, version, routed, minute, requests - saved_requests, errors - saved_errors, grown)
+                    TrafficRow(model, version, policy, minute, requests - saved_requests, errors - saved_errors, grown)
                 )
                 snapshots.append((counts, (requests, errors, latency)))
             self.store.add(self.process, rows)
@@ -95,16 +96,27 @@ class Traffic:
                 counts.saved = saved
 
     def totals(
-        self, model: str, since: datetime, until: datetime | None = None, routed: bool | None = True
+        self,
+        model: str,
+        since: datetime,
+        until: datetime | None = None,
+        routed: bool | None = True,
+        policy: int | None = None,
     ) -> dict[int, TrafficTotals]:
         """Each version's counts over every process and restart (:meth:`TrafficStore.totals`); this process's
         latest counts are saved first, so they are included."""
         self.flush()
-        return self.store.totals(model, since, until, routed)
+        return self.store.totals(model, since, until, routed, policy)
 
     def series(
-        self, model: str, since: datetime, until: datetime, step: timedelta, routed: bool | None = True
+        self,
+        model: str,
+        since: datetime,
+        until: datetime,
+        step: timedelta,
+        routed: bool | None = True,
+        policy: int | None = None,
     ) -> list[tuple[datetime, dict[int, TrafficTotals]]]:
         """:meth:`totals` per ``step`` from ``since`` (:meth:`TrafficStore.series`), this process's latest included."""
         self.flush()
-        return self.store.series(model, since, until, step, routed)
+        return self.store.series(model, since, until, step, routed, policy)

@@ -198,12 +198,12 @@ MIGRATIONS: tuple[str, ...] = (
         process TEXT NOT NULL,
         model TEXT NOT NULL,
         version INTEGER NOT NULL,
-        routed INTEGER NOT NULL,
+        policy INTEGER NOT NULL,
         minute INTEGER NOT NULL,
         requests INTEGER NOT NULL,
         errors INTEGER NOT NULL,
         latency TEXT NOT NULL,
-        PRIMARY KEY (process, model, version, routed, minute)
+        PRIMARY KEY (process, model, version, policy, minute)
     );
     CREATE INDEX traffic_model ON traffic(model, minute);
     CREATE INDEX traffic_age ON traffic(minute);
@@ -222,7 +222,8 @@ MIGRATIONS: tuple[str, ...] = (
         created_by TEXT NOT NULL,
         stopped_at TEXT,
         stopped_by TEXT,
-        stop_reason TEXT
+        stop_reason TEXT,
+        policy_tag INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX experiments_model ON experiments(model, id);
     CREATE INDEX experiments_state ON experiments(state, id);

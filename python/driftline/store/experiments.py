@@ -32,6 +32,7 @@ class ExperimentRow(msgspec.Struct, frozen=True):
     stopped_at: str | None
     stopped_by: str | None
     stop_reason: str | None
+    policy_tag: int
 
 
 def _now() -> str:
@@ -45,12 +46,12 @@ class ExperimentStore:
         """Use the given database."""
         self.db = db
 
-    def create(self, model: str, name: str, spec: str, versions: str, actor: str) -> ExperimentRow:
-        """Record a new running experiment, started now."""
+    def create(self, model: str, name: str, spec: str, versions: str, actor: str, policy_tag: int) -> ExperimentRow:
+        """Record a new running experiment, started now; ``policy_tag``: the tag of the routing policy it sets."""
         eid = self.db.execute(
-            "INSERT INTO experiments (model, name, spec, versions, state, started_at, created_by)"
-            " VALUES (?, ?, ?, ?, 'running', ?, ?)",
-            (model, name, spec, versions, _now(), actor),
+            "INSERT INTO experiments (model, name, spec, versions, state, started_at, created_by, policy_tag)"
+            " VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+            (model, name, spec, versions, _now(), actor, policy_tag),
         )
         experiment = self.get(model, eid)
         assert experiment is not None

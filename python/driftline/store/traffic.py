@@ -3,8 +3,10 @@
 An experiment compares its arms on error rate and p99 latency and checks the sample ratio of the assignment counts,
 over [start, now), across every worker process and restart. Captures cannot give that (they are sampled, and a
 failed request is not captured); the serving counters (``ModelStats``) are per process since start. So each
-process adds its counts here per (model, version, routed, minute) every few seconds (``serving/traffic.py``), and
-readers sum the minutes that start in [since, until).
+process adds its counts here per (model, version, routing policy, minute) every few seconds
+(``serving/traffic.py``), and readers sum the minutes in [since, until). The policy is the tag of the routing policy
+that chose the version (:func:`driftline.serving.routing.policy_tag`; 0: the request named its version), so an
+experiment reads exactly the requests its own policy routed, also in the minute it started in.
 """
 
 from __future__ import annotations
@@ -45,11 +47,11 @@ class TrafficTotals:
 
 
 class TrafficRow(NamedTuple):
-    """What one process counted for one (model, version, routed, minute) since its last save."""
+    """What one process counted for one (model, version, policy, minute) since its last save."""
 
     model: str
     version: int
-    routed: bool
+    policy: int  # the routing policy's tag; 0: the request named a version or an alias
     minute: int  # minutes since the epoch, UTC
     requests: int
     errors: int
@@ -79,10 +81,10 @@ class TrafficStore:
         oldest = int(time.time() - RETENTION.total_seconds()) // _SECONDS_PER_MINUTE
         with self.db.transaction() as conn:
             for r in rows:
-                key = (process, r.model, r.version, int(r.routed), r.minute)
+                key = (process, r.model, r.version, r.policy, r.minute)
                 latency = dict(r.latency)
                 before = conn.execute(
-                    "SELECT latency FROM traffic WHERE process = ? AND model = ? AND version = ? AND routed = ?"
+                    "SELECT latency FROM traffic WHERE process = ? AND model = ? AND version = ? AND policy = ?"
                     " AND minute = ?",
                     key,
                 ).fetchone()
@@ -90,8 +92,8 @@ class TrafficStore:
                     for bucket, count in _decode_latency.decode(before[0]).items():
                         latency[bucket] = latency.get(bucket, 0) + count
                 conn.execute(
-                    "INSERT INTO traffic (process, model, version, routed, minute, requests, errors, latency)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, model, version, routed, minute) DO UPDATE"
+                    "INSERT INTO traffic (process, model, version, policy, minute, requests, errors, latency)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, model, version, policy, minute) DO UPDATE"
                     " SET requests = requests + excluded.requests, errors = errors + excluded.errors,"
                     " latency = excluded.latency",
                     (*key, r.requests, r.errors, msgspec.json.encode(dict(sorted(latency.items()))).decode()),
@@ -99,15 +101,30 @@ class TrafficStore:
             conn.execute("DELETE FROM traffic WHERE minute < ?", (oldest,))
 
     def totals(
-        self, model: str, since: datetime, until: datetime | None = None, routed: bool | None = True
+        self,
+        model: str,
+        since: datetime,
+        until: datetime | None = None,
+        routed: bool | None = True,
+        policy: int | None = None,
     ) -> dict[int, TrafficTotals]:
         """Each version's counts summed over every process, for the minutes that start in [since, until)
-        (``until`` None: up to now); ``routed`` True: only requests the routing policy sent (named neither a
-        version nor an alias), False: only the others, None: all."""
-        return {v: t for _, v, t in self._sums(model, since, until, routed, None)}
+        (``until`` None: up to now); ``routed`` True: only requests a routing policy sent (named neither a
+        version nor an alias), False: only the others, None: all.
+
+        ``policy`` (a tag): only the requests that policy routed, over the minutes that overlap [since, until):
+        the policy tells them from the requests before it was set, so the minute ``since`` falls in counts too.
+        """
+        return {v: t for _, v, t in self._sums(model, since, until, routed, None, policy)}
 
     def series(
-        self, model: str, since: datetime, until: datetime, step: timedelta, routed: bool | None = True
+        self,
+        model: str,
+        since: datetime,
+        until: datetime,
+        step: timedelta,
+        routed: bool | None = True,
+        policy: int | None = None,
     ) -> list[tuple[datetime, dict[int, TrafficTotals]]]:
         """:meth:`totals` per step from ``since`` (each step's start with its versions' counts; steps without
         requests are left out). ``step`` is a whole number of minutes, at least one."""
@@ -115,23 +132,31 @@ class TrafficStore:
         if minutes < 1 or step.total_seconds() % _SECONDS_PER_MINUTE:
             raise ValueError(f"step must be a whole number of minutes, got {step}")
         out: dict[int, dict[int, TrafficTotals]] = {}
-        for index, version, totals in self._sums(model, since, until, routed, minutes):
+        for index, version, totals in self._sums(model, since, until, routed, minutes, policy):
             out.setdefault(index, {})[version] = totals
         return [(since + step * index, out[index]) for index in sorted(out)]
 
     def _sums(
-        self, model: str, since: datetime, until: datetime | None, routed: bool | None, step_minutes: int | None
+        self,
+        model: str,
+        since: datetime,
+        until: datetime | None,
+        routed: bool | None,
+        step_minutes: int | None,
+        policy: int | None = None,
     ) -> list[tuple[int, int, TrafficTotals]]:
         """(step index, version, totals), step index 0 when ``step_minutes`` is None."""
-        first = _minute_at_or_after(since)
+        first = minute_of(since.timestamp()) if policy is not None else _minute_at_or_after(since)
         where = "model = ? AND minute >= ?"
         params: list[object] = [model, first]
         if until is not None:
             where += " AND minute < ?"
             params.append(_minute_at_or_after(until))
-        if routed is not None:
-            where += " AND routed = ?"
-            params.append(int(routed))
+        if policy is not None:
+            where += " AND policy = ?"
+            params.append(policy)
+        elif routed is not None:
+            where += " AND policy != 0" if routed else " AND policy = 0"
         # Steps count from `since` itself, so a step's start is since + k * step.
         step = "0" if step_minutes is None else f"(minute * 60 - {since.timestamp()!r}) / {step_minutes * 60}"
         counts = self.db.query(
