@@ -114,7 +114,7 @@ def _users(server, model: str, start: int, count: int, row: list[float], seed: i
             if version is not None and draw < CONVERSION[version]
         ]
         for at in range(0, len(events), 500):
-            posted = client.post(f"/v1/models/{model}/kpi", json={"kpi": events[at : at + 500]})
+            posted = client.post(f"/v1/models/{model}/kpi", json={"kpi": events[at : at + 500]}, headers=HEADERS)
             assert posted.status_code == 200, posted.text
     served: dict[int, int] = {}
     for version in versions:
