@@ -4,14 +4,16 @@ posted later) with a probability that depends on the version that answered it.
     python3 examples/simulate_users.py iris --users 4000 --convert 2=0.10,1=0.20
 
 Standard library only; every user is one request to 127.0.0.1 (bounded by --users, each with a 10 s timeout), the
-conversions go to ``POST /v1/models/{m}/kpi`` in batches after the requests. Prints one JSON line: users per version,
-conversions per version, and failed requests.
+conversions go to ``POST /v1/models/{m}/kpi`` in batches after the requests, with the key in ``DRIFTLINE_API_KEY``
+when it is set (a server that holds keys takes KPI events from a predictor key or above). Prints one JSON line: users
+per version, conversions per version, and failed requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import urllib.error
@@ -22,9 +24,12 @@ _ROW = [5.1, 3.5, 1.4, 0.2]
 _BATCH = 500
 
 
-def _post(url: str, body: object) -> dict[str, object]:
+def _post(url: str, body: object, key: str | None = None) -> dict[str, object]:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     request = urllib.request.Request(  # noqa: S310 - the URL is the local server's
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
         result: dict[str, object] = json.loads(answer.read())
@@ -48,6 +53,7 @@ def main() -> None:
     parser.add_argument("--kpi", default="conversion")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    key = os.environ.get("DRIFTLINE_API_KEY")
     rng = random.Random(args.seed)  # noqa: S311 - a simulation, not a secret
     draws = [rng.random() for _ in range(args.users)]
     infer = f"{args.url}/v2/models/{args.model}/infer"
@@ -73,7 +79,7 @@ def main() -> None:
                 converted[version] = converted.get(version, 0) + 1
                 events.append({"id": uid, "name": args.kpi, "value": 1})
     for start in range(0, len(events), _BATCH):
-        _post(f"{args.url}/v1/models/{args.model}/kpi", {"kpi": events[start : start + _BATCH]})
+        _post(f"{args.url}/v1/models/{args.model}/kpi", {"kpi": events[start : start + _BATCH]}, key)
     json.dump({"users": served, "conversions": converted, "failed": failed}, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
 

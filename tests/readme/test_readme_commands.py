@@ -227,6 +227,31 @@ def run_quality_walkthrough(block: Block, ctx: Context) -> None:
     assert sorted(rows["target"].value_counts().rows()) == [(0, 75), (2, 25)]
 
 
+# --- the walkthrough: canary experiment -> KPIs -> report -> promotion on evidence ---
+
+
+def run_experiment_walkthrough(block: Block, ctx: Context) -> None:
+    # It creates a key and moves the champion: run it in a copy of the root, as the other walkthroughs.
+    root, proc, log = run_in_a_copy(block, ctx, "-experiment")
+    assert "Traceback" not in proc.stderr + log
+    out = proc.stdout
+    # What the comments say: approval refused before the evidence (naming the rule), on record; then the
+    # conversion lift is BETTER, the report says ready, the promotion keeps approver and evidence.
+    assert "refused: no evidence yet" in out, out
+    assert "cannot be approved yet" in proc.stderr, proc.stderr
+    assert "conversion: better than champion" in proc.stderr, proc.stderr
+    users = json.loads(next(line for line in out.splitlines() if line.startswith('{"conversions"')))
+    assert users["failed"] == 0, users
+    assert 0.25 < users["users"]["1"] / 4000 < 0.35, users  # the canary's 30%
+    conversion = out[out.index("conversion (primary") :]
+    assert re.search(r"challenger - control: .*-> BETTER", conversion.splitlines()[4]), out
+    assert "ready for promotion: yes" in out, out
+    assert "promoted key:me True" in out, out
+    assert "<html" in (root / "experiment.html").read_text().lower()
+    for action in ("experiment_started", "approve_refused", "approve", "promote", "experiment_stopped"):
+        assert re.search(rf"\s{action}\s", out), (action, out)
+
+
 # --- Drift ---
 
 
@@ -307,6 +332,7 @@ RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("The model repository", "toml"): run_model_config,
     ("Walkthrough: publish -> shadow -> approve -> promote -> rollback", "bash"): run_walkthrough,
     ("Walkthrough: capture -> labels -> quality report -> retraining webhook", "bash"): run_quality_walkthrough,
+    ("Walkthrough: canary experiment -> KPIs -> report -> promotion on evidence", "bash"): run_experiment_walkthrough,
     ("Server settings", "toml"): run_server_settings,
     ("Drift", "bash"): run_drift_block,
     ("Drift", "toml"): run_model_config,
