@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -205,8 +206,14 @@ class RegistrySync:
                 continue
             try:
                 cached = await asyncio.to_thread(self.cache.store, self.source, remote)
+                lineage = await asyncio.to_thread(self.source.lineage, remote)
                 await asyncio.to_thread(
-                    self.placement.place, model.name, version, cached.path, cached.sha256, model.config_toml
+                    functools.partial(self.placement.place, ref=remote.ref, lineage=lineage),
+                    model.name,
+                    version,
+                    cached.path,
+                    cached.sha256,
+                    model.config_toml,
                 )
             except IntegrityError as exc:
                 self._fail(model.name, version, remote.sha256, str(exc), report)
