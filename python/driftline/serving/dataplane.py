@@ -83,7 +83,7 @@ class DataPlane:
         params = request.parameters
         model, shadow = self.table.route(name, version, params, metadata)
         rows = check_request(model, request.inputs, request.outputs)
-        plan = None if capture is None else capture.plan(model.name, model.version, model.source)
+        plan = None if capture is None else capture.plan(model.name, model.version, model.source, model.lineage)
         entity = request_id = None
         if plan is not None:
             entity = params.get("entity") if params else None
