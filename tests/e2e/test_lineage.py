@@ -15,7 +15,11 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 from tests.e2e.conftest import start_server
+from tests.e2e.test_registry_sync import SYNC_ENV, wait_for
 from tests.helpers import ADMIN_KEY, build_test_repository, write_server_config
+from tests.registry.test_lineage_mlflow import publish_run
+
+from driftline.repository.demo import build_classifier_onnx
 
 pytestmark = pytest.mark.e2e
 
@@ -87,20 +91,60 @@ def test_v2_metadata_carries_lineage_beside_the_protocols_fields(server):
     assert one["lineage"]["2"]["datasets"] == RECORD["datasets"]
 
 
-def test_captured_rows_carry_their_versions_lineage_through_the_export(server, tmp_path):
-    for version in ("1", "2"):
+def exported_lineage(server, tmp_path, model: str, versions: list[str]) -> dict:
+    """Infer 3 requests of 2 rows on each version, export the captured rows with the CLI; the file's lineage."""
+    for version in versions:
         for _ in range(3):
-            r = httpx.post(f"{server.url}/v2/models/iris/versions/{version}/infer", json=ROWS, timeout=10)
+            r = httpx.post(f"{server.url}/v2/models/{model}/versions/{version}/infer", json=ROWS, timeout=10)
             assert r.status_code == 200, r.text
-    out = tmp_path / "iris.parquet"
+    out = tmp_path / f"{model}.parquet"
+    want = 6 * len(versions)
     deadline = time.monotonic() + 30
     for _ in range(150):  # segments are written every 0.2 s: bounded in count and time
-        done = cli(server, "capture", "export", "iris", "--output", str(out))
+        done = cli(server, "capture", "export", model, "--output", str(out))
         assert done.returncode == 0, done.stderr
-        if pq.read_metadata(out).num_rows == 12 or time.monotonic() > deadline:
+        if pq.read_metadata(out).num_rows == want or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert pq.read_metadata(out).num_rows == 12
-    lineage = json.loads(pq.read_schema(out).metadata[b"driftline.lineage"])
+    assert pq.read_metadata(out).num_rows == want
+    return json.loads(pq.read_schema(out).metadata[b"driftline.lineage"])
+
+
+def test_captured_rows_carry_their_versions_lineage_through_the_export(server, tmp_path):
+    lineage = exported_lineage(server, tmp_path, "iris", ["1", "2"])
     assert {v: m["run_id"] for v, m in lineage.items()} == {"1": "run-42", "2": "run-43"}
     assert lineage["1"]["params"] == RECORD["params"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_an_mlflow_run_is_the_synced_versions_lineage_in_metadata_status_and_captures(
+    mlflow_server, tmp_path, iris_weights
+):
+    name = f"lineage-e2e-{time.time_ns() % 10**9}"
+    onnx = tmp_path / "model.onnx"
+    build_classifier_onnx(onnx, *iris_weights)
+    version, run_id = publish_run(mlflow_server.url, name, onnx.read_bytes(), "0.3", 0.97, with_dataset=True)
+    config = write_server_config(
+        tmp_path / "server.toml",
+        f'[registry]\nmodels = ["{name}"]\n[capture]\nenabled = true\ndirectory = "{tmp_path / "captures"}"\n'
+        "segment_seconds = 0.2\n",
+    )
+    env = {
+        **SYNC_ENV,
+        "DRIFTLINE_REGISTRY__SOURCE": mlflow_server.registry_url,
+        "DRIFTLINE_REGISTRY__CACHE_DIR": str(tmp_path / "cache"),
+    }
+    server = start_server(tmp_path / "models", tmp_path, env=env, extra_args=["--config", str(config)])
+    try:
+        ready = f"{server.url}/v2/models/{name}/ready"
+        wait_for(f"{name} ready", lambda: httpx.get(ready, timeout=10).status_code == 200)
+        meta = httpx.get(f"{server.url}/v2/models/{name}", timeout=10).json()["lineage"][str(version)]
+        assert (meta["run_id"], meta["params"], meta["metrics"]) == (run_id, {"lr": "0.3"}, {"val_accuracy": 0.97})
+        assert meta["datasets"][0]["name"] == "iris-train"
+        assert (meta["source_uri"], meta["registry"]) == (f"models:/{name}/{version}", mlflow_server.registry_url)
+        status = httpx.get(f"{server.url}/v1/admin/models/{name}", headers=HEADERS, timeout=10).json()
+        assert status["versions"][0]["lineage"] == meta
+        assert exported_lineage(server, tmp_path, name, [str(version)]) == {str(version): meta}
+    finally:
+        server.stop()
