@@ -396,7 +396,7 @@ async def test_status_answers_the_admin_apis_fields_in_order(running, lifecycle_
     assert (status["error"], status["default_version"], status["routing"], status["shadow"]) == (None, "2", {}, [])
     ready, _, failed = status["versions"]
     # A field that does not apply to the version's state is absent, not null.
-    assert list(ready) == ["version", "state", "sha256", "backend"]
+    assert list(ready) == ["version", "state", "sha256", "backend", "lineage"]
     assert list(failed) == ["version", "state", "reason"]
     assert list(status["aliases"]["champion"]) == ["version", "previous", "updated_at"]
     (proposal,) = status["proposals"]

@@ -7,14 +7,16 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
+import msgspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftline.capture.rows import FIXED, TS
+from driftline.capture.segments import LINEAGE_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Sequence
@@ -152,7 +154,8 @@ class CaptureReader:
         added: Sequence[pa.Field] = (),
     ) -> int:
         """Stream the matching rows into ``sink`` as one Parquet file or as JSON lines (ts as ISO 8601 with its
-        offset), one segment in memory at a time; returns the rows written.
+        offset), one segment in memory at a time; returns the rows written. A Parquet file's key-value metadata
+        ``driftline.lineage`` holds a JSON object: each exported version's lineage, as its segments carry it.
 
         ``through`` turns each segment's rows into the rows written (the labeled export joins them to their
         labels), which may have the ``added`` columns beyond the segments' own.
@@ -178,10 +181,16 @@ class CaptureReader:
         # One schema for the file: every segment's columns unified (from their footers), so segments written with
         # different kept columns still make one file.
         schemas = [FIXED]
+        lineage: dict[str, Any] = {}  # version -> its lineage, from the segments' own metadata
         for segment in segments:
             with contextlib.suppress(FileNotFoundError):
                 schemas.append(pq.read_schema(self._root / segment.path))
+                stamped = (schemas[-1].metadata or {}).get(LINEAGE_KEY)
+                if stamped is not None:
+                    lineage[str(segment.version)] = msgspec.json.decode(stamped)
         schema = pa.unify_schemas([*schemas, pa.schema(added)], promote_options="permissive")
+        # The file holds rows of several versions: its metadata names each one's lineage.
+        schema = schema.with_metadata({LINEAGE_KEY: msgspec.json.encode(lineage)} if lineage else {})
         written = 0
         with pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for table in tables:

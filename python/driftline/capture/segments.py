@@ -15,11 +15,15 @@ from driftline.store.captures import temp_name
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["write_segment"]
+__all__ = ["LINEAGE_KEY", "write_segment"]
+
+# The Parquet key-value metadata entry that holds the lineage (JSON) of the version whose rows a segment holds.
+LINEAGE_KEY = b"driftline.lineage"
 
 
-def write_segment(root: Path, rel: str, table: pa.Table) -> tuple[int, str]:
-    """Write ``table`` as the Parquet file ``root/rel`` (replacing one there atomically).
+def write_segment(root: Path, rel: str, table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> tuple[int, str]:
+    """Write ``table`` as the Parquet file ``root/rel`` (replacing one there atomically), with ``metadata`` added to
+    its key-value metadata (a rewritten segment keeps what its table read back).
 
     Returns:
         The file's size in bytes and its sha256.
@@ -27,6 +31,8 @@ def write_segment(root: Path, rel: str, table: pa.Table) -> tuple[int, str]:
     Raises:
         OSError: the folder or file cannot be written (read-only, full disk); no temp file is left behind.
     """
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
     # Dictionary encoding pays off only for the repeated strings (model, sha256, arm, ids): tried on the float
     # columns of inputs and outputs, which hardly repeat, it was 70% of the write's time. zstd's level 1 writes

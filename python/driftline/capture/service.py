@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from driftline.capture.reader import CaptureReader
 from driftline.capture.retention import enforce_retention, erase_entity
 from driftline.capture.rows import keep_tensors
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from driftline.capture.writer import CaptureFigures
     from driftline.config import CaptureSettings
     from driftline.repository.layout import ModelSource
+    from driftline.repository.lineage import Lineage
     from driftline.repository.model_config import CaptureOverrides
     from driftline.store.captures import CaptureIndex
 
@@ -81,12 +84,15 @@ class CaptureService:
         # (model, version) -> (the source its plan was made from, the plan): a reload brings a new source.
         self._plans: dict[tuple[str, int], tuple[ModelSource, CapturePlan | None]] = {}
 
-    def plan(self, name: str, version: int, source: ModelSource) -> CapturePlan | None:
-        """The plan of a loaded version (None: it captures nothing); worked out once per loaded source."""
+    def plan(self, name: str, version: int, source: ModelSource, lineage: Lineage | None = None) -> CapturePlan | None:
+        """The plan of a loaded version (None: it captures nothing); worked out once per loaded source, when the
+        version's ``lineage`` is handed to the writer for its segments."""
         cached = self._plans.get((name, version))
         if cached is not None and cached[0] is source:
             return cached[1]
         plan = plan_of(source.config.capture.over(self.default))
+        if plan is not None and lineage is not None:
+            self.writer.describe(name, version, msgspec.json.encode(lineage))
         self._plans[(name, version)] = (source, plan)
         return plan
 

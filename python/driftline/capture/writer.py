@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from driftline.capture.rows import day_of, entry_of, table_of
-from driftline.capture.segments import write_segment
+from driftline.capture.segments import LINEAGE_KEY, write_segment
 from driftline.repository.names import MODEL_NAME
 from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
 
@@ -126,6 +126,8 @@ class CaptureWriter:
         # (model, version) pairs whose names were checked (a set's add is atomic), day numbers as folder names.
         self._checked: set[tuple[str, int]] = set()
         self._days: dict[int, str] = {}
+        # (model, version) -> its lineage as JSON, stamped into each of its segments (set from the event loop).
+        self._lineage: dict[tuple[str, int], bytes] = {}
         self._thread = threading.Thread(target=self._run, name="driftline-capture", daemon=True)
         self._thread.start()
 
@@ -140,6 +142,10 @@ class CaptureWriter:
             return CaptureFigures(
                 self._captured, self._dropped, self._segments, self._bytes, self._pending, self._failed
             )
+
+    def describe(self, model: str, version: int, lineage: bytes) -> None:
+        """Stamp ``lineage`` (JSON) into the segments of (model, version) written from now on."""
+        self._lineage[(model, version)] = lineage
 
     def submit(self, batch: CaptureBatch) -> bool:
         """Queue a batch's rows without waiting; False when they were dropped (and counted). Never raises."""
@@ -317,7 +323,8 @@ class CaptureWriter:
         if day is None:
             day = self._days[number] = day_of(number * _DAY_US)
         rel = f"{partition(model, version, day)}/{uuid.uuid4().hex}{SEGMENT_SUFFIX}"
-        size, sha256 = write_segment(self._root, rel, table)
+        lineage = self._lineage.get((model, version))
+        size, sha256 = write_segment(self._root, rel, table, None if lineage is None else {LINEAGE_KEY: lineage})
         self._index.add(
             Segment(
                 path=rel,

@@ -71,11 +71,19 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"  version {v['version']} {v['state']}: {v.get('reason')}")
             elif v.get("note"):
                 print(f"  version {v['version']}: {v['note']}")
+            if v.get("lineage"):
+                print(f"  version {v['version']}: {_lineage_line(v['lineage'])}")
             if v.get("evaluation"):
                 print(f"  version {v['version']}: {_evaluation_line(v['evaluation'])}")
         if m.get("error"):
             print(f"  error: {m['error']}")
     return 0
+
+
+def _lineage_line(lineage: dict[str, Any]) -> str:
+    """Where a version came from, in one line (``--json`` has the whole record)."""
+    run = f"run {lineage['run_id']} " if lineage.get("run_id") else ""
+    return f"{run}from {lineage.get('source_uri') or '-'} sha256={lineage.get('sha256', '')[:12]}"
 
 
 def _evaluation_line(e: dict[str, Any]) -> str:

@@ -53,7 +53,8 @@ class ModelReadiness(msgspec.Struct, frozen=True):
     reason: str | UnsetType = UNSET
 
 
-def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
+def _metadata(model: LoadedModel, versions: list[int], described: list[LoadedModel]) -> ModelMetadataResponse:
+    lineage = {str(m.version): msgspec.to_builtins(m.lineage) for m in described if m.lineage is not None}
     return ModelMetadataResponse(
         name=model.name,
         versions=[str(v) for v in versions],
@@ -62,6 +63,7 @@ def _metadata(model: LoadedModel, versions: list[int]) -> ModelMetadataResponse:
         outputs=[MetadataTensor(t.name, t.datatype, list(t.shape)) for t in model.outputs],
         # Where it runs, and why when that differs from config.toml (device = "auto" without CUDA says so here).
         parameters={"device": model.backends[0].device, "notes": [*model.backends[0].notes, *model.source.notes]},
+        lineage=lineage or None,
     )
 
 
@@ -102,10 +104,12 @@ class V2Controller(Controller):
     async def model_metadata(
         self, services: ServicesDep, name: str, version: str | None = None
     ) -> ModelMetadataResponse:
-        """Signature, platform and loaded versions of a model."""
+        """Signature, platform and loaded versions of a model, and the lineage of each (of the one asked for)."""
         table = services.table
         model = table.get(name, version)
-        return _metadata(model, sorted(table.loaded().get(name, {})))
+        loaded = table.loaded().get(name, {})
+        described = [model] if version is not None else [m for _, m in sorted(loaded.items())]
+        return _metadata(model, sorted(loaded), described)
 
     @get(
         ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],

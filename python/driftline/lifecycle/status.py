@@ -9,6 +9,7 @@ import msgspec
 
 from driftline.errors import ModelNotFound
 from driftline.lifecycle.references import version_text
+from driftline.repository.lineage import Lineage  # noqa: TC001 - msgspec needs it at run time
 from driftline.serving.routing import RoutingPolicy  # noqa: TC001 - msgspec needs it at run time
 from driftline.store.evaluations import EvaluationStore, EvaluationSummary
 from driftline.store.proposals import Proposal  # noqa: TC001
@@ -16,6 +17,7 @@ from driftline.store.shadow_stats import ShadowSummary  # noqa: TC001
 
 if TYPE_CHECKING:
     from driftline.lifecycle.service import Lifecycle
+    from driftline.serving.loaded import LoadedModel
     from driftline.store.proposals import ProposalStore
 
 __all__ = ["AliasStatus", "ModelStatus", "VersionStatus", "model_status"]
@@ -25,8 +27,8 @@ _OPEN_PROPOSALS = 20
 
 
 class VersionStatus(msgspec.Struct, frozen=True):
-    """A loaded version (READY: sha256, backend, maybe a note) or one that failed to load (FAILED: reason), and
-    its latest offline evaluation (``driftline evaluate``) when it has one.
+    """A loaded version (READY: sha256, backend, lineage, maybe a note) or one that failed to load (FAILED: reason),
+    and its latest offline evaluation (``driftline evaluate``) when it has one.
 
     A field that does not apply to the state is left out of the JSON, not null.
     """
@@ -38,6 +40,7 @@ class VersionStatus(msgspec.Struct, frozen=True):
     note: str | msgspec.UnsetType = msgspec.UNSET
     reason: str | msgspec.UnsetType = msgspec.UNSET
     evaluation: EvaluationSummary | msgspec.UnsetType = msgspec.UNSET
+    lineage: Lineage | msgspec.UnsetType = msgspec.UNSET
 
 
 class AliasStatus(msgspec.Struct, frozen=True):
@@ -74,7 +77,7 @@ def model_status(lifecycle: Lifecycle, proposals: ProposalStore, name: str) -> M
     if not loaded and table.error(name) is None and name not in table.repository.model_names():
         raise ModelNotFound(f"model {name!r} not found")
     routes = table.routes(name)
-    versions = [_ready(lifecycle, name, v, m.sha256, m.backends[0].platform) for v, m in sorted(loaded.items())]
+    versions = [_ready(lifecycle, m) for _, m in sorted(loaded.items())]
     versions += [
         VersionStatus(str(v), "FAILED", reason=why)
         for v, why in sorted(table.failures(name).items())
@@ -101,12 +104,19 @@ def model_status(lifecycle: Lifecycle, proposals: ProposalStore, name: str) -> M
     )
 
 
-def _ready(lifecycle: Lifecycle, name: str, version: int, sha256: str, backend: str) -> VersionStatus:
+def _ready(lifecycle: Lifecycle, model: LoadedModel) -> VersionStatus:
     # Served, but with a caveat worth showing (a drift profile that could not be saved).
     drift = lifecycle.table.drift
-    window = drift.window(name, str(version)) if drift is not None else None
+    window = drift.window(model.name, str(model.version)) if drift is not None else None
     note = window.profile.unsaved if window is not None and window.profile.unsaved else msgspec.UNSET
-    return VersionStatus(str(version), "READY", sha256=sha256, backend=backend, note=note)
+    return VersionStatus(
+        str(model.version),
+        "READY",
+        sha256=model.sha256,
+        backend=model.backends[0].platform,
+        note=note,
+        lineage=msgspec.UNSET if model.lineage is None else model.lineage,
+    )
 
 
 def _evaluated(evaluations: EvaluationStore, name: str, status: VersionStatus) -> VersionStatus:

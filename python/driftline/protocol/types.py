@@ -44,6 +44,8 @@ class ModelMetadataResponse(Struct, omit_defaults=True):
     inputs: list[MetadataTensor]
     outputs: list[MetadataTensor]
     parameters: dict[str, Any] | None = None
+    # driftline's extension (clients of the protocol ignore fields they do not know): version -> its lineage.
+    lineage: dict[str, Any] | None = None
 
 
 class RequestInput(Struct, omit_defaults=True):

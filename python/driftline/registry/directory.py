@@ -11,6 +11,7 @@ import fsspec  # type: ignore[import-untyped]
 from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
+from driftline.repository.lineage import LINEAGE_FILE, MAX_LINEAGE_BYTES
 from driftline.repository.names import MODEL_NAME, is_version
 from driftline.security.digests import is_sha256
 
@@ -91,6 +92,22 @@ class DirectorySource:
             raise RegistryUnavailable(
                 f"registry {self.url}: cannot fetch {version.model}/{version.version} from {version.ref}: {e!r}"
             ) from e
+
+    def lineage(self, version: RemoteVersion) -> bytes | None:
+        """The version folder's ``lineage.json``, if it has one (one byte past the limit at most: the loader refuses
+        an oversized file, so more is never read).
+
+        Raises:
+            RegistryUnavailable: The folder cannot be read.
+        """
+        path = f"{self._fs._strip_protocol(version.ref).rstrip('/')}/{LINEAGE_FILE}"
+        try:
+            if not self._fs.isfile(path):
+                return None
+            data: bytes = self._fs.cat_file(path, start=0, end=MAX_LINEAGE_BYTES + 1)
+        except Exception as e:  # fsspec backends raise their own error types, as in fetch
+            raise RegistryUnavailable(f"registry {self.url}: cannot read {path}: {e!r}") from e
+        return data
 
     def _scan(self, problems: list[str]) -> list[RemoteModel]:
         if not self._fs.isdir(self._root):

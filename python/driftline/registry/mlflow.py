@@ -16,6 +16,7 @@ from driftline.errors import ConfigError
 from driftline.registry.source import RegistryUnavailable, RemoteModel, RemoteVersion
 from driftline.repository import ARTIFACT_NAMES
 from driftline.repository.layout import find_artifact
+from driftline.repository.lineage import MAX_LINEAGE_BYTES, Dataset, RunRecord, encode_record, finite_metrics
 from driftline.repository.names import MODEL_NAME
 from driftline.security.digests import is_sha256
 
@@ -132,6 +133,37 @@ class MlflowSource:
             shutil.rmtree(staging, ignore_errors=True)
         _hoist_artifact(dest)
 
+    def lineage(self, version: RemoteVersion) -> bytes | None:
+        """The version's run as a ``lineage.json``: run id, parameters, metrics (latest values), dataset inputs.
+
+        Raises:
+            RegistryUnavailable: The server cannot be reached, or the version is gone.
+        """
+        from mlflow.exceptions import MlflowException
+
+        with self._call(f"read the lineage of {version.model}/{version.version}"):
+            client = self._mlflow_client()
+            mv = client.get_model_version(version.model, str(version.version))
+            if not mv.run_id:
+                return encode_record(RunRecord(artifact_uri=mv.source or None))
+            try:
+                run = client.get_run(mv.run_id)
+            except MlflowException as e:
+                if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                # A deleted run must not keep the version out for good: its id is what is left to show.
+                note = "the run is not at the registry any more"
+                return encode_record(RunRecord(run_id=mv.run_id, artifact_uri=mv.source or None, notes=note))
+        inputs = run.inputs.dataset_inputs if run.inputs is not None else []
+        record = RunRecord(
+            run_id=mv.run_id,
+            params={str(k): str(v) for k, v in run.data.params.items()},
+            metrics=finite_metrics(run.data.metrics),
+            datasets=[Dataset(d.dataset.name, d.dataset.digest or "", d.dataset.source or "") for d in inputs],
+            artifact_uri=mv.source or None,
+        )
+        return _bounded(record)
+
     def _mlflow_client(self) -> Any:
         if self._client is None:
             from mlflow import MlflowClient
@@ -221,6 +253,16 @@ def _hoist_artifact(dest: Path) -> None:
             target.unlink()
         child.rename(target)
     shutil.rmtree(holder)
+
+
+def _bounded(record: RunRecord) -> bytes:
+    """``record`` as a ``lineage.json`` the loader accepts: a run with thousands of parameters is kept without
+    them (and says so) rather than refused for its size."""
+    data = encode_record(record)
+    if len(data) <= MAX_LINEAGE_BYTES:
+        return data
+    note = f"params, metrics and datasets left out: over {MAX_LINEAGE_BYTES} bytes (see the run at the registry)"
+    return encode_record(RunRecord(run_id=record.run_id, artifact_uri=record.artifact_uri, notes=note))
 
 
 def _iso(ms: int | None) -> str | None:

@@ -63,3 +63,11 @@ class RegistrySource(Protocol):
     def fetch(self, version: RemoteVersion, dest: Path) -> None:
         """Write the files of ``version`` into the empty folder ``dest``; raises RegistryUnavailable on I/O failure."""
         ...
+
+    def lineage(self, version: RemoteVersion) -> bytes | None:
+        """The version's ``lineage.json`` text as the source states it (None: it states none); the loader checks it.
+
+        Raises:
+            RegistryUnavailable: The source cannot be reached or read.
+        """
+        ...

@@ -1,10 +1,11 @@
 """Registry sync: a background task that brings the local repository and aliases in line with a registry source.
 
 For each version the source has and the repository lacks: download it into the content-addressed cache (its sha256
-checked), copy it into the repository under a temporary name and rename it into place, load it and warm it up. Only
-then is it routable, and then only if an alias or the routing policy sends traffic to it (or, for a model without a
-default alias, because it is the newest). A version that fails any step is moved aside, never takes traffic, and is
-on record in the model's status and the audit log; the versions already serving go on serving.
+checked), copy it (with the ``lineage.json`` the source states for it) into the repository under a temporary name
+and rename it into place, load it and warm it up. Only then is it routable, and then only if an alias or the
+routing policy sends traffic to it (or, for a model without a default alias, because it is the newest). A version
+that fails any step is moved aside, never takes traffic, and is on record in the model's status and the audit log;
+the versions already serving go on serving.
 
 Alias values the source states are applied when they change at the source, through the same checks an operator's
 alias move meets. A refused value is tried again when the model's loaded versions or the alias's local value
@@ -205,8 +206,16 @@ class RegistrySync:
                 continue
             try:
                 cached = await asyncio.to_thread(self.cache.store, self.source, remote)
+                lineage = await asyncio.to_thread(self.source.lineage, remote)
                 await asyncio.to_thread(
-                    self.placement.place, model.name, version, cached.path, cached.sha256, model.config_toml
+                    self.placement.place,
+                    model.name,
+                    version,
+                    cached.path,
+                    cached.sha256,
+                    model.config_toml,
+                    ref=remote.ref,
+                    lineage=lineage,
                 )
             except IntegrityError as exc:
                 self._fail(model.name, version, remote.sha256, str(exc), report)

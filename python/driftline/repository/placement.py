@@ -17,11 +17,20 @@ import msgspec
 
 from driftline.repository.names import is_version
 
-__all__ = ["Placement"]
+__all__ = ["Placement", "placed_record"]
 
 _FAILED = ".failed"
 _DELETED = ".deleted"
 _PLACED = ".registry"
+_LINEAGE = "lineage.json"  # repository.lineage.LINEAGE_FILE (that module reads this one's records)
+
+
+def placed_record(model_dir: Path, version: int) -> dict[str, str] | None:
+    """The record a sync kept for a version it placed (``source``, ``sha256``, ``ref``), or None."""
+    try:
+        return msgspec.json.decode((model_dir / _PLACED / f"{version}.json").read_bytes(), type=dict[str, str])
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 class Placement:
@@ -43,7 +52,17 @@ class Placement:
         """Whether the repository holds this version's folder."""
         return (self.root / model / str(version)).is_dir()
 
-    def place(self, model: str, version: int, files: Path, sha256: str, config_toml: str | None) -> Path:
+    def place(
+        self,
+        model: str,
+        version: int,
+        files: Path,
+        sha256: str,
+        config_toml: str | None,
+        *,
+        ref: str = "",
+        lineage: bytes | None = None,
+    ) -> Path:
         """Copy the version's files (hard links where the file system allows) to ``<model>/<version>`` atomically.
 
         Args:
@@ -53,6 +72,9 @@ class Placement:
                 becomes the model's config when the model has none.
             sha256: The artifact's digest, kept on record.
             config_toml: The source's config text for the model; it wins over one in ``files``.
+            ref: Where the source keeps the version (``models:/iris/3``), kept on record for its lineage.
+            lineage: The version's ``lineage.json`` as the source states it. A ``lineage.json`` in ``files`` is
+                never used: the cache holds one folder per artifact digest, so it may be another version's.
 
         Returns:
             The version's folder.
@@ -62,7 +84,7 @@ class Placement:
         placed = model_dir / _PLACED
         placed.mkdir(exist_ok=True)
         # Written before the folder appears: a version in the repository never lacks its record.
-        record = {"source": self.source_url, "sha256": sha256}
+        record = {"source": self.source_url, "sha256": sha256, "ref": ref}
         (placed / f"{version}.json").write_bytes(msgspec.json.encode(record))
         staging = model_dir / f".incoming-{version}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -74,6 +96,8 @@ class Placement:
             relative = item.relative_to(files)
             if relative == Path("config.toml"):
                 config_in_artifact = item
+                continue
+            if relative == Path(_LINEAGE):
                 continue
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +112,8 @@ class Placement:
                 config.write_text(config_toml)
             elif config_in_artifact is not None:
                 shutil.copyfile(config_in_artifact, config)
+        if lineage is not None:
+            (staging / _LINEAGE).write_bytes(lineage)
         final = model_dir / str(version)
         staging.rename(final)
         return final

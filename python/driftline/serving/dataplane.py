@@ -111,9 +111,9 @@ class DataPlane:
         rows = check_request(model, request.inputs, request.outputs)
         plan = shadow_plan = None
         if capture is not None:
-            plan = capture.plan(model.name, model.version, model.source)
+            plan = capture.plan(model.name, model.version, model.source, model.lineage)
             if shadow is not None:
-                shadow_plan = capture.plan(shadow.name, shadow.version, shadow.source)
+                shadow_plan = capture.plan(shadow.name, shadow.version, shadow.source, shadow.lineage)
         entity = request_id = None
         if plan is not None or (shadow_plan is not None and request.id is not None):
             entity = params.get("entity") if params else None

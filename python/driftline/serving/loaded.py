@@ -14,6 +14,7 @@ from driftline.serving.stats import ModelStats
 if TYPE_CHECKING:
     from driftline.backends.base import Backend, TensorSpec
     from driftline.repository.layout import ModelSource
+    from driftline.repository.lineage import Lineage
     from driftline.serving.batcher import Batcher
 
 __all__ = ["LoadedModel"]
@@ -32,6 +33,8 @@ class LoadedModel:
     stats: ModelStats = field(default_factory=ModelStats)
     # What was loaded: the artifact's (size, mtime) and the config, so a reload keeps an unchanged version running.
     fingerprint: tuple[int, int] = (0, 0)
+    # Its artifact's digest, where it came from and what trained it (status, metadata and capture show it).
+    lineage: Lineage | None = None
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:

@@ -7,6 +7,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError, DriftlineError, ModelNotFound, ModelNotReady
+from driftline.repository.lineage import lineage_of, read_run_record
 from driftline.repository.names import is_version
 from driftline.serving.batcher import Batcher
 from driftline.serving.instances import build_instances
@@ -298,7 +299,10 @@ class ModelTable:
         config = source.config
         path = source.artifacts[version]
         fingerprint = artifact_fingerprint(path)
+        # Read first: a bad lineage.json fails the version before any instance is built.
+        record = await asyncio.to_thread(read_run_record, path.parent)
         backends, digest = await asyncio.to_thread(build_instances, source, version)
+        lineage = lineage_of(record, source.path, version, path, digest)  # one small file read at most
         on_batch = None
         if self.drift is not None:
             try:
@@ -309,7 +313,7 @@ class ModelTable:
                 raise
         stats = ModelStats()
         batcher = Batcher(f"{source.name}:{version}", backends, config, stats, self._loop, on_batch)
-        return LoadedModel(source.name, version, source, backends, batcher, digest, stats, fingerprint)
+        return LoadedModel(source.name, version, source, backends, batcher, digest, stats, fingerprint, lineage)
 
     def _unwatch(self, model: LoadedModel) -> None:
         if self.drift is not None:
