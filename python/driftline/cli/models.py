@@ -13,6 +13,7 @@ from driftline.cli import experiment, quality
 from driftline.cli.client import add_command, call
 from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
+from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
     import argparse
@@ -177,6 +178,10 @@ def _decision(verb: str) -> Any:
     return run
 
 
+# The action column fits the longest action the log can hold.
+_ACTION_WIDTH = max(len(a) for a in AuditAction)
+
+
 def _audit(args: argparse.Namespace) -> int:
     query = {"limit": str(args.limit)}
     if args.name:
@@ -189,7 +194,8 @@ def _audit(args: argparse.Namespace) -> int:
     for e in reversed(events):
         change = f"{e['version_before'] or '-'} -> {e['version_after'] or '-'}"
         sha = f" sha256={e['sha256'][:12]}" if e["sha256"] else ""
-        print(f"{e['at']}  {e['actor']:<22} {e['action']:<15} {e['model']:<16} {change:<10}{sha}  {e['reason'] or ''}")
+        action = f"{e['action']:<{_ACTION_WIDTH}}"
+        print(f"{e['at']}  {e['actor']:<22} {action} {e['model']:<16} {change:<10}{sha}  {e['reason'] or ''}")
     return 0
 
 

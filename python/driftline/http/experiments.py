@@ -75,7 +75,7 @@ class ExperimentsController(Controller):
         services: ServicesDep,
         name: str,
         # "state" is a name Litestar keeps for the app state, so the parameter is read under another one.
-        wanted: Annotated[str | None, QueryParameter(query="state", schema_extra={"enum": list(_STATES)})] = None,
+        wanted: Annotated[str | None, QueryParameter(name="state", schema_extra={"enum": list(_STATES)})] = None,
     ) -> list[Experiment]:
         """Newest first; ``?state=running`` or ``stopped`` for one kind."""
         if wanted is not None:
