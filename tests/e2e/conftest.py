@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.helpers import build_test_repository
+from tests.webhooks import Receiver
 
 
 def free_port() -> int:
@@ -97,3 +98,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, iris_weights):
     srv = start_server(root, workdir, {"DRIFTLINE_HTTP__MAX_REQUEST_BYTES": str(1 << 20)})
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A webhook receiver (tests/webhooks.py) for the module's server."""
+    r = Receiver()
+    yield r
+    r.close()

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from tests.e2e.conftest import start_server
-from tests.e2e.test_quality_alerts import Receiver
 from tests.experiments.flaky import build_flaky_classifier_onnx
 from tests.helpers import ADMIN_KEY, write_config, write_server_config
 
@@ -65,13 +64,6 @@ GUARDRAIL_SPEC = _spec(
     min_sample=50,
     guardrail_stop=True,
 )
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")

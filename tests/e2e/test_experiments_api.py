@@ -13,7 +13,6 @@ import httpx
 import numpy as np
 import pytest
 from tests.e2e.conftest import start_server
-from tests.e2e.test_quality_alerts import Receiver
 from tests.helpers import ADMIN_KEY, build_test_repository, write_server_config
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +29,6 @@ classes = [0, 1, 2]
 """
 ERRORS = {"name": "errors", "kind": "error_rate", "direction": "decrease"}
 ACCURACY = {"name": "accuracy", "kind": "quality", "direction": "increase", "quality": "accuracy"}
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")

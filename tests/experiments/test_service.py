@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
-from tests.e2e.test_quality_alerts import Receiver
 from tests.helpers import write_config
+from tests.webhooks import Receiver
 
 from driftline.capture.service import CaptureService
 from driftline.config import CaptureSettings
