@@ -28,42 +28,31 @@ USERS = 3000
 MODEL_CONFIG = 'max_batch_size = 16\nversion_policy = { policy = "all" }\naliases = { champion = 1 }\n'
 
 
-def _spec(name: str, metrics: list[dict], primary: str, **extra: object) -> dict:
+def _spec(name: str, **extra: object) -> dict:
+    """Champion (version 1) against version 2 at 30%: conversion the primary, the error rate its guardrail."""
     return {
         "name": name,
         "arms": [{"name": "champion", "target": "champion"}, {"name": "challenger", "target": "2"}],
         "design": {"canary": 30},
-        "metrics": metrics,
-        "primary": primary,
+        "metrics": [
+            {"name": "conversion", "kind": "kpi", "direction": "increase"},
+            {"name": "errors", "kind": "error_rate", "direction": "decrease"},
+        ],
+        "primary": "conversion",
+        "guardrails": ["errors"],
         **extra,
     }
 
 
 CONVERSION_SPEC = _spec(
     "checkout-v2",
-    [
-        {"name": "conversion", "kind": "kpi", "direction": "increase"},
-        {"name": "errors", "kind": "error_rate", "direction": "decrease"},
-    ],
-    "conversion",
-    guardrails=["errors"],
     rules=[
         {"metric": "conversion", "require": "better"},
         {"metric": "errors", "require": "not_worse", "margin": 0.01},
     ],
     min_sample=200,
 )
-GUARDRAIL_SPEC = _spec(
-    "risky-v2",
-    [
-        {"name": "conversion", "kind": "kpi", "direction": "increase"},
-        {"name": "errors", "kind": "error_rate", "direction": "decrease"},
-    ],
-    "conversion",
-    guardrails=["errors"],
-    min_sample=50,
-    guardrail_stop=True,
-)
+GUARDRAIL_SPEC = _spec("risky-v2", min_sample=50, guardrail_stop=True)
 
 
 @pytest.fixture(scope="module")
