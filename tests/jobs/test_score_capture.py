@@ -289,3 +289,24 @@ def test_each_run_of_one_entity_is_one_batch_keyed_by_its_first_input_row(site, 
     both = scored.join(captured, left_on=["capture_id", "capture_row"], right_on=["request_id", "row"])
     assert both.height == ROWS - 1
     assert (both["cust"] == both["entity"]).all()
+
+
+def test_bulk_segments_carry_the_versions_lineage(site, capsys, monkeypatch):
+    """A bulk job stamps its version's lineage into each segment it writes, as the server does for served rows."""
+    import pyarrow.parquet as pq
+
+    (site / "models" / "iris" / "1" / "lineage.json").write_text('{"run_id": "run-42", "params": {"lr": "0.1"}}')
+    monkeypatch.chdir(site)
+    monkeypatch.setenv("DRIFTLINE_CONFIG", str(site / "server.toml"))
+    monkeypatch.setenv("DRIFTLINE_DATABASE", str(site / "driftline.db"))
+    code, _, err = _score(site, capsys, "--capture")
+    assert code == 0, err
+    segments = sorted((site / "captures").rglob("*.parquet"))
+    assert segments
+    for segment in segments:
+        stamped = json.loads(pq.read_schema(segment).metadata[b"driftline.lineage"])
+        assert (stamped["run_id"], stamped["params"], stamped["source_uri"]) == (
+            "run-42",
+            {"lr": "0.1"},
+            str(site / "models" / "iris" / "1"),
+        )

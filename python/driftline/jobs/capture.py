@@ -30,6 +30,7 @@ from driftline.capture.writer import CaptureWriter
 from driftline.errors import BadRequest
 from driftline.jobs.roots import opened
 from driftline.jobs.sources import scan
+from driftline.repository.lineage import lineage_of, read_run_record
 from driftline.security.digests import file_sha256
 
 if TYPE_CHECKING:
@@ -106,7 +107,12 @@ class BulkCapture:
                 f"{default.queue_rows}): choose --chunk-rows <= {default.queue_rows}"
             )
         self._queue_rows = default.queue_rows
-        self._model = (spec.model, version, file_sha256(source.artifacts[version]))
+        artifact = source.artifacts[version]
+        sha256 = file_sha256(artifact)
+        self._model = (spec.model, version, sha256)
+        # The version's lineage, stamped into its segments as the server stamps its own (a bad lineage.json is
+        # refused here as the server refuses to load the version).
+        lineage = lineage_of(read_run_record(artifact.parent), source.path, version, artifact, sha256)
         self._job_id = job_id
         self._entity = spec.entity_column
         self._root = Path(default.directory)
@@ -119,6 +125,7 @@ class BulkCapture:
             segment_rows=default.segment_rows,
             segment_seconds=default.segment_seconds,
         )
+        self._writer.describe(spec.model, version, msgspec.json.encode(lineage))
 
     @staticmethod
     def check(spec: JobSpec, backend: Backend, files: Sequence[InputFile], roots: Roots | None) -> None:
