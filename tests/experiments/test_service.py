@@ -351,6 +351,17 @@ async def test_the_gate_refuses_approval_until_the_experiment_passes_and_keeps_i
     assert msgspec.json.decode(msgspec.json.encode(promoted))["evidence"] == record
 
 
+async def test_the_gate_names_a_breached_guardrail_even_when_every_rule_passes(running):
+    r = running
+    await r.experiments.create("iris", spec(rules=[Rule(metric="conversion", require="better")]), "key:ops")
+    proposal = await r.proposals.propose("iris", 2, "champion", None, "key:ops")
+    r.reports.better = r.reports.breach = True  # the treatment converts better, but fails ten times as often
+    with pytest.raises(Conflict, match=r"guardrail 'errors' is significantly worse") as refused:
+        await r.proposals.approve(proposal.id, "key:admin")
+    assert "rule" not in str(refused.value).split("checkout'")[1], refused.value  # no rule fails: only the guardrail
+    assert r.proposals.get(proposal.id).state == "proposed"
+
+
 async def test_a_proposal_without_an_experiment_has_only_its_shadow_rule(running):
     r = running
     await r.experiments.create("iris", spec(), "t")  # 1 vs 2; the proposal below is for another alias pair

@@ -59,11 +59,11 @@ def promotion_gate(experiments: Experiments, proposal: Proposal) -> Gate | None:
     if experiments.reports is None:
         return Gate(False, f"{name}: this server cannot report on experiments", {"experiment": experiment.id})
     report = experiments.reports.report(experiment)
-    failing = [r for r in report.rules if not r.passed]
     if report.ready:
         text = f"{name}: every rule passes" + "".join(f"; {r.text}: {r.evidence}" for r in report.rules)
-    elif failing:
-        text = f"{name}: " + "; ".join(f"rule {r.text!r} fails: {r.evidence}" for r in failing)
-    else:
-        text = f"{name}: not ready (the sample-ratio check flags the assignment counts)"
-    return Gate(report.ready, text, record(experiment, report))
+        return Gate(True, text, record(experiment, report))
+    why = [f"rule {r.text!r} fails: {r.evidence}" for r in report.rules if not r.passed]
+    why += [f"guardrail {metric!r} is significantly worse" for metric in report.breached]
+    if report.sample_ratio is not None and report.sample_ratio.flagged:
+        why.append(f"the sample-ratio check flags the assignment counts (p = {report.sample_ratio.p_value:.2g})")
+    return Gate(False, f"{name}: " + "; ".join(why), record(experiment, report))
