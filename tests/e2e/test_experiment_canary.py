@@ -169,6 +169,11 @@ def test_canary_experiment_reaches_a_decision_and_gates_the_promotion(server):
     assert record["state"] == "promoted"
     assert record["decided_by"] == "key:admin"
     assert record["evidence"]["experiment"] == eid, record["evidence"]
+    # The promotion concluded the experiment: stopped, its canary gone, version 2 answers everything.
+    concluded = _report(server, "shop", eid)["experiment"]
+    assert (concluded["state"], concluded["stopped_by"]) == ("stopped", "key:admin"), concluded
+    routing = httpx.get(f"{server.url}/v1/admin/models/shop/routing", headers=HEADERS, timeout=10).json()
+    assert not routing.get("canary"), routing
     html = httpx.get(f"{server.url}/v1/admin/models/shop/experiments/{eid}?format=html", headers=HEADERS, timeout=60)
     assert html.status_code == 200, html.text
     assert html.headers["content-type"].startswith("text/html")

@@ -19,7 +19,7 @@ from driftline.capture.service import CaptureService
 from driftline.config import CaptureSettings
 from driftline.errors import BadRequest, Conflict, ModelNotFound, NotFound
 from driftline.experiments.data import ExperimentData, Units
-from driftline.experiments.gate import promotion_gate
+from driftline.experiments.gate import conclude, promotion_gate
 from driftline.experiments.report import ExperimentReport, build_report
 from driftline.experiments.service import Experiments
 from driftline.experiments.spec import Arm, Design, Experiment, ExperimentSpec, Metric, Rule
@@ -123,7 +123,10 @@ class Running:
             base_url="http://127.0.0.1:1",
         )
         self.proposals = Proposals(
-            self.lifecycle, ProposalStore(self.db), lambda p: promotion_gate(self.experiments, p)
+            self.lifecycle,
+            ProposalStore(self.db),
+            lambda p: promotion_gate(self.experiments, p),
+            lambda p, actor: conclude(self.experiments, p, actor),
         )
 
     async def start(self) -> Running:
@@ -349,6 +352,11 @@ async def test_the_gate_refuses_approval_until_the_experiment_passes_and_keeps_i
     assert promoted.state == "promoted"
     assert promoted.evidence == record
     assert msgspec.json.decode(msgspec.json.encode(promoted))["evidence"] == record
+    # The promotion concluded the experiment: stopped by the promoter, its canary gone.
+    concluded = r.experiments.get("iris", created.id)
+    assert (concluded.state, concluded.stopped_by) == ("stopped", "key:admin")
+    assert f"version 2 promoted to 'champion' (proposal {proposal.id})" in (concluded.stop_reason or "")
+    assert r.table.routes("iris").policy.empty
 
 
 async def test_the_gate_names_a_breached_guardrail_even_when_every_rule_passes(running):

@@ -247,6 +247,7 @@ def run_experiment_walkthrough(block: Block, ctx: Context) -> None:
     assert re.search(r"challenger - control: .*-> BETTER", conversion.splitlines()[4]), out
     assert "ready for promotion: yes" in out, out
     assert "promoted key:me True" in out, out
+    assert re.search(r"^\d+\s+checkout-v1\s+stopped\s+canary\s", out, re.MULTILINE), out
     assert "<html" in (root / "experiment.html").read_text().lower()
     for action in ("experiment_started", "approve_refused", "approve", "promote", "experiment_stopped"):
         assert re.search(rf"\s{action}\s", out), (action, out)

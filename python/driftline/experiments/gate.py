@@ -4,10 +4,12 @@ experiment's final numbers on the proposal, so an auditor can rebuild why the ve
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from driftline.errors import Conflict
 from driftline.experiments.service import decode
 from driftline.lifecycle.proposals import Gate
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from driftline.experiments.spec import Experiment
     from driftline.store.proposals import Proposal
 
-__all__ = ["promotion_gate", "record"]
+__all__ = ["conclude", "promotion_gate", "record"]
 
 
 def _experiment_of(experiments: Experiments, proposal: Proposal) -> Experiment | None:
@@ -67,3 +69,17 @@ def promotion_gate(experiments: Experiments, proposal: Proposal) -> Gate | None:
     if report.sample_ratio is not None and report.sample_ratio.flagged:
         why.append(f"the sample-ratio check flags the assignment counts (p = {report.sample_ratio.p_value:.2g})")
     return Gate(False, f"{name}: " + "; ".join(why), record(experiment, report))
+
+
+async def conclude(experiments: Experiments, proposal: Proposal, actor: str) -> None:
+    """A promotion approved on an experiment's evidence ends that experiment, if it still runs: its routing goes
+    (the canary would otherwise outlive the decision) and it is stopped by the promoter, on record."""
+    eid = (proposal.evidence or {}).get("experiment")
+    if not isinstance(eid, int):
+        return
+    experiment = experiments.get(proposal.model, eid)
+    if experiment.state != "running":
+        return
+    why = f"concluded: version {proposal.version} promoted to {proposal.alias!r} (proposal {proposal.id})"
+    with contextlib.suppress(Conflict):  # stopped meanwhile, by an operator or its watcher
+        await experiments.stop(proposal.model, eid, actor, why)

@@ -23,7 +23,7 @@ from driftline.store.audit import AuditAction
 from driftline.store.evaluations import EvaluationStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from driftline.lifecycle.service import Lifecycle
     from driftline.store.evaluations import EvaluationSummary
@@ -45,13 +45,19 @@ class Proposals:
     """Propose, approve, promote and reject, on a lifecycle and the proposals table."""
 
     def __init__(
-        self, lifecycle: Lifecycle, store: ProposalStore, evidence: Callable[[Proposal], Gate | None] | None = None
+        self,
+        lifecycle: Lifecycle,
+        store: ProposalStore,
+        evidence: Callable[[Proposal], Gate | None] | None = None,
+        concluded: Callable[[Proposal, str], Awaitable[None]] | None = None,
     ) -> None:
         """Move aliases through ``lifecycle``; keep the proposals in ``store``. ``evidence``: the promotion gate
-        (blocking; None when the proposal has no experiment, then only its shadow rule applies)."""
+        (blocking; None when the proposal has no experiment, then only its shadow rule applies); ``concluded``:
+        told of each promotion once the alias moved (with the promoter), so the experiment it rested on ends."""
         self.lifecycle = lifecycle
         self.store = store
         self.evidence = evidence
+        self.concluded = concluded
 
     def get(self, pid: int) -> Proposal:
         """One proposal by id.
@@ -192,7 +198,10 @@ class Proposals:
                 sha256=model.sha256,
                 reason=f"proposal {pid}: {alias}" + (f": {reason}" if reason else ""),
             )
-        return self.get(pid)
+        promoted = self.get(pid)
+        if self.concluded is not None:  # after the lock: ending an experiment changes the routing, which takes it
+            await self.concluded(promoted, actor)
+        return promoted
 
     async def reject(self, pid: int, actor: str, reason: str | None = None) -> Proposal:
         """Close a proposed or approved proposal without promoting it."""

@@ -18,7 +18,7 @@ from driftline.capture.service import CaptureService
 from driftline.drift import AlertManager, DriftMonitor
 from driftline.errors import DriftlineError
 from driftline.experiments.data import ExperimentSources
-from driftline.experiments.gate import promotion_gate
+from driftline.experiments.gate import conclude, promotion_gate
 from driftline.experiments.report import ExperimentReports
 from driftline.experiments.service import Experiments
 from driftline.feedback.alerts import QualityAlerts
@@ -226,7 +226,12 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             table=table,
             plane=plane,
             lifecycle=lifecycle,
-            proposals=Proposals(lifecycle, ProposalStore(db), lambda p: promotion_gate(experiments, p)),
+            proposals=Proposals(
+                lifecycle,
+                ProposalStore(db),
+                lambda p: promotion_gate(experiments, p),
+                lambda p, actor: conclude(experiments, p, actor),
+            ),
             audit=audit,
             drift=monitor,
             keys=keys,
