@@ -3,6 +3,8 @@ comparison, the verdict and the interval over time as SVG; names escaped, nothin
 
 from __future__ import annotations
 
+import itertools
+import re
 from html.parser import HTMLParser
 
 from tests.experiments.test_report import (
@@ -122,3 +124,16 @@ def test_a_metric_without_data_says_so_instead_of_a_chart():
     page = Page(render(_report(spec, data_of(spec))))
     assert "not enough data for an interval yet" in page.all_text()
     assert page.row("conversion: better than control")[1] == "fail"
+
+
+def test_the_time_axis_labels_the_last_look_once_and_never_overlaps():
+    spec = spec_of(CONVERSION)
+    report = _report(spec, data_of(spec, conversions(0.10, 0.15, 5000)))
+    looks = report.metrics[0].comparisons[0].history
+    page = render(report)
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="middle">([^<]+)</text>', page)
+    assert labels[-1][1] == f"{looks[-1].at:%m-%d %H:%M}"  # hours long: day and minute
+    xs = [float(x) for x, _ in labels]
+    assert len(set(xs)) == len(xs)
+    step = xs[1] - xs[0]
+    assert all(b - a >= step * 0.999 for a, b in itertools.pairwise(xs)), xs  # at least a step apart

@@ -106,7 +106,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 12px}
 .card .v{font-size:20px;font-weight:600;margin-top:2px}
 table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #e4e7ec;
  border-radius:10px;overflow:hidden}
-th,td{padding:8px 12px;text-align:left;border-bottom:1px solid #eef0f3;white-space:nowrap}
+th,td{padding:8px 12px;text-align:left;border-bottom:1px solid #eef0f3}
+th,td.num{white-space:nowrap}
 th{background:#fafbfc;color:#475467;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr:last-child td{border-bottom:none}

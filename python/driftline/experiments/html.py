@@ -7,6 +7,7 @@ styles are drift/html.py's; every name a user chose (model, experiment, arms, me
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from html import escape
 from typing import TYPE_CHECKING, Final
 
@@ -116,9 +117,16 @@ def _chart(metric: str, arm: str, looks: Sequence[Look]) -> str:
             "</title></circle>"
         )
     step = max(1, math.ceil(len(looks) / 6))
-    for i, k in enumerate(looks):
-        if i % step == 0 or i == len(looks) - 1:
-            out.append(f'<text x="{x(i):.1f}" y="{_H - _BOTTOM + 14}" text-anchor="middle">{k.at:%m-%d %H:%M}</text>')
+    last = len(looks) - 1
+    marks = list(range(0, last + 1, step))
+    if marks[-1] != last:  # the last look is always labeled; a mark too close before it would overlap it
+        marks = [*(m for m in marks if last - m >= step), last]
+    # Seconds matter in an experiment shorter than an hour (every look would read the same minute).
+    short = looks[last].at - looks[0].at < timedelta(hours=1)
+    for i in marks:
+        at = looks[i].at
+        text = f"{at:%H:%M:%S}" if short else f"{at:%m-%d %H:%M}"
+        out.append(f'<text x="{x(i):.1f}" y="{_H - _BOTTOM + 14}" text-anchor="middle">{text}</text>')
     out.append("</svg>")
     return "".join(out)
 
