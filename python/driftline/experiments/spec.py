@@ -17,6 +17,7 @@ __all__ = [
     "ARM_NAME_MAX",
     "MAX_ARMS",
     "MAX_METRICS",
+    "MAX_RULES",
     "Arm",
     "Design",
     "Experiment",
@@ -27,6 +28,8 @@ __all__ = [
 
 MAX_ARMS: Final = 8
 MAX_METRICS: Final = 20
+#: Rules judged on every report and every approval: a bound keeps both cheap whatever a body holds.
+MAX_RULES: Final = 50
 ARM_NAME_MAX: Final = 64
 
 #: Where a metric's values come from. ``kpi``: business events (``POST /v1/models/{m}/kpi``) per assignment unit;
@@ -191,6 +194,10 @@ class ExperimentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, om
                     raise ValueError(f"{field} names {metric!r}, which is not among metrics {metric_names}")
         if self.primary in self.guardrails:
             raise ValueError(f"primary metric {self.primary!r} cannot also be a guardrail")
+        if len(self.rules) > MAX_RULES:
+            raise ValueError(f"rules may list at most {MAX_RULES} rules, got {len(self.rules)}")
+        if len(set(self.guardrails)) != len(self.guardrails):
+            raise ValueError(f"guardrails must name each metric once, got {self.guardrails}")
         for rule in self.rules:
             if rule.metric not in metric_names:
                 raise ValueError(f"rules[].metric names {rule.metric!r}, which is not among metrics {metric_names}")
