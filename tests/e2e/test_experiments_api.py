@@ -77,16 +77,17 @@ def predict(server, prefix: str, count: int) -> dict[str, tuple[int, int]]:
     """``count`` unpinned one-row requests with ids prefix-0..; the version that answered each, and its label."""
     rng = np.random.default_rng(3)
     served = {}
-    for i in range(count):
-        body = {
-            "id": f"{prefix}-{i}",
-            "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": rng.normal(size=4).tolist()}],
-        }
-        r = httpx.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=10)
-        assert r.status_code == 200, r.text
-        answer = r.json()
-        label = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
-        served[f"{prefix}-{i}"] = (int(answer["model_version"]), int(label))
+    with httpx.Client(base_url=server.url, timeout=10) as client:  # one connection: a new one each costs more
+        for i in range(count):
+            body = {
+                "id": f"{prefix}-{i}",
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": rng.normal(size=4).tolist()}],
+            }
+            r = client.post("/v2/models/iris/infer", json=body)
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            label = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
+            served[f"{prefix}-{i}"] = (int(answer["model_version"]), int(label))
     return served
 
 
