@@ -8,7 +8,7 @@ Bodies are msgspec structs (:mod:`driftline.http.admin_bodies`, documented in th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -21,9 +21,9 @@ from driftline.http.admin_bodies import (
     AliasName,
     KeyBody,
     ProposalBody,
-    ProposalId,
     ReasonBody,
     RoutingBody,
+    RowId,
     VersionBody,
 )
 from driftline.http.answers import (
@@ -36,7 +36,7 @@ from driftline.http.answers import (
     ProposalStatus,
 )
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
-from driftline.http.guards import require_role
+from driftline.http.guards import actor, require_role
 from driftline.lifecycle.service import AliasMove  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.lifecycle.status import ModelStatus, model_status
 from driftline.registry.answers import SyncOff, SyncReport, SyncStatus, SyncWoken
@@ -45,15 +45,7 @@ from driftline.store.audit import AuditAction, AuditEvent
 from driftline.store.proposals import Proposal  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.store.shadow_stats import ShadowSummary  # noqa: TC001
 
-if TYPE_CHECKING:
-    from driftline.security.keys import Principal
-
 __all__ = ["AdminController"]
-
-
-def _actor(request: Request[Any, Any, Any]) -> str:
-    principal: Principal = request.scope["state"]["principal"]
-    return f"key:{principal.name}"
 
 
 def _change(path: str, summary: str, role: str) -> post:
@@ -100,10 +92,10 @@ class AdminController(Controller):
         lifecycle = services.lifecycle
         if body.version is None:
             lifecycle.table.repository.require(name)
-            versions = await lifecycle.table.load(name, actor=_actor(request))
+            versions = await lifecycle.table.load(name, actor=actor(request))
             lifecycle.refresh()
         else:
-            versions = await lifecycle.load_version(name, body.version, _actor(request))
+            versions = await lifecycle.load_version(name, body.version, actor(request))
         failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}
         return LoadedVersions(name=name, versions=[str(v) for v in versions], failed=failed)
 
@@ -115,7 +107,7 @@ class AdminController(Controller):
         body = data or VersionBody()
         if body.version is None:
             raise BadRequest("unload: 'version' is required (POST /v2/repository/models/{name}/unload unloads all)")
-        versions = await services.lifecycle.unload_version(name, body.version, _actor(request))
+        versions = await services.lifecycle.unload_version(name, body.version, actor(request))
         return ModelVersions(name=name, versions=[str(v) for v in versions])
 
     # -- aliases ------------------------------------------------------------------------------------------------
@@ -131,7 +123,7 @@ class AdminController(Controller):
     ) -> AliasMove:
         """Body ``{"version": N, "reason": "..."}``; the version must be loaded and fit the alias's signature."""
         body = data
-        moved = await services.lifecycle.set_alias(name, alias, body.version, _actor(request), body.reason)
+        moved = await services.lifecycle.set_alias(name, alias, body.version, actor(request), body.reason)
         return moved
 
     @delete(
@@ -145,7 +137,7 @@ class AdminController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep, name: str, alias: AliasName
     ) -> AliasDeleted:
         """Requests naming the alias get 404 afterwards; refused while the routing policy names it."""
-        await services.lifecycle.delete_alias(name, alias, _actor(request))
+        await services.lifecycle.delete_alias(name, alias, actor(request))
         return AliasDeleted(model=name, alias=alias, deleted=True)
 
     @_change("/models/{name:str}/aliases/{alias:str}/rollback", "Return an alias to its previous version", "admin")
@@ -159,7 +151,7 @@ class AdminController(Controller):
     ) -> AliasMove:
         """One call: the alias points where it pointed before its last move."""
         body = data or ReasonBody()
-        return await services.lifecycle.rollback(name, alias, _actor(request), body.reason)
+        return await services.lifecycle.rollback(name, alias, actor(request), body.reason)
 
     # -- routing and shadow -------------------------------------------------------------------------------------
 
@@ -184,7 +176,7 @@ class AdminController(Controller):
             policy = RoutingPolicy(canary=body.canary, split=body.split, shadow=body.shadow)
         except ValueError as exc:
             raise BadRequest(f"routing: {exc}") from None
-        return await services.lifecycle.set_routing(name, policy, _actor(request), body.reason)
+        return await services.lifecycle.set_routing(name, policy, actor(request), body.reason)
 
     @delete(
         "/models/{name:str}/routing",
@@ -195,7 +187,7 @@ class AdminController(Controller):
     )
     async def clear_routing(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> RoutingPolicy:
         """Every unpinned request goes to the default alias again; the answer is the empty policy, ``{}``."""
-        return await services.lifecycle.set_routing(name, RoutingPolicy(), _actor(request), "cleared")
+        return await services.lifecycle.set_routing(name, RoutingPolicy(), actor(request), "cleared")
 
     @get("/models/{name:str}/shadow", summary="Shadow comparisons", opt={"role": "viewer"}, responses=doc.READ)
     async def shadow(self, services: ServicesDep, name: str) -> list[ShadowSummary]:
@@ -215,7 +207,7 @@ class AdminController(Controller):
     ) -> Proposal:
         """Body ``{"version": 3, "alias": "champion", "rule": {"min_agreement": 0.95, "min_requests": 100}}``."""
         body = data
-        return await services.proposals.propose(name, body.version, body.alias, body.rule, _actor(request), body.reason)
+        return await services.proposals.propose(name, body.version, body.alias, body.rule, actor(request), body.reason)
 
     @get("/proposals", summary="Proposals, newest first", opt={"role": "viewer"}, responses=doc.QUERY)
     async def proposals(
@@ -233,7 +225,7 @@ class AdminController(Controller):
         opt={"role": "viewer"},
         responses=doc.READ,
     )
-    async def proposal(self, services: ServicesDep, pid: ProposalId) -> ProposalStatus:
+    async def proposal(self, services: ServicesDep, pid: RowId) -> ProposalStatus:
         """The proposal with ``rule_passes``, the shadow evidence and the proposed version's latest evaluation."""
         proposals = services.proposals
         proposal = proposals.get(pid)
@@ -245,27 +237,27 @@ class AdminController(Controller):
 
     @_change("/proposals/{pid:int}/approve", "Approve a proposal", "admin")
     async def approve(
-        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: RowId, data: ReasonBody | None = None
     ) -> Proposal:
         """Refused (409, with the evidence) until the proposal's rule passes."""
         body = data or ReasonBody()
-        return await services.proposals.approve(pid, _actor(request), body.reason)
+        return await services.proposals.approve(pid, actor(request), body.reason)
 
     @_change("/proposals/{pid:int}/promote", "Promote an approved proposal", "admin")
     async def promote(
-        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: RowId, data: ReasonBody | None = None
     ) -> Proposal:
         """The alias moves to the proposal's version atomically."""
         body = data or ReasonBody()
-        return await services.proposals.promote(pid, _actor(request), body.reason)
+        return await services.proposals.promote(pid, actor(request), body.reason)
 
     @_change("/proposals/{pid:int}/reject", "Reject a proposal", "admin")
     async def reject(
-        self, request: Request[Any, Any, Any], services: ServicesDep, pid: ProposalId, data: ReasonBody | None = None
+        self, request: Request[Any, Any, Any], services: ServicesDep, pid: RowId, data: ReasonBody | None = None
     ) -> Proposal:
         """Closes it without moving any alias."""
         body = data or ReasonBody()
-        return await services.proposals.reject(pid, _actor(request), body.reason)
+        return await services.proposals.reject(pid, actor(request), body.reason)
 
     # -- audit, keys, registry ----------------------------------------------------------------------------------
 
@@ -296,7 +288,7 @@ class AdminController(Controller):
         body = data
         try:
             reserved = [k.name for k in services.settings.auth.keys]
-            key = services.key_store.create_key(body.name, body.role, reserved, actor=_actor(request))
+            key = services.key_store.create_key(body.name, body.role, reserved, actor=actor(request))
         except ValueError as exc:
             raise BadRequest(f"key: {exc}") from None
         services.reload_keys()
@@ -314,7 +306,7 @@ class AdminController(Controller):
         if not services.key_store.revoke_key(key_name):
             raise KeyNotFound(f"no live stored key named {key_name!r}")
         services.reload_keys()
-        services.audit.record(AuditAction.KEY_REVOKED, "-", actor=_actor(request), reason=key_name)
+        services.audit.record(AuditAction.KEY_REVOKED, "-", actor=actor(request), reason=key_name)
         return KeyRevoked(name=key_name, revoked=True)
 
     @get("/registry", summary="Registry sync status", opt={"role": "viewer"}, responses=doc.LIST)

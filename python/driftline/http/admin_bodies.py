@@ -18,15 +18,16 @@ __all__ = [
     "AliasName",
     "KeyBody",
     "ProposalBody",
-    "ProposalId",
     "ReasonBody",
     "RoutingBody",
+    "RowId",
     "VersionBody",
 ]
 
-#: A stored row id. SQLite's integers are 64-bit, and a larger one in a path was a 500 (OverflowError); the bound is
-#: 2**53 - 1, the largest integer JSON tools carry exactly (2**63 - 1 rounds up to a float past SQLite's range).
-ProposalId = Annotated[int, PathParameter(ge=1, le=2**53 - 1)]
+#: A stored row id (a proposal, an experiment). SQLite's integers are 64-bit, and a larger one in a path was a 500
+#: (OverflowError); the bound is 2**53 - 1, the largest integer JSON tools carry exactly (2**63 - 1 rounds up to a
+#: float past SQLite's range).
+RowId = Annotated[int, PathParameter(ge=1, le=2**53 - 1)]
 #: The alias rule of :mod:`driftline.repository.names`, as the schema documents it.
 AliasName = Annotated[
     str,

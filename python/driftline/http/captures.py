@@ -23,7 +23,7 @@ from driftline.feedback.join import Labels
 from driftline.http import openapi as doc
 from driftline.http import query
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
-from driftline.http.guards import require_role, require_role_when_keyed
+from driftline.http.guards import actor, require_role, require_role_when_keyed
 from driftline.store.audit import AuditAction
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from driftline.capture.reader import ExportFormat
     from driftline.capture.service import CaptureService
-    from driftline.security.keys import Principal
     from driftline.server.services import Services
     from driftline.store.feedback import FeedbackStore
 
@@ -269,12 +268,11 @@ class ErasureController(Controller):
             raise DriftlineError(f"erasure stopped part way (run it again): {exc}") from None
         labels = services.feedback.erase_entity(entity, sorted(requests))
         events = services.kpis.store.erase_entity(entity, sorted(requests))
-        principal: Principal = request.scope["state"]["principal"]
         digest = hashlib.sha256(entity.encode()).hexdigest()
         services.audit.record(
             AuditAction.CAPTURE_ERASED,
             "*",
-            actor=f"key:{principal.name}",
+            actor=actor(request),
             sha256=digest,
             reason=f"erased {rows} captured row(s), {labels} label(s) and {events} KPI event(s) of the entity "
             f"with sha256 {digest}",

@@ -8,34 +8,24 @@ changed); see :mod:`driftline.experiments.service` for the checks.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from driftline.errors import Conflict
 from driftline.experiments.html import render
 from driftline.experiments.spec import Experiment, ExperimentSpec  # noqa: TC001 - Litestar reads them at run time
 from driftline.http import openapi as doc
 from driftline.http import query
-from driftline.http.admin_bodies import ReasonBody
+from driftline.http.admin_bodies import ReasonBody, RowId
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
-from driftline.http.guards import require_role
+from driftline.http.guards import actor, require_role
 
-if TYPE_CHECKING:
-    from driftline.security.keys import Principal
+__all__ = ["ExperimentsController"]
 
-__all__ = ["ExperimentId", "ExperimentsController"]
-
-#: A stored row id, bounded as :data:`driftline.http.admin_bodies.ProposalId` is (a larger one was a 500).
-ExperimentId = Annotated[int, PathParameter(ge=1, le=2**53 - 1)]
 _STATES: Final = ("running", "stopped")
-
-
-def _actor(request: Request[Any, Any, Any]) -> str:
-    principal: Principal = request.scope["state"]["principal"]
-    return f"key:{principal.name}"
 
 
 def _wants_html(request: Request[Any, Any, Any], format: str | None) -> bool:
@@ -67,7 +57,7 @@ class ExperimentsController(Controller):
     ) -> Experiment:
         """Body: the experiment (arms, design, metrics, primary, guardrails, rules, ...); its arms are pinned to
         the versions they resolve to now and its design becomes the model's routing."""
-        return await services.experiments.create(name, data, _actor(request))
+        return await services.experiments.create(name, data, actor(request))
 
     @get("/{name:str}/experiments", summary="A model's experiments", opt={"role": "viewer"}, responses=doc.READ)
     async def experiments(
@@ -94,7 +84,7 @@ class ExperimentsController(Controller):
         request: Request[Any, Any, Any],
         services: ServicesDep,
         name: str,
-        eid: ExperimentId,
+        eid: RowId,
         format: Annotated[str | None, QueryParameter(schema_extra={"enum": list(query.REPORT_FORMATS)})] = None,
     ) -> Response[Any]:
         """Per metric the arms, the difference with its anytime-valid and fixed-horizon intervals, the verdict and
@@ -123,9 +113,9 @@ class ExperimentsController(Controller):
         request: Request[Any, Any, Any],
         services: ServicesDep,
         name: str,
-        eid: ExperimentId,
+        eid: RowId,
         data: ReasonBody | None = None,
     ) -> Experiment:
         """Its routing goes (back to the default alias); body ``{"reason": "..."}`` is kept in the audit log."""
         body = data or ReasonBody()
-        return await services.experiments.stop(name, eid, _actor(request), body.reason)
+        return await services.experiments.stop(name, eid, actor(request), body.reason)

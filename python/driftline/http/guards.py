@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 from driftline.http.deps import services_of
 
 if TYPE_CHECKING:
+    from litestar import Request
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
-__all__ = ["require_role", "require_role_when_keyed"]
+__all__ = ["actor", "require_role", "require_role_when_keyed"]
 
 
 def _role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> str:
@@ -26,6 +27,12 @@ def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
         connection.scope["headers"], _role(connection, handler)
     )
     connection.scope["state"]["principal"] = principal
+
+
+def actor(request: Request[Any, Any, Any]) -> str:
+    """Who made a keyed request, as the audit log names them (``key:<name>``): the key :func:`require_role`
+    authenticated."""
+    return f"key:{request.scope['state']['principal'].name}"
 
 
 def require_role_when_keyed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
