@@ -87,7 +87,7 @@ def _experiment(spec: ExperimentSpec, model: str = "iris") -> Experiment:
 def _sources(root, index, db, table, reader_class=CaptureReader) -> ExperimentSources:  # noqa: F811
     reader = reader_class(root, index)
     quality = LiveQuality(table, FeedbackStore(db), reader)
-    return ExperimentSources(quality, Kpis(table, KpiStore(db), reader), Traffic(TrafficStore(db), "reporter"))
+    return ExperimentSources(quality, Kpis(KpiStore(db), reader), Traffic(TrafficStore(db), "reporter"))
 
 
 def _traffic(db, minute0: int) -> None:  # noqa: F811
@@ -224,7 +224,7 @@ def test_a_split_counts_entities(root, index, db, table, writer):  # noqa: F811
 
 def test_kpi_and_quality_metrics_need_capture_and_quality(root, index, db, table):  # noqa: F811
     no_capture = ExperimentSources(
-        LiveQuality(table, FeedbackStore(db), None), Kpis(table, KpiStore(db), None), Traffic(TrafficStore(db))
+        LiveQuality(table, FeedbackStore(db), None), Kpis(KpiStore(db), None), Traffic(TrafficStore(db))
     )
     with pytest.raises(Conflict, match=r"metrics\['conversion'\] needs captured rows.*capture on for model 'iris'"):
         no_capture.gather(_experiment(_spec(CONVERSION)), until=END)

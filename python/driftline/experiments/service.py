@@ -119,17 +119,13 @@ class Experiments:
 
     # -- read ---------------------------------------------------------------------------------------------------
 
-    def _known(self, model: str) -> None:
-        if model not in self.lifecycle.table.loaded():
-            self.lifecycle.table.repository.require(model)
-
     def get(self, model: str, eid: int) -> Experiment:
         """One experiment of ``model``.
 
         Raises:
             ModelNotFound / NotFound: no such model, or it has no experiment ``eid``.
         """
-        self._known(model)
+        self.lifecycle.table.require_known(model)
         row = self.store.get(model, eid)
         if row is None:
             raise NotFound(f"model {model!r} has no experiment {eid}")
@@ -137,7 +133,7 @@ class Experiments:
 
     def list(self, model: str, state: Literal["running", "stopped"] | None = None) -> list[Experiment]:
         """A model's experiments, newest first; optionally only the running or the stopped ones."""
-        self._known(model)
+        self.lifecycle.table.require_known(model)
         return [decode(r) for r in self.store.experiments(model, state)]
 
     def running(self) -> builtins.list[Experiment]:
@@ -196,13 +192,7 @@ class Experiments:
             field = f"arms[{i}].target {arm.target!r}"
             if version is None:
                 raise Conflict(f"{field}: model {model!r} has no version or alias {arm.target!r}")
-            if version not in loaded:
-                failure = table.failures(model).get(version)
-                raise Conflict(
-                    f"{field}: version {version} of model {model!r} is not loaded"
-                    + (f" (it failed to load: {failure})" if failure else "")
-                    + f"; loaded versions: {', '.join(map(str, sorted(loaded)))}"
-                )
+            self.lifecycle.require_loaded(model, version, field)
             other = next((a for a, v in versions.items() if v == version), None)
             if other is not None:
                 raise Conflict(f"{field}: it is version {version}, as arm {other!r} is; each arm needs its own version")

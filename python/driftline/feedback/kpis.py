@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from driftline.capture.reader import CaptureReader
-    from driftline.serving.table import ModelTable
     from driftline.store.kpis import KpiEvent, KpiStore
 
 __all__ = ["Attributed", "KpiCounts", "KpiSummary", "KpiTotals", "KpiVersion", "Kpis", "attribute"]
@@ -142,20 +141,10 @@ def _finite(value: float) -> float | None:
 class Kpis:
     """KPI events of the models a server serves, attributed to versions from what it captured."""
 
-    def __init__(self, table: ModelTable, store: KpiStore, reader: CaptureReader | None) -> None:
+    def __init__(self, store: KpiStore, reader: CaptureReader | None) -> None:
         """``reader`` is None when the server captures nothing (every event is then unattributed)."""
-        self._table = table
         self.store = store
         self._reader = reader
-
-    def require(self, name: str) -> None:
-        """Check that the model exists (loaded, or in the repository); a KPI needs no ``[quality]`` table.
-
-        Raises:
-            ModelNotFound: neither.
-        """
-        if name not in self._table.loaded():
-            self._table.repository.require(name)
 
     def put(self, name: str, events: Sequence[KpiEvent]) -> KpiCounts:
         """Store the events (all or none), then count those that name no captured row as of now; blocking."""

@@ -61,7 +61,7 @@ class KpiController(Controller):
         so an unknown model is a 404 whatever the body holds. ``unattributed`` counts the events that name no
         captured row as of now (rows still queued for writing are not yet seen; they attribute once written).
         """
-        await asyncio.to_thread(services.kpis.require, name)
+        await asyncio.to_thread(services.table.require_known, name)  # a KPI needs no [quality] table
         body = await request.body()
         events = parse_kpis(body, services.settings.feedback.max_items)
         return await asyncio.to_thread(services.kpis.put, name, events)
@@ -80,6 +80,6 @@ class KpiController(Controller):
     ) -> KpiSummary:
         """Per KPI and version, over the requests captured in ``[since, until)``: events, their sum and mean; and
         per KPI the events no captured request claims (in a window: those whose ``at`` lies in it)."""
-        await asyncio.to_thread(services.kpis.require, name)
+        await asyncio.to_thread(services.table.require_known, name)
         start, end = query.moment(since, "since"), query.moment(until, "until")
         return await asyncio.to_thread(services.kpis.summary, name, since=start, until=end)

@@ -156,7 +156,9 @@ class Lifecycle:
         if missing and missing & self.deployments.pins().get(name, set()):
             await self.follow_store()
 
-    def _loaded(self, name: str, version: int, what: str) -> LoadedModel:
+    def require_loaded(self, name: str, version: int, what: str) -> LoadedModel:
+        """The loaded version ``version`` of the model; else a 409 that starts with ``what`` (the field or the
+        change asking) and says why it is not loaded and which versions are."""
         self.table.require(name)  # the right 404 / 503
         versions = self.table.loaded()[name]
         model = versions.get(version)
@@ -171,7 +173,7 @@ class Lifecycle:
 
     def check_takeover(self, name: str, alias: str, version: int) -> LoadedModel:
         """The alias may move to ``version``: it is loaded and its signature fits the alias's current version."""
-        model = self._loaded(name, version, f"alias {alias!r}")
+        model = self.require_loaded(name, version, f"alias {alias!r}")
         current = self.table.routes(name).aliases.get(alias)
         if current is not None and current != version:
             old = self.table.loaded()[name].get(current)
@@ -264,7 +266,7 @@ class Lifecycle:
         if row.previous is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has never moved; there is nothing to roll back to")
         async with self.lock:
-            model = self._loaded(name, row.previous, f"rollback of alias {alias!r}")
+            model = self.require_loaded(name, row.previous, f"rollback of alias {alias!r}")
             self.move(AuditAction.ROLLBACK, name, alias, model, row.version, actor, reason)
         return AliasMove(name, alias, str(row.previous), str(row.version))
 
@@ -284,7 +286,7 @@ class Lifecycle:
                 version = routes.resolve(target)
                 if version is None:
                     raise Conflict(f"routing target {target!r} of model {name!r} is neither a version nor an alias")
-                self._loaded(name, version, f"routing target {target!r}")
+                self.require_loaded(name, version, f"routing target {target!r}")
             default = routes.default(loaded)
             answering = [policy.canary.target] if policy.canary else list(policy.split.weights) if policy.split else []
             for target in answering:
@@ -329,7 +331,7 @@ class Lifecycle:
     async def unload_version(self, name: str, version: int, actor: str) -> list[int]:
         """Stop keeping a version loaded; refused while an alias or the routing policy points at it, or while
         the version policy selects it."""
-        self._loaded(name, version, "unload")
+        self.require_loaded(name, version, "unload")
         routes = self.table.routes(name)
         users = [a for a, v in routes.aliases.items() if v == version]
         users += [t for t in policy_targets(routes.policy) if routes.resolve(t) == version and t not in users]

@@ -209,7 +209,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         feedback = FeedbackStore(db)
         reader = None if capture is None else capture.reader
         quality = LiveQuality(table, feedback, reader, EvaluationStore(db))
-        kpis = Kpis(table, KpiStore(db), reader)
+        kpis = Kpis(KpiStore(db), reader)
         window = timedelta(seconds=settings.quality.gauge_window_s)
         quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
         experiments = Experiments(

@@ -97,6 +97,13 @@ class ModelTable:
         """Raise the right error when a model has no loaded version (404 unknown, 503 known but not loaded)."""
         self._loaded_versions(name)
 
+    def require_known(self, name: str) -> None:
+        """Raise ModelNotFound unless the model is loaded or in the repository: what was stored about a model
+        (its experiments, its KPI events) may be read while none of its versions is loaded. The repository is
+        read only for a model that is not loaded."""
+        if not self._models.get(name):
+            self.repository.require(name)
+
     def _loaded_versions(self, name: str) -> dict[int, LoadedModel]:
         versions = self._models.get(name)
         if not versions:
