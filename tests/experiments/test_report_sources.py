@@ -43,13 +43,18 @@ def _us(moment: datetime) -> int:
 
 
 class CountingReader(CaptureReader):
-    """The real reader, counting the whole-frame reads a report makes."""
+    """The real reader, counting the whole-frame reads a report makes, and its reads of key columns alone."""
 
     frames = 0
+    columns_read = 0
 
     def frame(self, *args, **kwargs):
         CountingReader.frames += 1
         return super().frame(*args, **kwargs)
+
+    def columns(self, *args, **kwargs):
+        CountingReader.columns_read += 1
+        return super().columns(*args, **kwargs)
 
 
 @pytest.fixture
@@ -154,9 +159,10 @@ def test_a_canary_report_from_real_captures_labels_kpis_and_traffic(root, index,
     assert all(T0 < at <= END for at, _ in data.series)
     assert CountingReader.frames == 1
 
-    CountingReader.frames = 0
+    CountingReader.frames = CountingReader.columns_read = 0
     report = ExperimentReports(sources).report(_experiment(spec), until=END)
     assert CountingReader.frames == 1  # one read of the captures per report, whatever the metrics
+    assert CountingReader.columns_read == 0  # the KPI attribution reads no segment again
     by_name = {m.name: m for m in report.metrics}
     assert by_name["conversion"].comparisons[0].verdict == "better"
     assert by_name["accuracy"].comparisons[0].verdict == "better"

@@ -118,8 +118,8 @@ class ExperimentSources:
                     f"metrics[{needs_rows[0].name!r}] needs captured rows, but the server captures nothing: "
                     f"turn capture on for model {model!r} ([capture] enabled = true)"
                 )
-            frame = self._quality.captured(model, since=start, until=end)
-            frame = frame.filter(pl.col("version").is_in(list(arm_of)))
+            everything = self._quality.captured(model, since=start, until=end)  # read once for every metric
+            frame = everything.filter(pl.col("version").is_in(list(arm_of)))
             if by_split and frame["entity"].null_count() < frame.height:
                 unit = "entity"
             joined: Joined | None = None
@@ -137,7 +137,8 @@ class ExperimentSources:
             kpis = [m for m in needs_rows if m.kind == "kpi"]
             if kpis:
                 captured = _units(frame, arm_of, by_split)
-                events = self._kpis.attributed(model, since=start, until=end).frame
+                # Attributed among every version's requests, as the KPI route attributes them.
+                events = self._kpis.attributed(model, since=start, until=end, captured=everything).frame
                 for metric in kpis:
                     units[metric.name] = _kpi_units(captured, events, metric, arm_of, by_split)
         # The requests the experiment's own routing policy sent, from its first second (not its first whole minute).

@@ -167,14 +167,23 @@ class Kpis:
             for e in events
         )
 
-    def attributed(self, name: str, *, since: datetime | None = None, until: datetime | None = None) -> Attributed:
+    def attributed(
+        self,
+        name: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        captured: pl.DataFrame | None = None,
+    ) -> Attributed:
         """The events of ``name`` attributed to its requests captured in ``[since, until)``; blocking.
 
         With a window, an event is attributed among the window's requests only, and an event none of them claims
         is kept (unattributed) when its ``at`` lies in the window: events of requests outside it are not this
-        window's.
+        window's. ``captured``: the window's captured rows (every version) already read by the caller, attributed
+        to instead of reading the segments' key columns again.
         """
-        frame = attribute(self.store.frame(name), self._captured(name, since, until))
+        requests = self._captured(name, since, until) if captured is None else captured
+        frame = attribute(self.store.frame(name), requests)
         if since is not None or until is not None:
             inside = pl.lit(value=True)
             if since is not None:
