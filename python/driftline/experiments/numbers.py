@@ -153,15 +153,19 @@ def _sample(values: NDArray[np.float64], is_proportion: bool) -> Sample:
     return Sample.of(values)
 
 
-def _prefix(units: Units, is_proportion: bool, cut: int) -> Sample:
-    """The sample of the units first seen at or before ``cut`` (µs), from running sums."""
+def _prefixes(units: Units, is_proportion: bool, cuts: Sequence[int]) -> list[Sample]:
+    """At each cut (µs), the sample of the units first seen at or before it; the units sorted by time once."""
     order = np.argsort(units.at, kind="stable")
     at, values = units.at[order], units.values[order]
-    k = int(np.searchsorted(at, cut, side="right"))
-    head = values[:k]
-    if is_proportion:
-        return share(k, int(head.sum()))
-    return Sample.of_sums(k, float(head.sum()), float((head * head).sum()))
+    out = []
+    for cut in cuts:
+        k = int(np.searchsorted(at, cut, side="right"))
+        head = values[:k]
+        if is_proportion:
+            out.append(share(k, int(head.sum())))
+        else:
+            out.append(Sample.of_sums(k, float(head.sum()), float((head * head).sum())))
+    return out
 
 
 def _arm(name: str, version: int, values: NDArray[np.float64], proportion: bool, confidence: float) -> ArmSummary:
@@ -195,6 +199,7 @@ def _unpaired(spec: ExperimentSpec, metric: Metric, data: ExperimentData, propor
     c_units = per_arm.get(control, empty)
     c = _sample(c_units.values, proportion)
     looks = _looks(data.start, data.end)
+    c_seen = _prefixes(c_units, proportion, looks)  # once, for every treatment
     comparisons = []
     for a in spec.arms[1:]:
         t_units = per_arm.get(a.name, empty)
@@ -202,8 +207,7 @@ def _unpaired(spec: ExperimentSpec, metric: Metric, data: ExperimentData, propor
         seq = sequential(c, t, spec.confidence)
         fixed = fixed_horizon(c, t, spec.confidence)
         history = []
-        for cut in looks:
-            ci, ti = _prefix(c_units, proportion, cut), _prefix(t_units, proportion, cut)
+        for cut, ci, ti in zip(looks, c_seen, _prefixes(t_units, proportion, looks), strict=True):
             if ci.n and ti.n:
                 step = sequential(ci, ti, spec.confidence).absolute
                 history.append(Look(_at(cut), ci.n + ti.n, step.estimate, step.lower, step.upper))
@@ -232,16 +236,12 @@ def _paired(spec: ExperimentSpec, metric: Metric, data: ExperimentData, pairs: P
         b = int(((pairs.control == 1) & (pairs.treatment == 0)).sum())
         c = int(((pairs.control == 0) & (pairs.treatment == 1)).sum())
         p, method = mcnemar(b, c), "paired confidence sequence; p-value: McNemar"
-    order = np.argsort(pairs.at, kind="stable")
-    at, ordered = pairs.at[order], diffs[order]
+    looks = _looks(data.start, data.end)
     history = []
-    for cut in _looks(data.start, data.end):
-        k = int(np.searchsorted(at, cut, side="right"))
-        if k:
-            head = ordered[:k]
-            seen = Sample.of_sums(k, float(head.sum()), float((head * head).sum()))
+    for cut, seen in zip(looks, _prefixes(Units(diffs, pairs.at), False, looks), strict=True):
+        if seen.n:
             look = paired_sequential(seen, spec.confidence).absolute
-            history.append(Look(_at(cut), k, look.estimate, look.lower, look.upper))
+            history.append(Look(_at(cut), seen.n, look.estimate, look.lower, look.upper))
     v = verdict(metric.direction, _bounds(seq.absolute), d.n, spec.min_sample)
     unit = "paired request" if metric.kind == "latency_p99" else "paired labeled row"
     comparison = _versus(treatment, seq, fixed, p, True, v, method, history)
