@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "add_command", "call", "download"]
+__all__ = ["DEFAULT_URL", "ApiError", "add_client_options", "add_command", "call", "download", "print_json"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _CHUNK = 1 << 20
@@ -30,6 +30,12 @@ _T = TypeVar("_T")
 
 class ApiError(DriftlineError):
     """The server refused a request; the message is its own."""
+
+
+def print_json(value: Any) -> int:
+    """Print an answer of the API as indented JSON (what ``--json`` and the change commands print); exit code 0."""
+    print(json.dumps(value, indent=2))
+    return 0
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

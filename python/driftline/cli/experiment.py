@@ -9,7 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.cli.client import add_command, call, download
+from driftline.cli.client import add_command, call, download, print_json
 from driftline.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -21,11 +21,6 @@ __all__ = ["add_parser"]
 def _path(model: str, *rest: str) -> str:
     parts = "".join(f"/{urllib.parse.quote(p, safe='')}" for p in rest)
     return f"/v1/admin/models/{urllib.parse.quote(model, safe='')}/experiments{parts}"
-
-
-def _print(value: Any) -> int:
-    print(json.dumps(value, indent=2))
-    return 0
 
 
 def _read_spec(source: str) -> dict[str, Any]:
@@ -48,14 +43,14 @@ def _create(args: argparse.Namespace) -> int:
     model = args.model or spec.pop("model", None)
     if not isinstance(model, str) or not model:
         raise BadRequest('name the model: --model NAME, or a "model" field in the experiment file')
-    return _print(call(args, "POST", _path(model), spec))
+    return print_json(call(args, "POST", _path(model), spec))
 
 
 def _list(args: argparse.Namespace) -> int:
     query = f"?state={args.state}" if args.state else ""
     experiments = call(args, "GET", _path(args.model) + query)
     if args.json:
-        return _print(experiments)
+        return print_json(experiments)
     if not experiments:
         print(f"no experiments on model {args.model}")
         return 0
@@ -117,13 +112,13 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     report = call(args, "GET", path + "?format=json")
     if args.json:
-        return _print(report)
+        return print_json(report)
     print_report(report)
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    return _print(call(args, "POST", _path(args.model, str(args.id), "stop"), {"reason": args.reason}))
+    return print_json(call(args, "POST", _path(args.model, str(args.id), "stop"), {"reason": args.reason}))
 
 
 def add_parser(models_sub: Any) -> None:

@@ -5,12 +5,11 @@ The lifecycle commands are clients of a running server (see client.py for ``--ur
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from driftline.cli import experiment, quality
-from driftline.cli.client import add_command, call
+from driftline.cli.client import add_command, call, print_json
 from driftline.config import load_settings
 from driftline.errors import BadRequest, DriftlineError
 from driftline.store.audit import AuditAction
@@ -43,11 +42,6 @@ def _models_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(value: Any) -> int:
-    print(json.dumps(value, indent=2, sort_keys=False))
-    return 0
-
-
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
@@ -58,7 +52,7 @@ def _status(args: argparse.Namespace) -> int:
     else:
         models = call(args, "GET", "/v1/admin/models")
     if args.json:
-        return _print(models if not args.name else models[0])
+        return print_json(models if not args.name else models[0])
     print(f"{'MODEL':<20} {'STATE':<12} {'DEFAULT':<8} {'VERSIONS':<24} {'ALIASES':<32} ROUTING")
     for m in models:
         versions = ",".join(v["version"] + ("" if v["state"] == "READY" else "!") for v in m["versions"]) or "-"
@@ -94,25 +88,25 @@ def _evaluation_line(e: dict[str, Any]) -> str:
 
 def _load(args: argparse.Namespace) -> int:
     body = {"version": args.version} if args.version is not None else {}
-    return _print(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/load", body))
+    return print_json(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/load", body))
 
 
 def _unload(args: argparse.Namespace) -> int:
-    return _print(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/unload", {"version": args.version}))
+    return print_json(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/unload", {"version": args.version}))
 
 
 def _alias(args: argparse.Namespace) -> int:
     body = {"version": args.version, "reason": args.reason}
-    return _print(call(args, "PUT", f"/v1/admin/models/{_q(args.name)}/aliases/{_q(args.alias)}", body))
+    return print_json(call(args, "PUT", f"/v1/admin/models/{_q(args.name)}/aliases/{_q(args.alias)}", body))
 
 
 def _unalias(args: argparse.Namespace) -> int:
-    return _print(call(args, "DELETE", f"/v1/admin/models/{_q(args.name)}/aliases/{_q(args.alias)}"))
+    return print_json(call(args, "DELETE", f"/v1/admin/models/{_q(args.name)}/aliases/{_q(args.alias)}"))
 
 
 def _rollback(args: argparse.Namespace) -> int:
     path = f"/v1/admin/models/{_q(args.name)}/aliases/{_q(args.alias)}/rollback"
-    return _print(call(args, "POST", path, {"reason": args.reason}))
+    return print_json(call(args, "POST", path, {"reason": args.reason}))
 
 
 def _target_percent(value: str, flag: str, default: float | None = None) -> dict[str, Any]:
@@ -128,7 +122,7 @@ def _target_percent(value: str, flag: str, default: float | None = None) -> dict
 def _route(args: argparse.Namespace) -> int:
     path = f"/v1/admin/models/{_q(args.name)}/routing"
     if args.clear:
-        return _print(call(args, "DELETE", path))
+        return print_json(call(args, "DELETE", path))
     body: dict[str, Any] = {"reason": args.reason}
     if args.canary:
         body["canary"] = _target_percent(args.canary, "--canary")
@@ -147,11 +141,11 @@ def _route(args: argparse.Namespace) -> int:
             if not sep:
                 raise BadRequest(f"--split {args.split!r} must look like champion=90,challenger=10")
         body["split"] = {"weights": weights, "parameter": args.split_parameter, "header": args.split_header}
-    return _print(call(args, "PUT", path, body))
+    return print_json(call(args, "PUT", path, body))
 
 
 def _shadow(args: argparse.Namespace) -> int:
-    return _print(call(args, "GET", f"/v1/admin/models/{_q(args.name)}/shadow"))
+    return print_json(call(args, "GET", f"/v1/admin/models/{_q(args.name)}/shadow"))
 
 
 def _propose(args: argparse.Namespace) -> int:
@@ -163,17 +157,17 @@ def _propose(args: argparse.Namespace) -> int:
     if args.max_mean_abs_diff is not None:
         rule["max_mean_abs_diff"] = args.max_mean_abs_diff
     body = {"version": args.version, "alias": args.alias, "rule": rule or None, "reason": args.reason}
-    return _print(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/proposals", body))
+    return print_json(call(args, "POST", f"/v1/admin/models/{_q(args.name)}/proposals", body))
 
 
 def _proposals(args: argparse.Namespace) -> int:
     query = f"?model={_q(args.name)}" if args.name else ""
-    return _print(call(args, "GET", f"/v1/admin/proposals{query}"))
+    return print_json(call(args, "GET", f"/v1/admin/proposals{query}"))
 
 
 def _decision(verb: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        return _print(call(args, "POST", f"/v1/admin/proposals/{args.id}/{verb}", {"reason": args.reason}))
+        return print_json(call(args, "POST", f"/v1/admin/proposals/{args.id}/{verb}", {"reason": args.reason}))
 
     return run
 
@@ -190,7 +184,7 @@ def _audit(args: argparse.Namespace) -> int:
         query["action"] = args.action
     events = call(args, "GET", f"/v1/admin/audit?{urllib.parse.urlencode(query)}")
     if args.json:
-        return _print(events)
+        return print_json(events)
     for e in reversed(events):
         change = f"{e['version_before'] or '-'} -> {e['version_after'] or '-'}"
         sha = f" sha256={e['sha256'][:12]}" if e["sha256"] else ""
@@ -200,11 +194,11 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    return _print(call(args, "POST", "/v1/admin/registry/sync", {}))
+    return print_json(call(args, "POST", "/v1/admin/registry/sync", {}))
 
 
 def _registry(args: argparse.Namespace) -> int:
-    return _print(call(args, "GET", "/v1/admin/registry"))
+    return print_json(call(args, "GET", "/v1/admin/registry"))
 
 
 def add_parser(sub: Any) -> None:

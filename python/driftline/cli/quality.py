@@ -6,12 +6,11 @@ parameter, and its refusal is the one-line error.
 
 from __future__ import annotations
 
-import json
 import math
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from driftline.cli.client import add_client_options, call
+from driftline.cli.client import add_client_options, call, print_json
 
 if TYPE_CHECKING:
     import argparse
@@ -73,8 +72,7 @@ def _quality(args: argparse.Namespace) -> int:
     path = f"/v1/models/{urllib.parse.quote(args.model, safe='')}/quality"
     report = call(args, "GET", f"{path}?{urllib.parse.urlencode(query)}" if query else path)
     if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+        return print_json(report)
     if not report["versions"]:
         print(f"{args.model}: no captured rows (is capture on for this model?)")
     for version in report["versions"]:
