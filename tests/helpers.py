@@ -40,6 +40,18 @@ TORCH_CONFIG = "max_batch_size = 16\n" + CLASSIFIER_TORCH_SIGNATURE
 
 
 ADMIN_KEY = "dl_test_admin_key"
+VIEWER_KEY, PREDICTOR_KEY = "dl_test_viewer_key", "dl_test_predictor_key"
+
+
+def viewer_and_predictor_keys() -> str:
+    """``[[auth.keys]]`` tables of a viewer (VIEWER_KEY) and a predictor (PREDICTOR_KEY), for a server TOML that
+    write_server_config gives its admin key."""
+    from driftline.security.keys import hash_key
+
+    return "".join(
+        f'[[auth.keys]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{hash_key(key)}"\n'
+        for role, key in (("viewer", VIEWER_KEY), ("predictor", PREDICTOR_KEY))
+    )
 
 
 def write_server_config(path: Path, extra: str = "") -> Path:

@@ -13,26 +13,24 @@ import pytest
 from tests.e2e.conftest import start_server
 from tests.helpers import (
     IRIS_QUALITY,
+    PREDICTOR_KEY,
+    VIEWER_KEY,
     assert_one_line_refusal,
     build_test_repository,
+    viewer_and_predictor_keys,
     write_config,
     write_server_config,
 )
 
-from driftline.security.keys import hash_key
 from driftline.store.db import Database
 from driftline.store.feedback import FeedbackStore
 
 pytestmark = pytest.mark.e2e
 
-VIEWER_KEY, PREDICTOR_KEY = "dl_test_viewer_key", "dl_test_predictor_key"
 PREDICTOR = {"Authorization": f"Bearer {PREDICTOR_KEY}"}
 MAX_ITEMS = 5  # small, so that an upload of a dozen lines goes in batches
 MAX_BYTES = 4096
-KEYS = "".join(
-    f'[[auth.keys]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{hash_key(key)}"\n'
-    for role, key in (("viewer", VIEWER_KEY), ("predictor", PREDICTOR_KEY))
-)
+KEYS = viewer_and_predictor_keys()
 
 
 @pytest.fixture(scope="module")

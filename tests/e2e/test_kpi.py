@@ -11,23 +11,25 @@ import httpx
 import polars as pl
 import pytest
 from tests.e2e.conftest import start_server
-from tests.helpers import ADMIN_KEY, build_test_repository, write_server_config
+from tests.helpers import (
+    ADMIN_KEY,
+    PREDICTOR_KEY,
+    VIEWER_KEY,
+    build_test_repository,
+    viewer_and_predictor_keys,
+    write_server_config,
+)
 
-from driftline.security.keys import hash_key
 from driftline.store.db import Database
 from driftline.store.kpis import KpiStore
 
 pytestmark = pytest.mark.e2e
 
-VIEWER_KEY, PREDICTOR_KEY = "dl_test_viewer_key", "dl_test_predictor_key"
 PREDICTOR = {"Authorization": f"Bearer {PREDICTOR_KEY}"}
 VIEWER = {"Authorization": f"Bearer {VIEWER_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 MAX_ITEMS, MAX_BYTES = 50, 16_384
-KEYS = "".join(
-    f'[[auth.keys]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{hash_key(key)}"\n'
-    for role, key in (("viewer", VIEWER_KEY), ("predictor", PREDICTOR_KEY))
-)
+KEYS = viewer_and_predictor_keys()
 X = [5.1, 3.5, 1.4, 0.2]
 
 
