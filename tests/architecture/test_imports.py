@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "python" / "driftline"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("http", "cli"),
     ("server",),
-    ("lifecycle", "registry", "jobs", "feedback", "experiments"),
+    ("lifecycle", "registry", "jobs", "feedback", "experiments", "tune"),
     ("serving", "drift", "quality", "capture", "stats"),
     ("store", "backends", "repository", "protocol"),
     ("config",),
