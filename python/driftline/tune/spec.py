@@ -327,4 +327,6 @@ class TuneResult(msgspec.Struct):
     elapsed_s: float
     budget_s: float
     exhausted_budget: bool = False
+    #: Candidates of the space that were measured (the default configuration counts when it is in the space).
+    points_measured: int = 0
     extra: dict[str, Any] = {}
