@@ -30,9 +30,10 @@ def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
 
 
 def actor(request: Request[Any, Any, Any]) -> str:
-    """Who made a keyed request, as the audit log names them (``key:<name>``): the key :func:`require_role`
-    authenticated."""
-    return f"key:{request.scope['state']['principal'].name}"
+    """Who made a request, as the audit log names them: ``key:<name>``, the key a guard authenticated, or
+    ``anonymous`` on a route a server without keys leaves open (``require_role_when_keyed``)."""
+    principal = request.scope["state"].get("principal")
+    return f"key:{principal.name}" if principal is not None else "anonymous"
 
 
 def require_role_when_keyed(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

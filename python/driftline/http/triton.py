@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from driftline.errors import BadRequest
 from driftline.http.answers import ModelVersions
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
-from driftline.http.guards import require_role_when_keyed
+from driftline.http.guards import actor, require_role_when_keyed
 from driftline.http.openapi import KEYED_WHEN_CONFIGURED, OptionalBody, errors
 from driftline.http.triton_shapes import IndexRow, StatisticsAnswer, TritonModelConfig, triton_config
 
@@ -115,7 +115,9 @@ class TritonController(Controller):
         (400, 401, 403, 404, 409, 413, 503),
         operation_class=OptionalBody,
     )
-    async def load(self, services: ServicesDep, name: str, data: LoadRequest | None = None) -> ModelVersions:
+    async def load(
+        self, request: Request[Any, Any, Any], services: ServicesDep, name: str, data: LoadRequest | None = None
+    ) -> ModelVersions:
         """(Re)load a model from the repository; the old versions serve until the new ones are ready.
 
         Needs an operator key once the server has any key (without keys it is open, as in Triton). Triton's
@@ -123,14 +125,14 @@ class TritonController(Controller):
         """
         _refuse_overrides(data)
         services.table.repository.require(name)
-        versions = await services.table.load(name)
+        versions = await services.table.load(name, actor=actor(request))
         services.lifecycle.refresh()
         return ModelVersions(name=name, versions=[str(v) for v in versions])
 
     @_repository_route(
         "/repository/models/{name:str}/unload", "Unload a model", "operator", (400, 401, 403, 404, 409, 503)
     )
-    async def unload(self, services: ServicesDep, name: str) -> Unloaded:
+    async def unload(self, request: Request[Any, Any, Any], services: ServicesDep, name: str) -> Unloaded:
         """Stop serving a model after answering every request already queued (an operator key, as for load)."""
-        await services.table.unload(name)
+        await services.table.unload(name, actor=actor(request))
         return Unloaded(name=name)

@@ -281,7 +281,7 @@ class ModelTable:
         """Versions that stay loaded whatever the version policy says: pinned, pointed at, or about to be."""
         return self._pins.get(name, set()) | self.routes(name).referenced() | (extra or set())
 
-    async def unload(self, name: str) -> None:
+    async def unload(self, name: str, actor: str = "system") -> None:
         """Stop routing to a model, drain its queues, then free its instances.
 
         Raises:
@@ -294,7 +294,9 @@ class ModelTable:
             for model in versions.values():
                 await self._retire(model)
                 self._unwatch(model)
-                self._record(AuditAction.UNLOAD, name, before=str(model.version), reason="unload requested")
+                self._record(
+                    AuditAction.UNLOAD, name, before=str(model.version), reason="unload requested", actor=actor
+                )
 
     async def close(self) -> None:
         """Unload everything, answering every accepted request first."""
