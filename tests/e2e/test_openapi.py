@@ -120,7 +120,7 @@ def schemathesis(server, workdir: Path, *extra: str) -> subprocess.CompletedProc
         # GET answers {}; a cancelled job stays, as "cancelled"). Which pairs the stateful phase tries depends on
         # the whole schema, so a new route elsewhere surfaced the routing pair.
         *("--checks", "all", "--exclude-checks", "use_after_free"),
-        *("--max-examples", "5", "--seed", "1", "--max-time", "60"),
+        *("--max-examples", "5", "--seed", "1", "--max-time", "40"),
         *("--request-timeout", "10", "--warnings", "off", "--no-color"),
         *extra,
     ]
