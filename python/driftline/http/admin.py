@@ -93,7 +93,7 @@ class AdminController(Controller):
         if body.version is None:
             lifecycle.table.repository.require(name)
             versions = await lifecycle.table.load(name, actor=actor(request))
-            lifecycle.refresh()
+            await lifecycle.follow_store()
         else:
             versions = await lifecycle.load_version(name, body.version, actor(request))
         failed = {str(v): why for v, why in sorted(lifecycle.table.failures(name).items())}

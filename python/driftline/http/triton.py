@@ -126,7 +126,7 @@ class TritonController(Controller):
         _refuse_overrides(data)
         services.table.repository.require(name)
         versions = await services.table.load(name, actor=actor(request))
-        services.lifecycle.refresh()
+        await services.lifecycle.follow_store()
         return ModelVersions(name=name, versions=[str(v) for v in versions])
 
     @_repository_route(

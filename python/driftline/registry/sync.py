@@ -375,8 +375,9 @@ class RegistrySync:
             if self._seen_folders.get(name) != folders:
                 self._seen_folders[name] = folders
                 changed.append(name)
-        if changed:
-            self.lifecycle.refresh()  # the leader's alias moves, so the versions they point at load too
         for name in changed:
             with contextlib.suppress(DriftlineError):
                 await self.table.load(name, actor=self.actor)
+        if changed:
+            # The leader's alias moves: the versions they point at load here before the aliases are swapped in.
+            await self.lifecycle.follow_store()

@@ -261,7 +261,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         # Stored aliases, routing and pins go in first: the versions they point at load whatever the policy says.
         lifecycle.seed()
         await table.load_all()
-        lifecycle.refresh()
+        # Not refresh(): another worker may have pinned a version and pointed an alias at it while this one
+        # loaded; follow_store loads what the store points at before it swaps the routes in.
+        await lifecycle.follow_store()
         tasks = [
             asyncio.create_task(check_drift_forever(table, monitor, drift.check_interval_s)),
             asyncio.create_task(check_quality_forever(table, quality_alerts, settings.quality.check_interval_s)),
