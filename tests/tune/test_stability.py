@@ -61,9 +61,11 @@ def test_pool_takes_every_window_when_unstable() -> None:
 
 def test_generator_limited_by_its_cpu_or_a_growing_backlog() -> None:
     assert _pool([_w(1000, 10, gen=1.9)] * 3).generator_limited  # type: ignore[attr-defined]
-    grew = [_w(1000, 10, backlog=b) for b in (0, 50, 100)]
+    grew = [_w(1000, 10, gen=1.2, backlog=b) for b in (0, 50, 100)]
     assert _pool(grew, offered_rps=2000.0, server_cpu_s=0.1).generator_limited  # type: ignore[attr-defined]
-    # The same backlog with a busy server: the server is the limit.
+    # The same backlog with a busy server, or with an idle generator: the server is the limit.
+    idle = [_w(1000, 10, gen=0.6, backlog=b) for b in (0, 50, 100)]
+    assert not _pool(idle, offered_rps=2000.0, server_cpu_s=0.1).generator_limited  # type: ignore[attr-defined]
     assert not _pool(grew, offered_rps=2000.0, server_cpu_s=3.0).generator_limited  # type: ignore[attr-defined]
 
 
