@@ -5,6 +5,7 @@
 pub mod batching;
 pub mod drift;
 pub mod errors;
+pub mod loadgen;
 pub mod runtime;
 
 use pyo3::prelude::*;
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     batching::py::register(m)?;
     drift::py::register(m)?;
+    loadgen::py::register(m)?;
     Ok(())
 }

@@ -11,6 +11,8 @@ __all__ = [
     "CoreError",
     "DriftInputError",
     "DriftWindow",
+    "LoadGenerator",
+    "LoadWindow",
     "QueueClosed",
     "QueueFull",
     "ReferenceProfile",
@@ -129,3 +131,58 @@ def drift_stats(
     bins: int = 10,
     binning: str = "quantile",
 ) -> dict[str, NDArray[np.float64]]: ...
+
+# -- load generator (rust/loadgen): closed/open-loop HTTP/1.1 on loopback for `driftline tune` -----------------------
+
+@final
+class LoadWindow:
+    """One window: 2xx latencies (at most ~10M stored; the rest counted in `unstored`), errors, sent, backlog, CPU."""
+
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def latencies_us(self) -> NDArray[np.uint32]: ...
+    @property
+    def unstored(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def sent(self) -> int: ...
+    @property
+    def backlog(self) -> int: ...
+    @property
+    def generator_cpu_s(self) -> float: ...
+    @property
+    def threads(self) -> int: ...
+
+@final
+class LoadGenerator:
+    """rate=0 and arrivals=None: closed loop; rate>0: Poisson open loop; arrivals: a trace, rate its speed factor.
+
+    ValueError for a bad argument (host not loopback included); start() raises OSError when a connection cannot be
+    opened and CoreError when already started; window() raises CoreError when not running.
+    """
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        path: str,
+        bodies: list[bytes],
+        *,
+        connections: int,
+        rate: float = 0.0,
+        arrivals: NDArray[np.float64] | None = None,
+        threads: int = 0,
+        headers: list[tuple[str, str]] | None = None,
+        timeout_s: float = 10.0,
+        max_backlog: int = 100_000,
+        max_seconds: float = 3600.0,
+    ) -> Self: ...
+    def start(self) -> None: ...
+    def window(self, seconds: float) -> LoadWindow: ...
+    def stop(self) -> None: ...
+    @property
+    def threads(self) -> int: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> None: ...
