@@ -77,7 +77,8 @@ impl Epoll {
     }
 
     fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> usize {
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // Round up: a wait truncated to 0 ms would spin until the next arrival is due.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         // SAFETY: `events` is a valid buffer of its length.
         let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, ms) };
         usize::try_from(n).unwrap_or(0)

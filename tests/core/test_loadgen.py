@@ -138,6 +138,16 @@ def test_open_loop_sends_about_rate_times_seconds(raw: RawServer) -> None:
     assert window.errors == 0
 
 
+@pytest.mark.parametrize("raw", [("ok", 0.0)], indirect=True)
+def test_open_loop_sleeps_between_arrivals(raw: RawServer) -> None:
+    # A wait under 1 ms once truncated to a 0 ms epoll timeout: the threads spun until each arrival was due.
+    with LoadGenerator("127.0.0.1", raw.port, "/x", [b"{}"], connections=2, rate=2000.0) as gen:
+        gen.start()
+        window = gen.window(1.0)
+    # Two spinning threads burn ~2 CPU-s per s; sleeping ones a small fraction of that even on a loaded machine.
+    assert window.generator_cpu_s < 0.7 * window.seconds
+
+
 @pytest.mark.parametrize("raw", [("ok", 0.05)], indirect=True)
 def test_slow_server_grows_the_backlog_and_latency_includes_the_wait(raw: RawServer) -> None:
     # One connection serves 20/s; 200/s arrive, so arrivals queue and their latency counts from their arrival.
