@@ -68,7 +68,8 @@ def _plot(result: TuneResult) -> str:
         lx, _ = xy(result.slo.limit_ms, 0)
         out.append(f'<line x1="{lx:.1f}" y1="{y0}" x2="{lx:.1f}" y2="{y1}" stroke="#c00" stroke-dasharray="6 4"/>')
         out.append(
-            f'<text x="{lx + 4:.1f}" y="{y1 + 12}" font-size="11" fill="#c00">'
+            # At the foot of the line, right-aligned: the legend sits at the top right.
+            f'<text x="{lx - 4:.1f}" y="{y0 - 6}" font-size="11" fill="#c00" text-anchor="end">'
             f"SLO {escape(result.slo.describe())}</text>"
         )
     if result.slo.min_rps is not None:
