@@ -23,8 +23,8 @@ from driftline.tune.toml_patch import patch_config_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Two candidates (instances 1 and 2; the rest pinned at the demo's own values, so instances=1 is its default
-# configuration) at two concurrencies, in short windows: the smallest tune that is still one.
+# Two candidates (instances 1 and 2; the knobs --space does not name stay at the demo's own values, so
+# instances=1 is its default configuration) at two concurrencies, in short windows: the smallest tune that is still one.
 FLAGS = [
     "--slo",
     "p99=250ms",
@@ -32,18 +32,6 @@ FLAGS = [
     "concurrency=1,4",
     "--space",
     "instances=1,2",
-    "--space",
-    "max_batch_size=64",
-    "--space",
-    "max_queue_delay_us=500",
-    "--space",
-    "preferred_batch_sizes=none",
-    "--space",
-    "threads=1",
-    "--space",
-    "workers=1",
-    "--space",
-    "device=cpu",
     "--search",
     "brute",
     "--window",

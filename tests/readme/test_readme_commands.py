@@ -28,6 +28,7 @@ import pytest
 from tests.readme.blocks import ROOT, Block, commands, readme_blocks, sample_output, synopses
 from tests.readme.bulk import run_bulk_block
 from tests.readme.conftest import MakeServe, link_checkout, user_env
+from tests.readme.tune import run_tune_block
 
 from driftline.config import load_settings
 from driftline.repository import load_model_config
@@ -325,6 +326,11 @@ def run_bulk(block: Block, ctx: Context) -> None:
     run_bulk_block(block, ctx.checkout)
 
 
+def run_tune(block: Block, ctx: Context) -> None:
+    ctx.serve.ran_once()  # the demo repository
+    run_tune_block(block, ctx.checkout)
+
+
 RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("driftline", "bash"): run_make_block,
     ("A first request", "bash"): run_first_request,
@@ -338,6 +344,7 @@ RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("Drift", "bash"): run_drift_block,
     ("Drift", "toml"): run_model_config,
     ("Bulk scoring", "bash"): run_bulk,
+    ("Tuning for a latency SLO", "bash"): run_tune,
     ("Command line", ""): run_synopsis,
 }
 

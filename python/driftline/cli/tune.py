@@ -136,7 +136,9 @@ def summary(result: TuneResult, files: list[Path], applied: dict[str, Any] | Non
         return {
             "config": m.candidate.values(),
             "meets_slo": best is not None,
-            "objective": recommend.objective(m, result.slo, result.load),
+            "objective": None
+            if (value := recommend.objective(m, result.slo, result.load)) is None
+            else round(value, 1),
             "point": _point(best),
             "failed": m.failed,
         }

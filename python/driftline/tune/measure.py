@@ -181,30 +181,17 @@ def prepare_target(
 def _generator(
     server: TunedServer, target: Target, load: Load, level: float, settings: MeasureSettings
 ) -> _core.LoadGenerator:
-    cls = _core.LoadGenerator
-    common: dict[str, Any] = {"threads": settings.threads}
+    """Closed loop on ``level`` connections; open loop at rate ``level``, on Poisson arrivals or the trace's
+    (``level`` its speed factor)."""
+    where = ("127.0.0.1", server.port, server.infer_path, target.bodies)
     if load.mode == "concurrency":
-        return cls("127.0.0.1", server.port, server.infer_path, target.bodies, connections=int(level), **common)
-    if load.mode == "rate":
-        return cls(
-            "127.0.0.1",
-            server.port,
-            server.infer_path,
-            target.bodies,
-            connections=settings.open_connections,
-            rate=level,
-            **common,
-        )
-    assert target.trace is not None
-    return cls(
-        "127.0.0.1",
-        server.port,
-        server.infer_path,
-        target.bodies,
-        connections=settings.open_connections,
-        rate=level,
-        arrivals=target.trace.arrivals,
-        **common,
+        return _core.LoadGenerator(*where, connections=int(level), threads=settings.threads)
+    arrivals = None
+    if load.mode == "trace":
+        assert target.trace is not None
+        arrivals = target.trace.arrivals
+    return _core.LoadGenerator(
+        *where, connections=settings.open_connections, rate=level, arrivals=arrivals, threads=settings.threads
     )
 
 

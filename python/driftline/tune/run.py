@@ -81,7 +81,10 @@ def run_tune(request: TuneRequest, progress: TuneProgress | None = None) -> Tune
     )
     backend = target.backend
     current = current_candidate(source.config)
-    space = parse_space(request.space, default_space(current, backend, os.cpu_count() or 1))
+    # With --space, the knobs it names vary and every other stays at the model's current value; without, the
+    # default space of this machine.
+    held = {knob: [value] for knob, value in current.values().items()}
+    space = parse_space(request.space, held if request.space else default_space(current, backend, os.cpu_count() or 1))
     candidates, notes = expand(space, backend)
     report.planned(len(candidates), request.search, notes)
 

@@ -10,7 +10,7 @@ get better with a longer look), so halving has nothing to halve, while driftline
 one at a time (batching, parallelism, device) and a descent from the current config climbs the surface in a few
 measurements per knob. On the synthetic surfaces of tests/tune/test_search.py it reaches >= 90% of brute's best
 measuring at most 30% of the space. Measured candidates are remembered, so none is measured twice, and at most
-``ceil(max_fraction x points)`` are measured.
+``ceil(max_fraction x points)`` are measured (a space of at most `SMALL_SPACE` points is measured whole).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ Measure = Callable[[Candidate], Measurement]
 #: A measurement's objective, higher is better; None: the candidate does not meet the SLO.
 Objective = Callable[[Measurement], "float | None"]
 Progress = Callable[[int, int, Measurement], None]
+
+#: Spaces up to this size are measured whole by quick too.
+SMALL_SPACE: Final = 8
 
 #: The order quick's passes visit the knobs in: the ones that move throughput most first.
 ORDER: Final = (
@@ -139,7 +142,8 @@ def quick(
     ``ceil(max_fraction x len(candidates))`` of them and none twice."""
     if not candidates:
         return SearchOutcome([], 0, 0, False)
-    cap = max(1, math.ceil(max_fraction * len(candidates)))
+    # A space this small is measured whole: 30% of it would be the starting point alone.
+    cap = len(candidates) if len(candidates) <= SMALL_SPACE else math.ceil(max_fraction * len(candidates))
     state = _Descent(candidates, measure, objective, cap)
     axes = {k: [list(v) if isinstance(v, tuple) else v for v in space.get(k, [])] for k in ORDER}
     axes = {k: v for k, v in axes.items() if len(v) > 1}
