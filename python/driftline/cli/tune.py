@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator
 
+    from driftline.config import ServerSettings
     from driftline.tune.spec import Candidate, Measurement, Point, TuneResult
 
 __all__ = ["add_parser", "parse_duration"]
@@ -45,7 +46,8 @@ def parse_duration(text: str, flag: str, low: float, high: float) -> float:
     return seconds
 
 
-def _repository(args: argparse.Namespace) -> Path:
+def _repository(args: argparse.Namespace) -> tuple[ServerSettings, Path]:
+    """The settings (``--config``, ``--repository``) and the repository they name, which must exist."""
     settings = load_settings(args.config, {"repository": args.repository} if args.repository else None)
     root = Path(settings.repository)
     if not root.is_dir():
@@ -55,7 +57,7 @@ def _repository(args: argparse.Namespace) -> Path:
             else "`driftline serve` builds the demo there, or give --repository DIR"
         )
         raise ConfigError(f"no model repository at {root} ({hint})")
-    return root.resolve()
+    return settings, root.resolve()
 
 
 def _request(args: argparse.Namespace) -> Any:
@@ -66,8 +68,7 @@ def _request(args: argparse.Namespace) -> Any:
     from driftline.tune.spec import parse_load, parse_slo
 
     name, ref = parse_model_ref(args.model)
-    root = _repository(args)
-    settings = load_settings(args.config, {"repository": str(root)})
+    settings, root = _repository(args)
     version = resolve_alias(settings, name, ref)
     window = parse_duration(args.window, "--window", 0.05, 60)
     measure = MeasureSettings(
