@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from tests.readme.blocks import Block, commands, sample_output
-from tests.readme.conftest import user_env
-from tests.readme.terminal import run_in_terminal
+from tests.readme.terminal import run_block_in_terminal
 
 from driftline.repository.demo import IRIS_FEATURES, iris_like_data
 
@@ -46,15 +45,7 @@ def run_bulk_block(block: Block, cwd: Path) -> None:
     scores = [shlex.split(line, comments=True) for line in commands(block)]
     assert scores, block.label
     assert all(s[:2] == ["driftline", "score"] for s in scores), commands(block)
-    run = run_in_terminal(
-        ["bash", "-e", "-o", "pipefail", "-c", block.text],
-        cwd=cwd,
-        env=user_env(cwd, venv_on_path=True),
-        timeout=280,
-    )
-    assert not run.timed_out, run.stderr[-3000:]
-    assert run.returncode == 0, f"{block.label} failed ({run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
-    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    run = run_block_in_terminal(block, cwd, timeout=280)
     # stdout at the terminal: one JSON summary per command, nothing else; the last line is the last summary.
     lines = run.stdout_lines
     assert len(lines) == len(scores), run.stdout

@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.readme.blocks import Block
+from tests.readme.conftest import user_env
+
 ESC = "\x1b"
 
 
@@ -104,3 +107,18 @@ def run_in_terminal(
         return b"".join(chunks[fd]).decode(errors="replace").replace("\r\n", "\n")
 
     return TerminalRun(proc.returncode, text(out_master), text(err_master), timed_out)
+
+
+def run_block_in_terminal(block: Block, cwd: Path, timeout: float) -> TerminalRun:
+    """A README bash block run as printed at a terminal, the venv on PATH as a user's shell has it; it must finish
+    in time, exit 0 and print no traceback."""
+    run = run_in_terminal(
+        ["bash", "-e", "-o", "pipefail", "-c", block.text],
+        cwd=cwd,
+        env=user_env(cwd, venv_on_path=True),
+        timeout=timeout,
+    )
+    assert not run.timed_out, run.stderr[-3000:]
+    assert run.returncode == 0, f"{block.label} failed ({run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    return run

@@ -9,8 +9,7 @@ import shlex
 from pathlib import Path
 
 from tests.readme.blocks import Block, commands
-from tests.readme.conftest import user_env
-from tests.readme.terminal import run_in_terminal
+from tests.readme.terminal import run_block_in_terminal
 
 
 def _sample(block: Block) -> dict[str, object]:
@@ -36,15 +35,7 @@ def _same_shape(sample: object, real: object, where: str) -> None:
 def run_tune_block(block: Block, cwd: Path) -> None:
     tunes = [shlex.split(line, comments=True) for line in commands(block)]
     assert [t[:2] for t in tunes] == [["driftline", "tune"]], commands(block)
-    run = run_in_terminal(
-        ["bash", "-e", "-o", "pipefail", "-c", block.text],
-        cwd=cwd,
-        env=user_env(cwd, venv_on_path=True),
-        timeout=240,
-    )
-    assert not run.timed_out, run.stderr[-3000:]
-    assert run.returncode == 0, f"{block.label} failed ({run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}"
-    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    run = run_block_in_terminal(block, cwd, timeout=240)
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stderr)
     assert "tuning iris" in drawn, drawn[-2000:]  # the bar, at a terminal
     lines = run.stdout_lines
