@@ -7,8 +7,8 @@ import math
 import pytest
 from tests.tune.synthetic import cpu_surface, measurer
 
-from driftline.tune.recommend import objective
-from driftline.tune.search import brute, quick
+from driftline.tune.recommend import objective, shortfall
+from driftline.tune.search import brute, quick, quick_cap
 from driftline.tune.space import default_space, expand, parse_space
 from driftline.tune.spec import Candidate, Load, Measurement, Slo
 
@@ -38,7 +38,7 @@ def test_quick_reaches_brute(cores: int, extra: list[str], limit: float, seed: i
 
     b = brute(candidates, measure, lambda m: objective(m, slo, LOAD), math.inf)
     q = quick(space, candidates, Candidate(), counted, lambda m: objective(m, slo, LOAD), math.inf)
-    assert len(calls) == len(set(calls)) == len(q.measured) <= math.ceil(0.3 * len(candidates))
+    assert len(calls) == len(set(calls)) == len(q.measured) <= quick_cap(len(candidates)) <= 0.3 * len(candidates)
     assert q.points_in_space == len(candidates)
     assert q.skipped == len(candidates) - len(calls)
     assert _best(q.measured, slo) >= 0.9 * _best(b.measured, slo)
@@ -71,3 +71,44 @@ def test_quick_starts_from_a_start_outside_the_space() -> None:
     q = quick(space, candidates, Candidate(instances=1), measurer(cpu_surface(), LOAD.levels), lambda m: None, math.inf)
     assert q.measured
     assert all(m.candidate in candidates for m in q.measured)
+
+
+def test_the_cap_rounds_down() -> None:
+    assert quick_cap(24) == 7  # 30% of 24 is 7.2: the eighth point would be 33%
+    assert quick_cap(10) == 3
+    assert quick_cap(8) == 8  # small spaces are measured whole
+    assert quick_cap(9) == 2
+
+
+def test_quick_follows_the_closest_miss_until_something_meets() -> None:
+    # Measured on a real server: the start misses by far, a second worker misses narrowly, and only two workers
+    # with no queue delay meet the SLO. Treating every miss alike, the descent keeps the start and measures its other
+    # neighbours first; following the closest miss it reaches the one configuration that meets.
+    space = parse_space(
+        ["max_batch_size=8,32,64", "max_queue_delay_us=0,1000", "instances=1,2", "workers=1,2"],
+        {"threads": [1], "preferred_batch_sizes": [()], "device": ["cpu"]},
+    )
+    candidates, _ = expand(space, "onnx")
+    assert len(candidates) == 24
+    start = Candidate(max_batch_size=32, max_queue_delay_us=1000, instances=1, workers=1)
+
+    def surface(c: Candidate, level: float) -> tuple[float, float]:
+        rps = 10_000.0 * (1.35 if c.workers == 2 else 1.0) * (1.1 if c.max_queue_delay_us == 0 else 1.0)
+        rps *= 0.9 if c.max_batch_size != 32 else 1.0
+        rps *= 0.7 if c.instances == 2 else 1.0
+        return rps, 10.0
+
+    slo = Slo("p99", 15.0, 14_000.0)
+    measure = measurer(surface, (64.0,), noise=0.0)
+    best = _best(brute(candidates, measure, lambda m: objective(m, slo, LOAD), math.inf).measured, slo)
+    guided = quick(
+        space,
+        candidates,
+        start,
+        measure,
+        lambda m: objective(m, slo, LOAD),
+        math.inf,
+        shortfall=lambda m: shortfall(m, slo, LOAD),
+    )
+    assert len(guided.measured) <= 7
+    assert _best(guided.measured, slo) == best

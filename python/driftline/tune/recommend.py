@@ -7,7 +7,7 @@ import math
 from driftline.tune.spec import Candidate, Load, Measurement, Point, Slo, config_patch
 from driftline.tune.toml_patch import patch_config_text
 
-__all__ = ["best_point", "margin_ms", "objective", "patch_toml", "rank", "serve_flags", "stability_notes"]
+__all__ = ["best_point", "margin_ms", "objective", "patch_toml", "rank", "serve_flags", "shortfall", "stability_notes"]
 
 #: Open loop: a point counts only when the server answered this share of the offered rate.
 KEPT_UP = 0.95
@@ -45,7 +45,7 @@ def objective(m: Measurement, slo: Slo, load: Load) -> float | None:
     return p.rps if slo.limit_ms is not None else -p.p99_ms
 
 
-def _shortfall(m: Measurement, slo: Slo, load: Load) -> float:
+def shortfall(m: Measurement, slo: Slo, load: Load) -> float:
     """How far a candidate's nearest usable point is from the SLO (relative; 0: meets it)."""
     best = math.inf
     for p in m.points:
@@ -67,7 +67,7 @@ def rank(measurements: list[Measurement], slo: Slo, load: Load) -> list[Measurem
         if m.failed is not None or not m.points:
             return (2, 0.0)
         value = objective(m, slo, load)
-        return (0, -value) if value is not None else (1, _shortfall(m, slo, load))
+        return (0, -value) if value is not None else (1, shortfall(m, slo, load))
 
     return sorted(measurements, key=key)
 

@@ -111,7 +111,15 @@ def run_tune(request: TuneRequest, progress: TuneProgress | None = None) -> Tune
         if request.search == "brute":
             outcome = brute(candidates, measure, objective, deadline)
         else:
-            outcome = quick(space, candidates, current, measure, objective, deadline)
+            outcome = quick(
+                space,
+                candidates,
+                current,
+                measure,
+                objective,
+                deadline,
+                shortfall=lambda m: recommend.shortfall(m, request.slo, request.load),
+            )
     in_space = set(candidates)
     searched = [m for c, m in measured.items() if c in in_space]
     ranked = recommend.rank(searched, request.slo, request.load)

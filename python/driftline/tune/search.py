@@ -10,7 +10,11 @@ get better with a longer look), so halving has nothing to halve, while driftline
 one at a time (batching, parallelism, device) and a descent from the current config climbs the surface in a few
 measurements per knob. On the synthetic surfaces of tests/tune/test_search.py it reaches >= 90% of brute's best
 measuring at most 30% of the space. Measured candidates are remembered, so none is measured twice, and at most
-``ceil(max_fraction x points)`` are measured (a space of at most `SMALL_SPACE` points is measured whole).
+``floor(max_fraction x points)`` are measured (a space of at most `SMALL_SPACE` points is measured whole).
+While nothing measured meets the SLO, the descent follows the candidate that came closest to it (``shortfall``):
+on a real server a knob's better value can miss narrowly where the start misses widely (measured: a two-worker
+candidate 0.4 ms over the limit, treated as no better than the one-worker start, sent a run past the region
+where the best configuration was).
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import msgspec
 from driftline.tune.space import normalize
 from driftline.tune.spec import Candidate, Measurement
 
-__all__ = ["Measure", "Objective", "Progress", "SearchOutcome", "brute", "quick"]
+__all__ = ["Measure", "Objective", "Progress", "SearchOutcome", "Shortfall", "brute", "quick", "quick_cap"]
 
 Measure = Callable[[Candidate], Measurement]
 #: A measurement's objective, higher is better; None: the candidate does not meet the SLO.
 Objective = Callable[[Measurement], "float | None"]
+#: How far a measurement that misses the SLO is from it (0: meets it; inf: nothing usable).
+Shortfall = Callable[[Measurement], float]
 Progress = Callable[[int, int, Measurement], None]
 
 #: Spaces up to this size are measured whole by quick too.
@@ -79,10 +85,14 @@ def brute(
 class _Descent:
     """Quick's state: what was measured, the best so far, and the budget."""
 
-    def __init__(self, candidates: list[Candidate], measure: Measure, objective: Objective, cap: int) -> None:
+    def __init__(
+        self, candidates: list[Candidate], measure: Measure, objective: Objective, shortfall: Shortfall | None, cap: int
+    ) -> None:
         self.valid = set(candidates)
-        self.measure, self.objective, self.cap = measure, objective, cap
-        self.scores: dict[Candidate, float] = {}
+        self.measure, self.objective, self.shortfall, self.cap = measure, objective, shortfall, cap
+        #: (1, objective) for a candidate that meets the SLO, (0, -shortfall) for one that misses: any that meets
+        #: beats any that misses, and among misses the closest leads.
+        self.scores: dict[Candidate, tuple[int, float]] = {}
         self.measured: list[Measurement] = []
         self.best: Candidate | None = None
         #: The full knob values of the best (un-collapsed: batching-off keeps the delay it would be tried with).
@@ -91,8 +101,8 @@ class _Descent:
     def room(self) -> bool:
         return len(self.measured) < self.cap
 
-    def score(self, candidate: Candidate) -> float:
-        return self.scores.get(candidate, -math.inf)
+    def score(self, candidate: Candidate) -> tuple[int, float]:
+        return self.scores.get(candidate, (-1, 0.0))
 
     def visit(self, values: dict[str, Any], deadline: float, progress: Progress | None) -> bool:
         """Measure the candidate ``values`` mean (unless done or invalid); True when it became the best."""
@@ -104,7 +114,10 @@ class _Descent:
         m = self.measure(candidate)
         self.measured.append(m)
         value = self.objective(m)
-        self.scores[candidate] = -math.inf if value is None else value
+        if value is not None:
+            self.scores[candidate] = (1, value)
+        else:
+            self.scores[candidate] = (0, -self.shortfall(m) if self.shortfall is not None else 0.0)
         if progress is not None:
             progress(len(self.measured), self.cap, m)
         if self.best is None or self.scores[candidate] > self.score(self.best):
@@ -128,6 +141,14 @@ def _start_values(start: Candidate, space: dict[str, list[Any]], candidates: lis
     return moved if normalize(moved) in set(candidates) else candidates[0].values()
 
 
+def quick_cap(points: int, max_fraction: float = 0.30) -> int:
+    """How many of ``points`` candidates quick measures at most: ``max_fraction`` of them, rounded down (the start
+    included), or all of a space of at most `SMALL_SPACE` points (30% of it would be the starting point alone)."""
+    if points <= SMALL_SPACE:
+        return points
+    return max(1, math.floor(max_fraction * points + 1e-9))
+
+
 def quick(
     space: dict[str, list[Any]],
     candidates: list[Candidate],
@@ -137,14 +158,13 @@ def quick(
     deadline: float,
     max_fraction: float = 0.30,
     progress: Progress | None = None,
+    shortfall: Shortfall | None = None,
 ) -> SearchOutcome:
     """Coordinate descent from ``start`` over ``candidates`` (see the module docstring), measuring at most
-    ``ceil(max_fraction x len(candidates))`` of them and none twice."""
+    :func:`quick_cap` of them and none twice; ``shortfall`` guides it while nothing meets the SLO."""
     if not candidates:
         return SearchOutcome([], 0, 0, False)
-    # A space this small is measured whole: 30% of it would be the starting point alone.
-    cap = len(candidates) if len(candidates) <= SMALL_SPACE else math.ceil(max_fraction * len(candidates))
-    state = _Descent(candidates, measure, objective, cap)
+    state = _Descent(candidates, measure, objective, shortfall, quick_cap(len(candidates), max_fraction))
     axes = {k: [list(v) if isinstance(v, tuple) else v for v in space.get(k, [])] for k in ORDER}
     axes = {k: v for k, v in axes.items() if len(v) > 1}
     state.visit(_start_values(start, space, candidates), deadline, progress)
