@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Empty: the server's default, ./demo-models, which it builds on first run (a repository named here must exist).
 REPOSITORY ?=
+# pytest processes for `make test`: most of the suite waits on servers it started, so two overlap well on 2 cores.
+TEST_PROCESSES ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -68,7 +70,7 @@ tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /do
 
 test: install-dev tools ## install everything and run the whole suite (cargo test + pytest, slow and e2e included)
 	cargo test --quiet
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: install-dev ## run the benchmarks for real (timings, not just once)
 	$(VENV)/bin/python -m pytest benchmarks --benchmark-enable --benchmark-columns=min,median,mean,ops,rounds

@@ -8,6 +8,7 @@ make follows the symlinks for mtimes, so `make serve` there sees the same instal
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -22,6 +23,19 @@ from tests.readme.blocks import ROOT
 
 README_PORT = 8000  # what the README prints
 LINKED = [".venv", "Makefile", "pyproject.toml", "Cargo.toml", "Cargo.lock", "rust", "python", "examples"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_readme_module_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`make test` runs test files in two processes; README modules share port 8000, so each holds a lock beside
+    the run's temporary directories while it runs (set up before the module's other fixtures: autouse)."""
+    lock = tmp_path_factory.getbasetemp().parent / "driftline-readme.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 def require_port_free(timeout: float = 30) -> None:
