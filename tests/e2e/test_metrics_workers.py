@@ -17,7 +17,7 @@ from tests.e2e.conftest import Server, start_server
 from tests.helpers import build_test_repository
 from tests.prometheus import Prometheus, require, start_prometheus
 
-from driftline.server.worker_metrics import Snapshot
+from driftline.server.worker_metrics import METRICS, Snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,6 +63,7 @@ def ask(sock: Path) -> Snapshot:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
         s.connect(str(sock))
+        s.sendall(METRICS)
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -118,6 +119,10 @@ def test_one_scrape_and_prometheus_sum_every_worker(workers, prometheus: Prometh
     with httpx.Client(timeout=10) as http:
         assert scraped(server, http, "driftline_requests_total") == REQUESTS
         assert scraped(server, http, "driftline_request_latency_seconds_count") == REQUESTS
+        # Triton's statistics add up too.
+        stats = http.get(f"{server.url}/v2/models/stats").json()["model_stats"]
+        assert sum(m["inference_stats"]["success"]["count"] for m in stats) == REQUESTS
+        assert sum(m["inference_count"] for m in stats) == REQUESTS
     prometheus.wait_for_scrape_after(JOB, last)
     assert prometheus.scalar("sum(driftline_requests_total)") == REQUESTS
     assert prometheus.scalar("sum(driftline_request_latency_seconds_count)") == REQUESTS

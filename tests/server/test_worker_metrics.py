@@ -36,6 +36,9 @@ class Worker:
         for _ in range(count):
             stats.record_request(True, int(seconds * 1e9), 0)
 
+    def triton(self):
+        return [m.stats.as_triton(m.name, str(m.version)) for vs in self.table.loaded().values() for m in vs.values()]
+
     def snapshot(self):
         return snapshot(self.registry, self.index, f"token-{self.index}")
 
@@ -122,10 +125,12 @@ async def test_the_fan_out_over_sockets_counts_an_exited_worker_once(two, tmp_pa
     a, b = two
     first, second = WorkerMetrics(tmp_path, a.registry), WorkerMetrics(tmp_path, b.registry)
     assert (first.worker, second.worker) == ("0", "1")
-    await first.start()
-    await second.start()
+    await first.start(a.triton)
+    await second.start(b.triton)
     a.answer(2, 0.001)
     b.answer(5, 0.001)
+    a.table.get("iris", "1").stats.record_batch(1, 1, 10, 20, 30)
+    b.table.get("iris", "1").stats.record_batch(4, 4, 10, 20, 30)
 
     def requests(text: bytes) -> float:
         families = text_string_to_metric_families(text.decode())
@@ -136,6 +141,13 @@ async def test_the_fan_out_over_sockets_counts_an_exited_worker_once(two, tmp_pa
         return next(s.value for f in families for s in f.samples if s.name == "driftline_metrics_workers_missing")
 
     assert requests(await first.scrape()) == requests(await second.scrape()) == 7
+    # Triton's statistics of one version, summed over both workers: counts, nanoseconds and batch sizes.
+    (mine,) = [e for e in a.triton() if (e["name"], e["version"]) == ("iris", "1")]
+    (summed,) = await first.triton_stats([mine])
+    assert summed["inference_stats"]["success"] == {"count": 7, "ns": 7 * 1_000_000}
+    assert summed["inference_stats"]["fail"] == {"count": 0, "ns": 0}
+    assert [s["batch_size"] for s in summed["batch_stats"]] == [1, 4]
+    assert (summed["inference_count"], summed["execution_count"]) == (5, 2)
     second.keep_final()
     await second.close()  # writes its final counters, then stops answering
     assert len(list(tmp_path.glob("exited-*.msgpack"))) == 1
@@ -144,7 +156,7 @@ async def test_the_fan_out_over_sockets_counts_an_exited_worker_once(two, tmp_pa
     # A replacement takes the freed slot and starts from zero; the exited counts stay in the sum.
     third = WorkerMetrics(tmp_path, CollectorRegistry())
     assert third.worker == "1"
-    await third.start()
+    await third.start(list)
     assert requests(await first.scrape()) == 7
     # A sibling whose socket is there but does not answer is left out and counted as missing.
     await third.close()

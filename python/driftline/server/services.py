@@ -287,7 +287,11 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             tasks.append(asyncio.create_task(retain_captures_forever(capture, table, _RETENTION_INTERVAL_S)))
         stack.push_async_callback(_cancel, tasks)
         if workers is not None:
-            await workers.start()
+            await workers.start(
+                lambda: [
+                    m.stats.as_triton(m.name, str(m.version)) for vs in table.loaded().values() for m in vs.values()
+                ]
+            )
             stack.callback(workers.keep_final)  # the first thing at shutdown, while the models are loaded
         _log_models(table, settings)
         _log.info(

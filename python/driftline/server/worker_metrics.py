@@ -18,7 +18,7 @@ import fcntl
 import logging
 import os
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from prometheus_client import generate_latest
@@ -85,8 +85,14 @@ class Snapshot(msgspec.Struct, array_like=True, frozen=True):
     families: list[Family]
 
 
+#: One Triton statistics entry (``ModelStats.as_triton``): ints, a name, a version, nested dicts, batch_stats.
+TritonEntry = dict[str, Any]
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Snapshot)
+_stats_decoder = msgspec.msgpack.Decoder(list[TritonEntry])
+# What a sibling is asked for: one line.
+METRICS, STATS = b"metrics\n", b"stats\n"
 
 
 def _families(metrics: Iterable[Metric]) -> list[Family]:
@@ -152,6 +158,29 @@ def final_counters(parts: Iterable[Snapshot]) -> Snapshot:
     return Snapshot(parts[0].pid, parts[0].worker, parts[0].token, _families(kept))
 
 
+def add_triton(a: TritonEntry, b: TritonEntry) -> TritonEntry:
+    """Two workers' statistics of one version: counts and nanoseconds summed, batch_stats per batch size, the
+    latest ``last_inference``."""
+    out: TritonEntry = {}
+    for key, value in a.items():
+        other = b.get(key)
+        if key in {"name", "version", "batch_size"} or other is None:
+            out[key] = value
+        elif key == "last_inference":
+            out[key] = max(value, other)
+        elif key == "batch_stats":
+            sizes = {s["batch_size"]: s for s in value}
+            for s in other:
+                size = s["batch_size"]
+                sizes[size] = add_triton(sizes[size], s) if size in sizes else s
+            out[key] = [sizes[size] for size in sorted(sizes)]
+        elif isinstance(value, dict):
+            out[key] = add_triton(value, other)
+        else:
+            out[key] = value + other
+    return out
+
+
 class _Fixed(Collector):
     def __init__(self, metrics: list[Metric]) -> None:
         self._metrics = metrics
@@ -187,41 +216,70 @@ class WorkerMetrics:
         self._token = uuid.uuid4().hex
         self._server: asyncio.AbstractServer | None = None
         self._shutdown: list[Snapshot] = []
+        self._stats: Callable[[], list[TritonEntry]] = list
 
     def local(self) -> Snapshot:
         """This worker's own figures now."""
         return snapshot(self._registry, self.worker, self._token)
 
-    async def start(self) -> None:
-        """Answer siblings on this slot's socket (a file a crashed predecessor in the slot left is replaced)."""
+    async def start(self, stats: Callable[[], list[TritonEntry]]) -> None:
+        """Answer siblings on this slot's socket (a file a crashed predecessor in the slot left is replaced);
+        ``stats``: this worker's Triton statistics of every loaded version."""
+        self._stats = stats
         self._path.unlink(missing_ok=True)
         self._server = await asyncio.start_unix_server(self._answer, path=str(self._path))
 
-    async def _answer(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            writer.write(_encoder.encode(self.local()))
+            async with asyncio.timeout(_SIBLING_TIMEOUT_S):
+                request = await reader.readline()
+            writer.write(_encoder.encode(self._stats() if request == STATS else self.local()))
             await writer.drain()
-        except OSError:
+        except (OSError, TimeoutError):
             pass  # the sibling gave up (its timeout): nothing to answer
         finally:
             writer.close()
 
-    async def _ask(self, path: Path) -> Snapshot | None:
+    async def _ask(self, path: Path, request: bytes) -> bytes | None:
         try:
             async with asyncio.timeout(_SIBLING_TIMEOUT_S):
                 reader, writer = await asyncio.open_unix_connection(str(path))
                 try:
-                    data = await reader.read()
+                    writer.write(request)
+                    return await reader.read()
                 finally:
                     writer.close()
-            return _decoder.decode(data)
-        except (OSError, TimeoutError, msgspec.DecodeError):
+        except (OSError, TimeoutError):
             return None
+
+    async def _ask_all(self, request: bytes, decoder: msgspec.msgpack.Decoder[Any]) -> list[Any]:
+        """Every sibling's answer, asked at once; None for one that did not answer in time."""
+        siblings = sorted(p for p in self.directory.glob(_SOCKET.format("*")) if p != self._path)
+        out = []
+        for data in await asyncio.gather(*(self._ask(p, request) for p in siblings)):
+            try:
+                out.append(None if data is None else decoder.decode(data))
+            except msgspec.DecodeError:
+                out.append(None)
+        return out
+
+    async def triton_stats(self, entries: list[TritonEntry]) -> list[TritonEntry]:
+        """``entries`` (this worker's, for the versions asked about) with every live sibling's figures of the same
+        versions added (an exited worker's are not kept: these go back when one is replaced)."""
+        theirs: dict[tuple[str, str], list[TritonEntry]] = {}
+        for answer in await self._ask_all(STATS, _stats_decoder):
+            for entry in answer or ():
+                theirs.setdefault((entry["name"], entry["version"]), []).append(entry)
+        out = []
+        for entry in entries:
+            for other in theirs.get((entry["name"], entry["version"]), ()):
+                entry = add_triton(entry, other)
+            out.append(entry)
+        return out
 
     async def scrape(self) -> bytes:
         """The text exposition of every live worker plus every cleanly exited one's final counters."""
-        siblings = sorted(p for p in self.directory.glob(_SOCKET.format("*")) if p != self._path)
-        answers = await asyncio.gather(*(self._ask(p) for p in siblings))
+        answers = await self._ask_all(METRICS, _decoder)
         live = [self.local(), *(a for a in answers if a is not None)]
         # Read after the live answers: a worker writes its file before it closes its socket, so one that exits
         # meanwhile is seen once either way (it answered live, or its file is there).
