@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.errors import ConfigError
 from driftline.repository import Repository
 from driftline.server.collectors import LifecycleCollector, ServingCollector, WorkerProcessCollector
 from driftline.server.worker_metrics import SHARED_GAUGES, WorkerMetrics, final_counters, merge, snapshot
@@ -164,3 +165,8 @@ async def test_the_fan_out_over_sockets_counts_an_exited_worker_once(two, tmp_pa
     text = await first.scrape()
     assert (requests(text), missing(text)) == (7, 1)
     await first.close()
+
+
+def test_a_metrics_dir_that_is_not_there_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"http.metrics_dir .*missing"):
+        WorkerMetrics(tmp_path / "missing", CollectorRegistry())

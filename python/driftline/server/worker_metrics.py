@@ -25,6 +25,8 @@ from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from driftline.errors import ConfigError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
@@ -210,7 +212,12 @@ class WorkerMetrics:
         """Claim a slot in ``directory`` (the parent's per-server directory) for ``registry``'s figures."""
         self.directory = directory
         self._registry = registry
-        index, self._lock_fd = _claim_slot(directory)
+        try:
+            index, self._lock_fd = _claim_slot(directory)
+        except OSError as exc:
+            raise ConfigError(
+                f"http.metrics_dir {directory}: {exc.strerror} (driftline serve --workers sets it)"
+            ) from None
         self.worker = str(index)
         self._path = directory / _SOCKET.format(index)
         self._token = uuid.uuid4().hex
