@@ -7,7 +7,8 @@ it replaces) and answers connections on ``worker-<i>.sock`` with a snapshot of i
 for ``/metrics`` merges its own snapshot, its siblings' and the final counters of workers that exited cleanly
 (``exited-<token>.msgpack``): counters and histograms are summed per label set, gauges summed unless listed below,
 process metrics carry a ``worker`` label and so stay apart. A crashed worker's counts are lost (Prometheus sees
-a counter reset, which ``rate()`` handles).
+a counter reset, which ``rate()`` handles). Triton's ``/v2/models/stats`` asks the same sockets for the live
+workers' statistics and sums them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,21 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
-__all__ = ["HIGHEST_GAUGES", "LOWEST_GAUGES", "SHARED_GAUGES", "Family", "Snapshot", "WorkerMetrics", "merge"]
+__all__ = [
+    "HIGHEST_GAUGES",
+    "LOWEST_GAUGES",
+    "METRICS",
+    "SHARED_GAUGES",
+    "STATS",
+    "Family",
+    "Snapshot",
+    "TritonEntry",
+    "WorkerMetrics",
+    "add_triton",
+    "final_counters",
+    "merge",
+    "snapshot",
+]
 
 _log = logging.getLogger("driftline.server")
 
