@@ -170,3 +170,12 @@ async def test_the_fan_out_over_sockets_counts_an_exited_worker_once(two, tmp_pa
 def test_a_metrics_dir_that_is_not_there_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"http.metrics_dir .*missing"):
         WorkerMetrics(tmp_path / "missing", CollectorRegistry())
+
+
+async def test_a_socket_path_too_long_to_listen_on_is_a_config_error(tmp_path):
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    workers = WorkerMetrics(deep, CollectorRegistry())
+    with pytest.raises(ConfigError, match="cannot listen on"):
+        await workers.start(list)
+    await workers.close()

@@ -249,7 +249,10 @@ class WorkerMetrics:
         ``stats``: this worker's Triton statistics of every loaded version."""
         self._stats = stats
         self._path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._answer, path=str(self._path))
+        try:
+            self._server = await asyncio.start_unix_server(self._answer, path=str(self._path))
+        except OSError as exc:  # e.g. a path past the 107 bytes a unix socket's may have: a shorter $TMPDIR
+            raise ConfigError(f"http.metrics_dir: cannot listen on {self._path}: {exc}") from None
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
