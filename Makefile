@@ -61,9 +61,10 @@ typecheck: ## mypy --strict over the package, and stubtest of the Rust extension
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m mypy.stubtest driftline._core
 
-tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /docs page), from Debian's packages when missing
+tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /docs page, prometheus and promtool for /metrics), from Debian's packages when missing
 	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
 		else echo "missing:$$missing and this is not root: sudo apt-get install$$missing"; fi; fi

@@ -66,6 +66,9 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # host is 0.0.0.0): the base of the export URLs in alert events. "" (not None: every [http] key is handed to
     # worker processes as a DRIFTLINE_HTTP__* string): http://{host}:{port}.
     public_url: str = ""
+    # Set by `driftline serve --workers N` (N > 1) for its workers, never by hand: the per-server directory where
+    # they meet to sum their metrics (server/worker_metrics.py). "": one process, nothing to sum.
+    metrics_dir: str = ""
 
     def base_url(self) -> str:
         """``public_url`` without a trailing slash, else ``http://{host}:{port}``."""

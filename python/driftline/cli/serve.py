@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +45,16 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides)
     configure_logging(settings.log_level)
     listener = preflight(settings, demo=args.demo)
-    _export(settings, args.config)
-    run_server(settings, listener)
+    # Several workers sum their metrics through a fresh directory of this server's own (server/worker_metrics.py),
+    # removed when it stops; one worker needs none.
+    metrics_dir = tempfile.mkdtemp(prefix="driftline-metrics-") if settings.http.workers > 1 else ""
+    settings = msgspec.structs.replace(settings, http=msgspec.structs.replace(settings.http, metrics_dir=metrics_dir))
+    try:
+        _export(settings, args.config)
+        run_server(settings, listener)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

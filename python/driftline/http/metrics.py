@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus text exposition of the collectors the composition root registered."""
+"""``GET /metrics``: Prometheus text exposition of the collectors the composition root registered; with several
+worker processes, every worker's summed (server/worker_metrics.py)."""
 
 from __future__ import annotations
 
@@ -16,5 +17,7 @@ _EXPOSITION = "text/plain; version=0.0.4"
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=_EXPOSITION)
 async def metrics(services: ServicesDep) -> Response[bytes]:
-    """Prometheus text exposition format 0.0.4."""
-    return Response(generate_latest(services.metrics), media_type=_EXPOSITION)
+    """Prometheus text exposition format 0.0.4; with several workers, the merge of them all."""
+    workers = services.workers
+    body = generate_latest(services.metrics) if workers is None else await workers.scrape()
+    return Response(body, media_type=_EXPOSITION)

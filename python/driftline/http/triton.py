@@ -90,8 +90,10 @@ class TritonController(Controller):
             models = list(loaded[name].values())
         else:
             models = [table.get(name, version)]
-        stats = {"model_stats": [m.stats.as_triton(m.name, str(m.version)) for m in models]}
-        return msgspec.convert(stats, StatisticsAnswer)
+        entries = [m.stats.as_triton(m.name, str(m.version)) for m in models]
+        if services.workers is not None:  # several worker processes: every one's figures, summed
+            entries = await services.workers.triton_stats(entries)
+        return msgspec.convert({"model_stats": entries}, StatisticsAnswer)
 
     # A read (a viewer key), though Triton makes it a POST.
     @_repository_route("/repository/index", "Repository index", "viewer", (400, 401, 403, 413))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from prometheus_client.core import Metric
 
     from driftline.capture.service import CaptureService
     from driftline.feedback.alerts import QualityAlerts
@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from driftline.serving.stats import Histogram, RequestErrors
     from driftline.serving.table import ModelTable
 
-__all__ = ["CaptureCollector", "LifecycleCollector", "QualityCollector", "RegistryCollector", "ServingCollector"]
+__all__ = [
+    "CaptureCollector",
+    "LifecycleCollector",
+    "QualityCollector",
+    "RegistryCollector",
+    "ServingCollector",
+    "WorkerProcessCollector",
+]
 
 LABELS = ["model", "version"]
 
@@ -212,3 +219,21 @@ class QualityCollector(Collector):
             labeled.add_metric(labels, f.labeled)
             coverage.add_metric(labels, f.coverage)
         yield from (value, labeled, coverage)
+
+
+class WorkerProcessCollector(Collector):
+    """This process's CPU seconds, resident and virtual bytes, open and maximum fds and start time (read from
+    /proc at scrape time), each with a ``worker`` label so the merged scrape of several workers keeps them apart."""
+
+    def __init__(self, worker: str) -> None:
+        """``worker``: the slot of this worker process ("0" when the server runs one)."""
+        self._worker = worker
+        self._process = ProcessCollector(registry=None)
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        for family in self._process.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            for s in family.samples:
+                labelled.add_sample(s.name, {**s.labels, "worker": self._worker}, s.value)
+            yield labelled

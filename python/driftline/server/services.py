@@ -46,8 +46,10 @@ from driftline.server.collectors import (
     QualityCollector,
     RegistryCollector,
     ServingCollector,
+    WorkerProcessCollector,
 )
 from driftline.server.webhooks import WebhookSender
+from driftline.server.worker_metrics import WorkerMetrics
 from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.serving.traffic import Traffic
@@ -103,6 +105,7 @@ class Services:
     metrics: CollectorRegistry
     capture: CaptureService | None  # None: capture is off for the server and every model
     traffic: Traffic
+    workers: WorkerMetrics | None  # None: one worker process, whose registry is the whole scrape
 
     def reload_keys(self) -> None:
         """Install the config file's keys and the store's live keys in the key ring (one swap)."""
@@ -174,6 +177,11 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         stack.callback(db.close)
         drift = settings.drift
         metrics = CollectorRegistry()
+        workers = None
+        if settings.http.metrics_dir:
+            # Opened early so it closes late: its final counters are written after every request was answered.
+            workers = WorkerMetrics(Path(settings.http.metrics_dir), metrics)
+            stack.push_async_callback(workers.close)
         # One sender for every alert (drift and quality), closed after everything that sends to it.
         urls, a = settings.webhooks(), settings.alerts
         send = None
@@ -247,6 +255,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             metrics=metrics,
             capture=capture,
             traffic=traffic,
+            workers=workers,
         )
         metrics.register(ServingCollector(table, plane.errors))
         metrics.register(LifecycleCollector(table))
@@ -255,6 +264,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             metrics.register(CaptureCollector(capture))
         metrics.register(QualityCollector(quality_alerts, table))
+        metrics.register(WorkerProcessCollector("0" if workers is None else workers.worker))
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()
@@ -276,6 +286,13 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             tasks.append(asyncio.create_task(retain_captures_forever(capture, table, _RETENTION_INTERVAL_S)))
         stack.push_async_callback(_cancel, tasks)
+        if workers is not None:
+            await workers.start(
+                lambda: [
+                    m.stats.as_triton(m.name, str(m.version)) for vs in table.loaded().values() for m in vs.values()
+                ]
+            )
+            stack.callback(workers.keep_final)  # the first thing at shutdown, while the models are loaded
         _log_models(table, settings)
         _log.info(
             "driftline %s ready: %d model(s) from %s", __version__, len(table.loaded()), Path(settings.repository)
