@@ -160,3 +160,19 @@ def test_no_api_key_of_the_run_is_in_the_log(server: Server, client: httpx.Clien
     assert "driftline.access" in text
     for key in [*KEYS.values(), wrong]:
         assert key not in text
+
+
+def test_worker_processes_log_json_too(tmp_path: Any, iris_weights: Any) -> None:
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    srv = start_server(root, tmp_path, {"DRIFTLINE_LOGS__FORMAT": "json"}, extra_args=["--workers", "2"])
+    try:
+        with httpx.Client(timeout=10) as c:
+            assert c.get(f"{srv.url}/v2/models/iris", headers={"x-request-id": "workers-1"}).status_code == 200
+        assert lines_of(srv, "workers-1")[0]["status"] == 200
+        # uvicorn's supervisor and both workers, each line JSON (the second worker may still be starting)
+        deadline = time.monotonic() + 30
+        while len({d["pid"] for d in log_lines(srv)}) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len({d["pid"] for d in log_lines(srv)}) >= 3
+    finally:
+        srv.stop()

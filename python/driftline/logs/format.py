@@ -21,7 +21,7 @@ _encoder = msgspec.json.Encoder(enc_hook=str)  # an odd value in an access field
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "request_id"?, ...access fields, "exc"?}`` on one line.
+    """``{"ts", "level", "logger", "message", "pid", "request_id"?, ...access fields, "exc"?}`` on one line.
 
     ``request_id`` is the record's own (``extra={"request_id": ...}``) or the one of the request whose task logs
     it (:data:`REQUEST_ID`), so a 500's traceback carries the id its answer echoed. An access line's fields come
@@ -35,6 +35,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker process
         }
         request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id is not None:
