@@ -3,7 +3,9 @@ inference route is sampled at its share, and no API key of the run ever reaches 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import math
 import os
 import time
@@ -176,3 +178,40 @@ def test_worker_processes_log_json_too(tmp_path: Any, iris_weights: Any) -> None
         assert len({d["pid"] for d in log_lines(srv)}) >= 3
     finally:
         srv.stop()
+
+
+@pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
+def test_a_500_traceback_carries_the_request_id(tmp_path: Any, iris_weights: Any, monkeypatch: pytest.MonkeyPatch):
+    """In process (a fault has to be injected to get a 500): the traceback line names the id the answer echoed,
+    on the fast path and on a Litestar route."""
+    from litestar.testing import TestClient
+
+    from driftline.config import ServerSettings
+    from driftline.http.app import create_server_app
+    from driftline.logs.format import JsonFormatter
+    from driftline.serving.dataplane import DataPlane
+    from driftline.serving.table import ModelTable
+
+    def broken(*_: object, **__: object) -> Any:
+        raise RuntimeError("injected")
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())  # formats in the request's task, as the server's handler does
+    logger = logging.getLogger("driftline.http")
+    logger.addHandler(handler)
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    settings = ServerSettings(repository=str(root), database=str(tmp_path / "driftline.db"))
+    try:
+        with TestClient(create_server_app(settings)) as client:  # type: ignore[arg-type]
+            monkeypatch.setattr(DataPlane, "infer", broken)
+            monkeypatch.setattr(ModelTable, "loaded", broken)
+            fast = client.post("/v2/models/iris/infer", json=ROW, headers={"x-request-id": "boom-fast"})
+            routed = client.get("/v2/health/ready")
+    finally:
+        logger.removeHandler(handler)
+    assert (fast.status_code, routed.status_code) == (500, 500)
+    assert fast.headers["x-request-id"] == "boom-fast"
+    lines = {d["request_id"]: d for d in map(json.loads, stream.getvalue().splitlines())}
+    assert "RuntimeError: injected" in lines["boom-fast"]["exc"]
+    assert "RuntimeError: injected" in lines[routed.headers["x-request-id"]]["exc"]
