@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from driftline.errors import ConfigError
+from driftline.logs.settings import LogSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -263,6 +264,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # repository named otherwise is refused at start (unless a registry source fills it).
     create_demo: bool = True
     log_level: str = "info"
+    logs: LogSettings = LogSettings()
     http: HttpSettings = HttpSettings()
     jobs: JobSettings = JobSettings()
     drift: DriftSettings = DriftSettings()

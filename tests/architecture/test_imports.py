@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("serving", "drift", "quality", "capture", "stats"),
     ("store", "backends", "repository", "protocol"),
     ("config",),
-    ("security", "errors", "_core"),
+    ("security", "errors", "logs", "_core"),
 )
 RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
 # Within a layer imports may go either way, except between the front ends: `driftline serve` starts the HTTP front

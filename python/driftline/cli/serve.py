@@ -39,11 +39,13 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["registry"] = {"source": args.registry}
     if args.allow_unauthenticated:
         overrides["auth"] = {"allow_unauthenticated": True}
+    if args.log_format is not None:
+        overrides["logs"] = {"format": args.log_format}
     for key in ("host", "port", "workers", "server"):
         if getattr(args, key) is not None:
             overrides["http"][key] = getattr(args, key)
     settings = load_settings(args.config, overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.logs.format)
     listener = preflight(settings, demo=args.demo)
     # Several workers sum their metrics through a fresh directory of this server's own (server/worker_metrics.py),
     # removed when it stops; one worker needs none.
@@ -66,6 +68,7 @@ def _export(settings: ServerSettings, config_file: str | None) -> None:
     os.environ["DRIFTLINE_DATABASE"] = settings.database
     for key, value in msgspec.structs.asdict(settings.http).items():
         os.environ[f"DRIFTLINE_HTTP__{key.upper()}"] = str(value)
+    os.environ["DRIFTLINE_LOGS__FORMAT"] = settings.logs.format  # --log-format, for the workers' own log lines
     if settings.registry.source:
         os.environ["DRIFTLINE_REGISTRY__SOURCE"] = settings.registry.source
 
@@ -114,7 +117,7 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         timeout_keep_alive=http.keep_alive_s,  # type: ignore[arg-type] # uvicorn types it int; call_later takes float
         access_log=False,
         log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
+        log_config=log_config(settings.log_level, settings.logs.format),
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
@@ -143,6 +146,7 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--server", choices=["uvicorn", "granian"], help="ASGI server (default uvicorn)")
     serve.add_argument("--config", help="server TOML file (also $DRIFTLINE_CONFIG)")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON (logs.format)")
     serve.add_argument("--registry", help="sync versions and aliases from a directory, fsspec URL or mlflow+http://...")
     serve.add_argument(
         "--allow-unauthenticated",

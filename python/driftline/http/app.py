@@ -29,6 +29,7 @@ from driftline.http.openapi import openapi_config, ui_router
 from driftline.http.quality import QualityController
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
+from driftline.logs.access import AccessLog
 from driftline.server.services import open_services
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def create_app(settings: ServerSettings) -> Litestar:
 
 def create_server_app(settings: ServerSettings) -> InferFastPath:
     """The app the server runs: Litestar behind the raw-ASGI inference fast path (which answers HEAD as GET)."""
-    return InferFastPath(create_app(settings))
+    return InferFastPath(create_app(settings), AccessLog(settings.logs))
 
 
 def create_app_from_env() -> InferFastPath:

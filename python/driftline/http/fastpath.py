@@ -9,6 +9,7 @@ path is off); both call :func:`driftline.http.infer.infer_rest`, so the protocol
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,6 +19,8 @@ from driftline.http.deadline import BodyDeadline
 from driftline.http.deps import services_of
 from driftline.http.infer import HEADER_LENGTH, infer_rest
 from driftline.http.methods import HeadAsGet
+from driftline.logs.access import HEADER, REQUEST_ID, AccessLog, RequestNote, checked_id
+from driftline.logs.settings import LogSettings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -55,9 +58,11 @@ def _split(path: str) -> tuple[str, str | None] | None:
 class InferFastPath:
     """ASGI app: serves inference directly, delegates every other request (and the lifespan) to Litestar."""
 
-    def __init__(self, app: Litestar) -> None:
-        """Wrap the Litestar app whose lifespan opens the services the fast path serves from."""
+    def __init__(self, app: Litestar, access: AccessLog | None = None) -> None:
+        """Wrap the Litestar app whose lifespan opens the services the fast path serves from; ``access`` gives
+        the request ids and writes the access lines (default: the default ``[logs]`` settings)."""
         self.app = app
+        self.access = AccessLog(LogSettings()) if access is None else access
         self._services: Services | None = None  # known once the lifespan has opened them
         self._head = HeadAsGet(app)  # type: ignore[arg-type]
 
@@ -70,7 +75,8 @@ class InferFastPath:
         return services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route one ASGI connection; every HTTP request's body is read under the body deadline (408).
+        """Route one ASGI connection; every HTTP request's body is read under the body deadline (408), and every
+        answer carries the request's ``X-Request-Id``.
 
         The inference route is matched first and wraps nothing but its body read: every layer around a request
         (a wrapped send, another ASGI app) costs microseconds on the one path where they count.
@@ -83,36 +89,72 @@ class InferFastPath:
                 if target is not None:
                     await self._infer(scope, receive, send, *target)
                     return
-            deadline = BodyDeadline(receive, send, self.services.settings.http.body_timeout_s)
-            receive, send = deadline.receive, deadline.send
-            if method == "HEAD":
-                await self._head(scope, receive, send)
-                return
-        elif kind == "lifespan":
+            await self._other(scope, receive, send, method)
+            return
+        if kind == "lifespan":
             self._services = None  # a new lifespan opens new services: never serve from ones already closed
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
+    async def _other(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+        """Any request but an inference, to Litestar: its id (set for the task, so a 500's traceback names it) is
+        echoed on the answer, and its access line written as ``[logs]`` says."""
+        start = time.perf_counter()
+        access = self.access
+        request_id = None
+        for key, value in scope["headers"]:
+            if key == HEADER:
+                request_id = checked_id(value)
+                break
+        if request_id is None:
+            request_id = access.ids.new()
+        REQUEST_ID.set(request_id)
+        echo = (HEADER, request_id.encode())
+        status = 0
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echo]
+            await send(message)
+
+        deadline = BodyDeadline(receive, send_with_id, self.services.settings.http.body_timeout_s)
+        try:
+            if method == "HEAD":
+                await self._head(scope, deadline.receive, deadline.send)
+            else:
+                await self.app(scope, deadline.receive, deadline.send)  # type: ignore[arg-type]
+        finally:
+            if status and access.wanted(status, inference=False):
+                access.write(request_id, method, scope["path"], status, time.perf_counter() - start)
+
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:
+        start = time.perf_counter()
         services = self.services
         plane = services.plane
         limits = services.settings.http
+        access = self.access
         status = 200
         headers: list[tuple[bytes, bytes]]
+        note = RequestNote()
+        note.model = name  # the model asked for; the one that answered once one does
+        encoding: str | None = None
+        header_length: str | None = None
+        for key, value in scope["headers"]:
+            if key == _HEADER_LENGTH:
+                header_length = value.decode("latin-1")
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1")
+            elif key == HEADER:
+                note.id = checked_id(value)
         plane.in_flight += 1
         deadline = BodyDeadline(receive, send, limits.body_timeout_s)
         try:
             body = await self._read_body(deadline.receive, limits.max_request_bytes)
             if body is None:
                 return  # the client left before its body was whole: nobody to answer, nothing to run
-            encoding: str | None = None
-            header_length: str | None = None
-            for key, value in scope["headers"]:
-                if key == _HEADER_LENGTH:
-                    header_length = value.decode("latin-1")
-                elif key == b"content-encoding":
-                    encoding = value.decode("latin-1")
             payload, json_length = await infer_rest(
-                plane, name, version, body, encoding, header_length, scope["headers"], limits.max_request_bytes
+                plane, name, version, body, encoding, header_length, scope["headers"], limits.max_request_bytes, note
             )
             if json_length is None:
                 headers = [(b"content-type", b"application/json")]
@@ -126,7 +168,8 @@ class InferFastPath:
             payload = _error_encoder.encode({"error": str(exc)})
             headers = [(b"content-type", b"application/json")]
         except Exception as exc:  # noqa: BLE001 - answer 500 and keep serving, never drop the connection
-            _log.exception("unhandled error on POST %s", scope["path"], exc_info=exc)
+            note.id = note.id or access.ids.new()
+            _log.exception("unhandled error on POST %s", scope["path"], exc_info=exc, extra={"request_id": note.id})
             status = 500
             payload = _error_encoder.encode({"error": f"internal server error: {type(exc).__name__}"})
             headers = [(b"content-type", b"application/json")]
@@ -134,11 +177,17 @@ class InferFastPath:
             plane.in_flight -= 1
         if status != 200:
             plane.record_error(name, version, status)
+        request_id = note.id
+        if request_id is None:
+            request_id = access.ids.new()
         headers.append((b"content-length", str(len(payload)).encode()))
+        headers.append((HEADER, request_id.encode()))
         if deadline.expired:
             headers.append((b"connection", b"close"))  # the rest of the body may still come: not a next request
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        if access.wanted(status, inference=True):  # after the answer is out: a written line costs it nothing
+            access.write(request_id, "POST", scope["path"], status, time.perf_counter() - start, note)
 
     @staticmethod
     async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -12,11 +12,13 @@ import zlib
 from typing import TYPE_CHECKING
 
 from driftline.errors import BadRequest, PayloadTooLarge
+from driftline.logs.access import checked_id
 from driftline.protocol.codec import decode_infer_request, encode_infer_response
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from driftline.logs.access import RequestNote
     from driftline.serving.dataplane import DataPlane
 
 __all__ = ["HEADER_LENGTH", "infer_rest"]
@@ -52,9 +54,11 @@ async def infer_rest(
     header_length: str | None,
     headers: Sequence[tuple[bytes, bytes]],
     limit: int,
+    note: RequestNote | None = None,
 ) -> tuple[bytes, int | None]:
     """Answer one ``POST .../infer``: ``encoding`` is Content-Encoding, ``header_length`` the binary extension's
-    Inference-Header-Content-Length, ``headers`` the raw ASGI pairs, ``limit`` the body limit after decompression.
+    Inference-Header-Content-Length, ``headers`` the raw ASGI pairs, ``limit`` the body limit after decompression;
+    ``note`` (the access log's) gets the body's ``id`` when it has no id yet, then the version and rows that answered.
 
     Returns:
         The response body and, for a binary response, the length of its JSON header.
@@ -66,5 +70,15 @@ async def infer_rest(
     except ValueError:
         raise BadRequest(f"header Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
     decoded = decode_infer_request(body, json_length)
-    model, outputs = await plane.infer(name, version, decoded, headers)
+    if note is None:
+        model, outputs = await plane.infer(name, version, decoded, headers)
+    else:
+        if note.id is None:
+            note.id = checked_id(decoded.id)
+        model, outputs = await plane.infer(name, version, decoded, headers)
+        if note.id is None:
+            note.id = checked_id(decoded.id)  # the id capture gave the request, which its answer carries
+        note.model, note.version = model.name, model.version
+        first = next(iter(decoded.inputs.values()), None)
+        note.rows = int(first.shape[0]) if first is not None and first.ndim else 1
     return encode_infer_response(model.name, str(model.version), decoded.id, outputs, decoded.binary_outputs)
