@@ -119,6 +119,9 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         log_level=settings.log_level,
         log_config=log_config(settings.log_level, settings.logs.format),
         timeout_graceful_shutdown=30,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this time. Its 5 s default
+        # killed workers still loading models on a busy machine (load 11 on 2 cores), over and over.
+        timeout_worker_healthcheck=60,
     )
     server = uvicorn.Server(config)
     # The socket bound before loading is served itself, as uvicorn.run serves the one it binds. Handed over as
