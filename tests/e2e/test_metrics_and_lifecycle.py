@@ -78,23 +78,29 @@ def test_shutdown_answers_every_accepted_request(tmp_path, iris_weights):
 
         with ThreadPoolExecutor(12) as pool:
             futures = [pool.submit(send) for _ in range(12)]
-            # Wait until several requests are queued behind the busy instance, then ask the server to stop.
-            queued = 0
+            # Wait until several requests are queued behind the busy instance and the server has accepted all 12
+            # (queued, running or answered), then ask it to stop. A connection still in the kernel's accept backlog
+            # when the listener closes is reset by the kernel: on a busy machine that was a "lost" request here
+            # that the server never saw.
+            queued = seen = 0
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and queued < 4:
-                metrics = httpx.get(f"{srv.url}/metrics", timeout=5).text
-                line = next(x for x in metrics.splitlines() if x.startswith('driftline_queue_depth{model="heavy"'))
-                queued = int(float(line.split()[-1]))
-                time.sleep(0.005)
+            with httpx.Client(base_url=srv.url, timeout=5) as client:
+                while time.monotonic() < deadline and (queued < 4 or seen < len(futures)):
+                    metrics = client.get("/metrics").text
+                    queued = int(_heavy(metrics, "driftline_queue_depth{"))
+                    busy = int(_heavy(metrics, "driftline_busy_instances{"))
+                    done = int(_heavy(metrics, "driftline_requests_total{", 'outcome="success"'))
+                    seen = queued + busy + done
+                    time.sleep(0.005)
             code = srv.stop()
             responses = [f.result() for f in futures]
         # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status is -SIGTERM.
         assert code in (0, -15), srv.log.read_text()
         assert "Application shutdown complete" in srv.log.read_text()
-        answered = [r for r in responses if r is not None]
         # Every accepted request got its answer (a reset or a 5xx would have failed here), queued ones included.
-        assert len(answered) >= queued + 1 >= 5
-        assert [r.status_code for r in answered] == [200] * len(answered)
+        assert seen == len(futures), seen
+        assert queued >= 4
+        assert [r.status_code if r is not None else None for r in responses] == [200] * len(futures)
     finally:
         srv.stop()
 
@@ -120,3 +126,11 @@ def test_a_broken_model_does_not_stop_the_others(tmp_path, iris_weights):
         assert "cannot load" in states["broken"]["reason"]
     finally:
         srv.stop()
+
+
+def _heavy(metrics: str, prefix: str, *labels: str) -> float:
+    """The value of the "heavy" model's sample of a family (0 when absent), e.g. ``driftline_queue_depth{``."""
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and 'model="heavy"' in line and all(label in line for label in labels):
+            return float(line.split()[-1])
+    return 0.0
