@@ -12,6 +12,7 @@ import msgspec
 
 from driftline.config import CaptureSettings
 from driftline.errors import ConfigError
+from driftline.ops.settings import SloOverrides
 from driftline.repository.names import check_alias_name
 
 if TYPE_CHECKING:
@@ -290,6 +291,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     capture: CaptureOverrides = CaptureOverrides()
     # None: no labels can be checked for this model, so feedback for it is refused.
     quality: QualityConfig | None = None
+    slo: SloOverrides = SloOverrides()  # over the server's [slo] (docs/slo.md)
 
     def __post_init__(self) -> None:
         b = self.batching

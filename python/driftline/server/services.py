@@ -30,6 +30,7 @@ from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
 from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
+from driftline.ops.accounting import version_samples
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
 from driftline.server.background import (
@@ -197,6 +198,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
         table = ModelTable(repository, asyncio.get_running_loop(), audit, monitor)
+        traffic.versions = version_samples(table)
         stack.push_async_callback(table.close)  # after its queues drained: every accepted request is answered
         lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
         stack.callback(lifecycle.persist_shadows)
