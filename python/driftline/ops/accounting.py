@@ -11,7 +11,7 @@ from driftline.serving.traffic import VersionSample
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from driftline.ops.settings import SloSettings
+    from driftline.config import SloSettings
     from driftline.serving.table import ModelTable
 
 __all__ = ["threshold_of", "version_samples"]

@@ -30,7 +30,8 @@ from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
 from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
-from driftline.ops.accounting import version_samples
+from driftline.ops.accounting import threshold_of, version_samples
+from driftline.ops.collector import SloCollector
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
 from driftline.server.background import (
@@ -198,7 +199,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
         table = ModelTable(repository, asyncio.get_running_loop(), audit, monitor)
-        traffic.versions = version_samples(table)
+        traffic.threshold_of, traffic.versions = threshold_of(table, settings.slo), version_samples(table)
         stack.push_async_callback(table.close)  # after its queues drained: every accepted request is answered
         lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
         stack.callback(lifecycle.persist_shadows)
@@ -257,6 +258,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             metrics.register(CaptureCollector(capture))
         metrics.register(QualityCollector(quality_alerts, table))
+        if settings.slo.enabled:
+            metrics.register(SloCollector(traffic, settings, repository))
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()

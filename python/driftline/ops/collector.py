@@ -1,0 +1,103 @@
+"""The SLO metric families: SLI counters of this process (summed across workers like every counter) and, from the
+shared history, the objectives, burn rates and budget left (the same in every worker)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from driftline.ops.slo import WINDOWS, definitions, status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.core import Metric
+
+    from driftline.config import ServerSettings
+    from driftline.ops.slo import Slo, SloStatus
+    from driftline.repository import Repository
+    from driftline.serving.traffic import Traffic
+
+__all__ = ["SHARED_GAUGES", "SloCollector"]
+
+#: The gauge families read from the store: every worker reports the same value (take one, do not sum).
+SHARED_GAUGES: Final = frozenset(
+    {
+        "driftline_slo_objective",
+        "driftline_slo_latency_threshold_seconds",
+        "driftline_slo_burn_rate",
+        "driftline_slo_error_budget_remaining",
+    }
+)
+# The history changes by the flush interval (5 s); reading it at most this often keeps a scrape cheap.
+_STATUS_TTL_S: Final = 5.0
+
+
+class SloCollector(Collector):
+    """SLI counters from :meth:`Traffic.slo_counts`; burn rates and budget from :func:`driftline.ops.slo.status`."""
+
+    def __init__(self, traffic: Traffic, settings: ServerSettings, repository: Repository) -> None:
+        """Count from ``traffic``, judge by the SLOs ``settings`` and ``repository`` define."""
+        self._traffic = traffic
+        self._settings = settings
+        self._repository = repository
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Slo], list[SloStatus]] = (-_STATUS_TTL_S, [], [])
+
+    def _statuses(self) -> tuple[list[Slo], list[SloStatus]]:
+        with self._lock:
+            at, slos, statuses = self._cached
+            if time.monotonic() - at >= _STATUS_TTL_S:
+                now = datetime.now(UTC)
+                slos = definitions(self._settings, self._repository, skip_broken=True)
+                statuses = [status(self._traffic.store.db, slo, now) for slo in slos]
+                self._cached = (time.monotonic(), slos, statuses)
+        return slos, statuses
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the metric families."""
+        slos, statuses = self._statuses()
+        models = sorted({s.model for s in slos})
+        requests = CounterMetricFamily(
+            "driftline_slo_requests", "Requests that reached a version, for the SLOs", labels=["model"]
+        )
+        errors = CounterMetricFamily("driftline_slo_errors", "Of them, answered with a 5xx", labels=["model"])
+        slow = CounterMetricFamily(
+            "driftline_slo_slow_requests", "Of them, answered after the latency threshold", labels=["model"]
+        )
+        counts = self._traffic.slo_counts()
+        for model in models:
+            c = counts.get(model)
+            requests.add_metric([model], 0 if c is None else c.requests)
+            errors.add_metric([model], 0 if c is None else c.errors)
+            slow.add_metric([model], 0 if c is None else c.slow)
+        objective = GaugeMetricFamily("driftline_slo_objective", "The SLO's objective", labels=["model", "slo"])
+        threshold = GaugeMetricFamily(
+            "driftline_slo_latency_threshold_seconds", "The latency SLO's threshold", labels=["model"]
+        )
+        burn = GaugeMetricFamily(
+            "driftline_slo_burn_rate",
+            "Error ratio over the window / (1 - objective), from driftline's history",
+            labels=["model", "slo", "window"],
+        )
+        budget = GaugeMetricFamily(
+            "driftline_slo_error_budget_remaining",
+            "Share of the period's error budget left (1 untouched, < 0 overspent), from driftline's history",
+            labels=["model", "slo"],
+        )
+        for s in statuses:
+            objective.add_metric([s.model, s.kind], s.objective)
+            if s.threshold_s is not None:
+                threshold.add_metric([s.model], s.threshold_s)
+            for window in WINDOWS:
+                rate = s.burn_rates[window]
+                if rate is not None:  # no requests in the window: no ratio, rather than a made-up 0
+                    burn.add_metric([s.model, s.kind, window], rate)
+            if s.budget_left is not None:
+                budget.add_metric([s.model, s.kind], s.budget_left)
+        yield from (requests, errors, slow, objective, threshold, burn, budget)
