@@ -41,7 +41,11 @@ def test_rules_file_passes_promtool(repo: Path, tmp_path: Path) -> None:
     assert {(a["labels"]["model"], a["labels"]["slo"], a["labels"]["driftline_alert"]) for a in alerts} == {
         (m, k, a) for m in ("iris", "mlp") for k in ("availability", "latency") for a in ("page", "ticket")
     }
-    iris_page = next(a for a in alerts if a["labels"] == {**a["labels"], "model": "iris", "slo": "availability"})
+    iris_page = next(
+        a
+        for a in alerts
+        if (a["labels"]["model"], a["labels"]["slo"], a["alert"]) == ("iris", "availability", "DriftlineSloPage")
+    )
     # The alert compares the recorded ratio with factor x budget: 14.4 x 0.01 for the 0.99 objective.
     assert "> 0.144" in iris_page["expr"]
     assert 'rate1h{model="iris"}' in iris_page["expr"]

@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from driftline.repository import Repository
     from driftline.serving.traffic import Traffic
 
-__all__ = ["SHARED_GAUGES", "SloCollector"]
+__all__ = ["STORE_GAUGES", "SloCollector"]
 
-#: The gauge families read from the store: every worker reports the same value (take one, do not sum).
-SHARED_GAUGES: Final = frozenset(
+#: The gauge families read from the shared store: every worker reports the same value (for worker_metrics.py's
+#: SHARED_GAUGES: take one, do not sum).
+STORE_GAUGES: Final = frozenset(
     {
         "driftline_slo_objective",
         "driftline_slo_latency_threshold_seconds",
