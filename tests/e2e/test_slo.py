@@ -52,7 +52,15 @@ def counted(tmp_path_factory: pytest.TempPathFactory, iris_weights):
             assert http.get("/v1/ops/slo", headers={"Authorization": ""}).status_code == 401
             status = http.get("/v1/ops/slo", headers=VIEWER)  # saves this process's counts first
             assert status.status_code == 200, status.text
-            metrics = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+            # The gauges are refreshed from the history every 5 s, off the event loop: wait for one after the save.
+            burn = N_TIMEOUT / (N_OK + N_TIMEOUT) / 0.001
+            deadline = time.monotonic() + 20
+            while True:
+                metrics = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+                now = _samples(metrics, "driftline_slo_burn_rate", model="iris", slo="availability", window="5m")
+                if list(now.values()) == pytest.approx([burn]) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
         yield workdir, metrics, status.json(), started
     finally:
         server.stop()

@@ -3,15 +3,15 @@ shared history, the objectives, burn rates and budget left (the same in every wo
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from driftline.ops.slo import WINDOWS, definitions, status
+from driftline.ops.slo import WINDOWS, definitions, statuses
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,34 +35,37 @@ STORE_GAUGES: Final = frozenset(
         "driftline_slo_error_budget_remaining",
     }
 )
-# The history changes by the flush interval (5 s); reading it at most this often keeps a scrape cheap.
-_STATUS_TTL_S: Final = 5.0
+_log = logging.getLogger(__name__)
 
 
 class SloCollector(Collector):
-    """SLI counters from :meth:`Traffic.slo_counts`; burn rates and budget from :func:`driftline.ops.slo.status`."""
+    """SLI counters from :meth:`Traffic.slo_counts` at the scrape; burn rates and budget from
+    :func:`driftline.ops.slo.statuses`, as last refreshed (every few seconds, off the event loop)."""
 
     def __init__(self, traffic: Traffic, settings: ServerSettings, repository: Repository) -> None:
         """Count from ``traffic``, judge by the SLOs ``settings`` and ``repository`` define."""
         self._traffic = traffic
         self._settings = settings
         self._repository = repository
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Slo], list[SloStatus]] = (-_STATUS_TTL_S, [], [])
+        self._latest: tuple[list[Slo], list[SloStatus]] = ([], [])
 
-    def _statuses(self) -> tuple[list[Slo], list[SloStatus]]:
-        with self._lock:
-            at, slos, statuses = self._cached
-            if time.monotonic() - at >= _STATUS_TTL_S:
-                now = datetime.now(UTC)
-                slos = definitions(self._settings, self._repository, skip_broken=True)
-                statuses = [status(self._traffic.store.db, slo, now) for slo in slos]
-                self._cached = (time.monotonic(), slos, statuses)
-        return slos, statuses
+    def refresh(self) -> None:
+        """Read the definitions and the history again (on a thread: the period's sums take tens of ms)."""
+        slos = definitions(self._settings, self._repository, skip_broken=True)
+        self._latest = (slos, statuses(self._traffic.store.db, slos, datetime.now(UTC)))  # one swap: no lock
+
+    async def refresh_forever(self, interval: float) -> None:
+        """:meth:`refresh` now and every ``interval`` s, so a scrape only reads what is ready."""
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # noqa: BLE001 - a failed read must not stop the next ones
+                _log.exception("SLO status refresh failed")
+            await asyncio.sleep(interval)
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families."""
-        slos, statuses = self._statuses()
+        slos, current = self._latest
         models = sorted({s.model for s in slos})
         requests = CounterMetricFamily(
             "driftline_slo_requests", "Requests that reached a version, for the SLOs", labels=["model"]
@@ -91,7 +94,7 @@ class SloCollector(Collector):
             "Share of the period's error budget left (1 untouched, < 0 overspent), from driftline's history",
             labels=["model", "slo"],
         )
-        for s in statuses:
+        for s in current:
             objective.add_metric([s.model, s.kind], s.objective)
             if s.threshold_s is not None:
                 threshold.add_metric([s.model], s.threshold_s)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Literal
 
 from driftline.errors import ConfigError
-from driftline.ops.history import slo_totals
+from driftline.ops.history import SloTotals, slo_totals
 from driftline.store.traffic import minute_of
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "definitions",
     "model_slo_settings",
     "slo_statuses",
+    "statuses",
 ]
 
 _log = logging.getLogger(__name__)
@@ -150,34 +151,43 @@ def _firing(slo: Slo, rates: dict[str, float | None]) -> list[str]:
     return out
 
 
-def status(db: Database, slo: Slo, now: datetime) -> SloStatus:
-    """One SLO's status at ``now``: each window is the minutes that end after ``now`` minus its length (the
-    current, partial minute included)."""
+def statuses(db: Database, slos: list[Slo], now: datetime) -> list[SloStatus]:
+    """The status of each of ``slos`` at ``now``. A window is the minutes that end after ``now`` minus its length
+    (the current, partial minute included); a model's SLOs share one read of each window (the period's is the
+    costly one: a sum over up to 30 days of minutes)."""
     until = minute_of(now.timestamp()) + 1
+    read: dict[tuple[str, int], SloTotals] = {}
 
-    def bad_total(seconds: float) -> tuple[int, int]:
-        t = slo_totals(db, slo.model, until - math.ceil(seconds / 60), until)
+    def bad_total(slo: Slo, seconds: float) -> tuple[int, int]:
+        key = (slo.model, until - math.ceil(seconds / 60))
+        t = read.get(key)
+        if t is None:
+            t = read[key] = slo_totals(db, slo.model, key[1], until)
         return (t.errors if slo.kind == "availability" else t.slow), t.requests
 
-    rates = {name: burn_rate(*bad_total(seconds), slo.objective) for name, seconds in WINDOWS.items()}
-    bad, total = bad_total(slo.period_s)
-    spent = burn_rate(bad, total, slo.objective)
-    return SloStatus(
-        model=slo.model,
-        kind=slo.kind,
-        objective=slo.objective,
-        threshold_s=slo.threshold_s,
-        period_s=slo.period_s,
-        sli=None if total == 0 else (total - bad) / total,
-        budget_left=None if spent is None else 1.0 - spent,
-        burn_rates=rates,
-        alerts=_firing(slo, rates),
-    )
+    out = []
+    for slo in slos:
+        rates = {name: burn_rate(*bad_total(slo, seconds), slo.objective) for name, seconds in WINDOWS.items()}
+        bad, total = bad_total(slo, slo.period_s)
+        spent = burn_rate(bad, total, slo.objective)
+        out.append(
+            SloStatus(
+                model=slo.model,
+                kind=slo.kind,
+                objective=slo.objective,
+                threshold_s=slo.threshold_s,
+                period_s=slo.period_s,
+                sli=None if total == 0 else (total - bad) / total,
+                budget_left=None if spent is None else 1.0 - spent,
+                burn_rates=rates,
+                alerts=_firing(slo, rates),
+            )
+        )
+    return out
 
 
 def slo_statuses(
     db: Database, settings: ServerSettings, repository: Repository, now: datetime | None = None
 ) -> list[SloStatus]:
     """Every model's SLO status from the history (what every process saved so far), by model then kind."""
-    at = now or datetime.now(UTC)
-    return [status(db, slo, at) for slo in definitions(settings, repository, skip_broken=True)]
+    return statuses(db, definitions(settings, repository, skip_broken=True), now or datetime.now(UTC))

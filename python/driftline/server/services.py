@@ -258,8 +258,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             metrics.register(CaptureCollector(capture))
         metrics.register(QualityCollector(quality_alerts, table))
-        if settings.slo.enabled:
-            metrics.register(SloCollector(traffic, settings, repository))
+        slo = SloCollector(traffic, settings, repository) if settings.slo.enabled else None
+        if slo is not None:
+            metrics.register(slo)
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()
@@ -276,6 +277,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
             asyncio.create_task(save_traffic_forever(traffic, _TRAFFIC_INTERVAL_S)),
         ]
+        if slo is not None:
+            tasks.append(asyncio.create_task(slo.refresh_forever(_TRAFFIC_INTERVAL_S)))
         if services.sync is not None:
             tasks.append(asyncio.create_task(services.sync.run_forever()))
         if capture is not None:
