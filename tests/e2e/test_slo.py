@@ -1,6 +1,7 @@
 """SLOs on a real server: N requests of which K fail with a 504 (a 1 µs deadline) and the successes of one model
 all over its latency threshold; the SLI counters on /metrics, ``GET /v1/ops/slo`` (a viewer's key) and the
-history give the exact numbers, and the burn-rate gauges match the status."""
+history give the exact numbers, and the burn-rate gauges match the status; with two workers the history is exact
+over both."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_KEY, VIEWER_KEY, build_test_repository, viewer_and_predictor_keys, write_server_config
 
-from driftline.ops.history import version_minutes
+from driftline.config import ServerSettings
+from driftline.ops.history import version_minutes, worker_minutes
+from driftline.ops.slo import slo_statuses
+from driftline.repository import Repository
 from driftline.store.db import Database
 from driftline.store.traffic import minute_of
 
@@ -133,3 +137,32 @@ def test_history_has_the_version_minutes(counted) -> None:
     assert sum(m.rows for m in minutes) == N_OK
     assert sum(m.batches for m in minutes) >= 1
     assert any(m.p99_s is not None for m in minutes)
+
+
+@pytest.mark.slow
+def test_history_sums_worker_processes(tmp_path, iris_weights) -> None:
+    """With two workers each saves its own counts; the status read from the database is exact over both."""
+    root = build_test_repository(tmp_path / "models", iris_weights)
+    started = minute_of(time.time())
+    server = start_server(root, tmp_path, extra_args=["--workers", "2"])
+    try:
+        for i in range(30):  # new connections spread over both workers
+            with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                body = dict(IRIS, parameters={"timeout": 1}) if i % 5 == 0 else IRIS
+                assert fresh.post("/v2/models/iris/versions/1/infer", json=body).status_code == (
+                    504 if i % 5 == 0 else 200
+                )
+    finally:
+        server.stop()  # each worker saves what it counted last
+    db = Database(tmp_path / "driftline.db")
+    try:
+        status = slo_statuses(db, ServerSettings(repository=str(root)), Repository(root))
+        workers = {w.worker for w in worker_minutes(db, started, minute_of(time.time()) + 1)}
+        counted = {r[0] for r in db.query("SELECT DISTINCT process FROM traffic WHERE model = 'iris'")}
+    finally:
+        db.close()
+    a = next(s for s in status if (s.model, s.kind) == ("iris", "availability"))
+    assert a.sli == pytest.approx(24 / 30)
+    assert a.burn_rates["5m"] == pytest.approx(6 / 30 / 0.001)
+    assert counted <= workers
+    assert 1 <= len(workers) <= 3
