@@ -135,3 +135,16 @@ def test_bucket_quantile() -> None:
     assert bucket_quantile(counts, 0.999) == LATENCY_BOUNDS[10]
     counts[-1] = 1000  # past the last bound: reported at the last bound
     assert bucket_quantile(counts, 0.99) == LATENCY_BOUNDS[-1]
+
+
+def test_a_failing_sampler_never_keeps_requests_from_being_saved(db: Database, caplog) -> None:
+    def broken() -> list[VersionSample]:
+        raise RuntimeError("table closed")
+
+    traffic = Traffic(TrafficStore(db), "p", versions=broken)
+    traffic.record("iris", 1, 0, None, 503)
+    traffic.flush()
+    since, until = _span()
+    [minute] = version_minutes(db, since, until)
+    assert (minute.requests, minute.errors, minute.rows) == (1, {503: 1}, 0)
+    assert "sampling the loaded versions" in caplog.text

@@ -14,6 +14,7 @@ read under the flush lock (so a key is never in both), nothing more paid per req
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["SloCounts", "Traffic", "VersionSample"]
 
 _BUCKETS = len(LATENCY_BOUNDS) + 1
+_log = logging.getLogger(__name__)
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -205,11 +207,17 @@ class Traffic:
 
     def _sample(self, minute: int) -> list[tuple[TrafficRow, tuple[int, int]]]:
         """Each loaded version's rows and batches since the last flush and its queue depth now, as its
-        VERSION_ROW of ``minute`` (a version reloaded since counts from zero again)."""
+        VERSION_ROW of ``minute`` (a version reloaded since counts from zero again; what a version did after the
+        last flush before it was unloaded, or before shutdown, is not sampled)."""
         if self.versions is None:
             return []
+        try:
+            samples = list(self.versions())
+        except Exception:  # noqa: BLE001 - a failed sample must never keep the request counts from being saved
+            _log.exception("sampling the loaded versions for the traffic history failed")
+            return []
         out = []
-        for v in self.versions():
+        for v in samples:
             rows0, batches0 = self._sampled.get((v.model, v.version), (0, 0))
             rows = v.rows - rows0 if v.rows >= rows0 else v.rows
             batches = v.batches - batches0 if v.batches >= batches0 else v.batches
