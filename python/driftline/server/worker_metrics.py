@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from driftline.errors import ConfigError
+from driftline.ops.collector import STORE_GAUGES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -65,7 +66,7 @@ SHARED_GAUGES: frozenset[str] = frozenset(
         "driftline_quality_labeled_rows",
         "driftline_quality_coverage_ratio",
     }
-)
+) | STORE_GAUGES  # the SLO objective, threshold, burn rates and budget left, computed from the shared history
 #: Per-worker health and drift verdicts where the worst worker speaks for the server: the lowest value (an
 #: alert on ``== 0`` or ``< 0.05`` fires when any worker is down or drifting).
 LOWEST_GAUGES: frozenset[str] = frozenset({"driftline_registry_up", "driftline_capture_up", "driftline_drift_pvalue"})
