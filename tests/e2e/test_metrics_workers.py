@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +49,13 @@ def workers(tmp_path_factory: pytest.TempPathFactory, iris_weights):
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, workers):
-    prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), {JOB: [workers[0].hostport]})
+    # With the alerting rules `driftline ops rules` writes for the same repository, as an operator would load them.
+    work = tmp_path_factory.mktemp("prometheus")
+    rules = work / "driftline-rules.yml"
+    models = workers[1].parent / "models"
+    command = [sys.executable, "-m", "driftline.cli", "ops", "rules", "--repository", str(models), "--out", str(rules)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    prom = start_prometheus(work, {JOB: [workers[0].hostport]}, rule_files=[rules])
     yield prom
     prom.stop()
 
@@ -127,6 +134,12 @@ def test_one_scrape_and_prometheus_sum_every_worker(workers, prometheus: Prometh
     assert prometheus.scalar("sum(driftline_requests_total)") == REQUESTS
     assert prometheus.scalar("sum(driftline_request_latency_seconds_count)") == REQUESTS
     assert prometheus.scalar("max(driftline_metrics_workers_missing)") == 0
+    # The SLI counters add up the same way, and the generated alerting rules loaded and evaluate.
+    assert prometheus.scalar("sum(driftline_slo_requests_total)") == REQUESTS
+    groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    loaded = [r for g in groups for r in g["rules"]]
+    assert {r["type"] for r in loaded} >= {"alerting"}, groups
+    assert all(r["health"] in ("ok", "unknown") for r in loaded), [r for r in loaded if r["health"] == "err"]
     # Process figures stay per worker.
     rss = prometheus.query("process_resident_memory_bytes")
     assert sorted(s["metric"]["worker"] for s in rss) == ["0", "1"]
