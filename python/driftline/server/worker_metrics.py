@@ -55,18 +55,21 @@ _log = logging.getLogger("driftline.server")
 
 #: Gauges whose value comes from the shared store (or the shared repository), so every worker reports the same:
 #: taken once (the largest value any worker reports, which is that value when they agree), never summed.
-SHARED_GAUGES: frozenset[str] = frozenset(
-    {
-        "driftline_alias_version",
-        "driftline_failed_versions",
-        "driftline_registry_last_success_timestamp_seconds",
-        "driftline_registry_failed_versions",
-        "driftline_registry_deleted_but_held",
-        "driftline_quality",
-        "driftline_quality_labeled_rows",
-        "driftline_quality_coverage_ratio",
-    }
-) | STORE_GAUGES  # the SLO objective, threshold, burn rates and budget left, computed from the shared history
+SHARED_GAUGES: frozenset[str] = (
+    frozenset(
+        {
+            "driftline_alias_version",
+            "driftline_failed_versions",
+            "driftline_registry_last_success_timestamp_seconds",
+            "driftline_registry_failed_versions",
+            "driftline_registry_deleted_but_held",
+            "driftline_quality",
+            "driftline_quality_labeled_rows",
+            "driftline_quality_coverage_ratio",
+        }
+    )
+    | STORE_GAUGES
+)  # the SLO objective, threshold, burn rates and budget left, computed from the shared history
 #: Per-worker health and drift verdicts where the worst worker speaks for the server: the lowest value (an
 #: alert on ``== 0`` or ``< 0.05`` fires when any worker is down or drifting).
 LOWEST_GAUGES: frozenset[str] = frozenset({"driftline_registry_up", "driftline_capture_up", "driftline_drift_pvalue"})
