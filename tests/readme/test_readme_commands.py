@@ -28,6 +28,7 @@ import pytest
 from tests.readme.blocks import ROOT, Block, commands, readme_blocks, sample_output, synopses
 from tests.readme.bulk import run_bulk_block
 from tests.readme.conftest import MakeServe, link_checkout, user_env
+from tests.readme.ops import check_ops_block
 from tests.readme.tune import run_tune_block
 
 from driftline.config import load_settings
@@ -326,6 +327,13 @@ def run_bulk(block: Block, ctx: Context) -> None:
     run_bulk_block(block, ctx.checkout)
 
 
+def run_ops(block: Block, ctx: Context) -> None:
+    ctx.serve.start()  # the demo's models, served: /v1/ops/slo answers for them
+    proc = run_bash(block, ctx.checkout, user_env(ctx.checkout, venv_on_path=True), timeout=120)
+    succeeded(block, proc)
+    check_ops_block(block, ctx.checkout, proc)
+
+
 def run_tune(block: Block, ctx: Context) -> None:
     ctx.serve.ran_once()  # the demo repository
     run_tune_block(block, ctx.checkout)
@@ -345,6 +353,8 @@ RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("Drift", "toml"): run_model_config,
     ("Bulk scoring", "bash"): run_bulk,
     ("Tuning for a latency SLO", "bash"): run_tune,
+    ("Operations: metrics, SLOs, logs and the dashboard", "toml"): run_model_config,
+    ("Operations: metrics, SLOs, logs and the dashboard", "bash"): run_ops,
     ("Command line", ""): run_synopsis,
 }
 
