@@ -229,6 +229,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX experiments_state ON experiments(state, id);
     ALTER TABLE proposals ADD COLUMN evidence TEXT;
     """,
+    # Migration 10: secrets the server makes once and every worker shares (store/secrets.py), e.g. the key that
+    # signs dashboard sessions, so a session holds on every worker and across restarts.
+    """
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    """,
 )
 
 
