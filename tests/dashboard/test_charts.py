@@ -29,11 +29,14 @@ def test_a_line_over_minutes_has_axes_ticks_and_a_legend():
     points = _points(line)
     assert len(points) == 60
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    assert xs == sorted(xs) and ys == sorted(ys, reverse=True)  # time goes right, larger values go up
+    assert xs == sorted(xs)  # time goes right
+    assert ys == sorted(ys, reverse=True)  # larger values go up
     labels = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "0" in labels and "59" in labels  # the y axis spans 0 .. the peak
+    assert "0" in labels  # the y axis spans 0 .. the peak
+    assert "59" in labels
     assert sum(bool(re.fullmatch(r"\d\d:\d\d", t or "")) for t in labels) == 7  # seven time ticks
-    assert "iris: requests/s" in html and ">v1</span>" in html
+    assert "iris: requests/s" in html
+    assert ">v1</span>" in html
 
 
 def test_a_missing_value_breaks_the_line():
@@ -51,8 +54,11 @@ def test_a_band_and_units_are_drawn():
     (band,) = svg.iter(f"{SVG}polygon")
     assert len(_points(band)) == 4
     assert "5 ms" in [t.text for t in svg.iter(f"{SVG}text")]
-    assert fmt_value(2.5, "s") == "2.5 s" and fmt_value(0.0125, "s") == "12.5 ms"
-    assert fmt_value(0.25, "%") == "0.25%" and fmt_value(12_345) == "12.3k" and fmt_value(2e6) == "2M"
+    assert fmt_value(2.5, "s") == "2.5 s"
+    assert fmt_value(0.0125, "s") == "12.5 ms"
+    assert fmt_value(0.25, "%") == "0.25%"
+    assert fmt_value(12_345) == "12.3k"
+    assert fmt_value(2e6) == "2M"
 
 
 def test_stacked_areas_sum_the_series():
@@ -67,7 +73,8 @@ def test_stacked_areas_sum_the_series():
 
 def test_labels_are_escaped_and_an_empty_chart_says_so():
     html = line_chart("<b>x</b>", [Series("<script>", [(0, None)])], 0, 1)
-    assert "<script>" not in html and "<b>x</b>" not in html
+    assert "<script>" not in html
+    assert "<b>x</b>" not in html
     assert "no data in this range" in html
     html = line_chart("t", [Series("<i>v</i>", [(0, 1.0), (1, 1.0)])], 0, 2)
     assert "&lt;i&gt;v&lt;/i&gt;" in html

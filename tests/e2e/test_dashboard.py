@@ -126,12 +126,17 @@ def _page(client: httpx.Client, path: str, token: str | None) -> httpx.Response:
 
 def test_sign_in_sets_a_strict_http_only_cookie_and_refuses_bad_forms(server, client):
     r = client.get("/ui")
-    assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/ui/login"
     form = client.get("/ui/login")
-    assert form.status_code == 200 and "name='key'" in form.text
+    assert form.status_code == 200
+    assert "name='key'" in form.text
     csp = form.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "http" not in csp
-    assert form.headers["x-content-type-options"] == "nosniff" and form.headers["referrer-policy"]
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "http" not in csp
+    assert form.headers["x-content-type-options"] == "nosniff"
+    assert form.headers["referrer-policy"]
     # CSRF: a form posted from no page, or from another site's page, is refused before the key is looked at.
     assert _login(client, {"key": KEYS["admin"]}).status_code == 403
     evil = {"origin": "http://evil.example"}
@@ -142,23 +147,30 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_refuses_bad_forms(server, cl
     ok_referer = {"referer": f"{server.url}/ui/login"}
     assert _login(client, {"key": KEYS["viewer"]}, headers=ok_referer).status_code == 303
     r = _login(client, {"key": "dl_not_a_key"}, headers=_origin(server))
-    assert r.status_code == 401 and "not known" in r.text and "set-cookie" not in r.headers
+    assert r.status_code == 401
+    assert "not known" in r.text
+    assert "set-cookie" not in r.headers
     assert _login(client, {}, headers=_origin(server)).status_code == 400
     assert _login(client, {"key": "x" * 600}, headers=_origin(server)).status_code == 400
     r = _login(client, content=b"\xff\xfe", headers={**_origin(server), "content-type": "text/plain"})
     assert r.status_code == 400
     r = _login(client, {"key": KEYS["operator"]}, headers=_origin(server))
     cookie = r.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie and "max-age=" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/ui" in cookie
+    assert "max-age=" in cookie
     token = r.cookies["driftline_session"]
     assert _page(client, "/ui", token).status_code == 200
     # Anything changed in the token is no session: back to the sign-in form.
     body, mac = token.split(".")
     for forged in (f"{body}x.{mac}", f"{body}.{mac[:-1]}", "garbage", "a" * 4000):
         r = _page(client, "/ui/operations", forged)
-        assert r.status_code == 303 and r.headers["location"] == "/ui/login", forged[:40]
+        assert r.status_code == 303, forged[:40]
+        assert r.headers["location"] == "/ui/login", forged[:40]
     out = client.post("/ui/logout", headers={**_origin(server), "cookie": f"driftline_session={token}"})
-    assert out.status_code == 303 and "max-age=0" in out.headers["set-cookie"].lower()
+    assert out.status_code == 303
+    assert "max-age=0" in out.headers["set-cookie"].lower()
 
 
 def test_each_role_is_linked_and_served_only_its_views(server, client, traffic):
@@ -202,7 +214,8 @@ def test_the_audit_trail_filters(server, client, traffic):
     expected = {str(e["id"]) for e in api["events"]} if isinstance(api, dict) else {str(e["id"]) for e in api}
     page = _page(client, "/ui/audit?action=key_created", token).text
     ids = set(re.findall(r"<tr><td class='num'>(\d+)</td>", page))
-    assert ids == expected and len(ids) == 2
+    assert ids == expected
+    assert len(ids) == 2
     page = _page(client, "/ui/audit?actor=key:admin&model=nothing-here", token).text
     assert "no event matches" in page
     future = _page(client, "/ui/audit?since=2999-01-01T00:00Z", token).text
@@ -225,6 +238,28 @@ def test_a_revoked_keys_session_stops_working(server, client, traffic):
         assert time.monotonic() < deadline, "the revoked key's session still works"
         time.sleep(0.1)
     assert _page(client, "/ui/operations", token).headers["location"] == "/ui/login"
+
+
+def test_a_server_without_keys_shows_every_view_under_an_open_access_banner(tmp_path_factory, iris_weights):
+    workdir = tmp_path_factory.mktemp("dashboard-open")
+    srv = start_server(build_test_repository(workdir / "models", iris_weights), workdir)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            home = c.get("/ui")
+            assert home.status_code == 200
+            assert "id='open-access'" in home.text
+            assert set(re.findall(r"href='/ui/(\w+)'", home.text)) == set(VIEWS)
+            for view in VIEWS:
+                r = c.get(f"/ui/{view}")
+                assert r.status_code == 200, (view, r.text[:300])
+                assert "id='open-access'" in r.text
+            assert "Sign out" not in home.text
+            r = c.post("/ui/login", data={"key": "anything"}, headers={"origin": srv.url})
+            assert r.status_code == 303
+            assert r.headers["location"] == "/ui"
+            assert "set-cookie" not in r.headers
+    finally:
+        srv.stop()
 
 
 def _number(text: str | None) -> float:
@@ -267,7 +302,8 @@ def test_chromium_renders_each_roles_pages_with_the_apis_numbers(server, client,
                 browser.screenshot(ARTIFACTS / f"{role}-{view}.png")
                 if view == "operations":
                     rows = browser.evaluate(
-                        "[...document.querySelectorAll('#versions tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+                        "[...document.querySelectorAll('#versions tbody tr')]"
+                        ".map(r => [...r.cells].map(c => c.textContent))"
                     )
                     shown = {int(r[1]): int(r[2].replace(",", "")) for r in rows if r[0] == "iris"}
                     for v, s in stats.items():
@@ -286,7 +322,8 @@ def test_chromium_renders_each_roles_pages_with_the_apis_numbers(server, client,
                     assert sorted(int(t.replace(",", "")) for t in traffic_rows) == sorted(REQUESTS.values())
                 if view == "science":
                     cells = browser.evaluate(
-                        "[...document.querySelectorAll('#quality-iris tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+                        "[...document.querySelectorAll('#quality-iris tbody tr')]"
+                        ".map(r => [...r.cells].map(c => c.textContent))"
                     )
                     labeled = {int(c[0]): int(c[2].replace(",", "")) for c in cells}
                     assert labeled == {v["version"]: v["labeled"] for v in quality["versions"]}

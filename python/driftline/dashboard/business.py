@@ -91,7 +91,9 @@ def _kpis(services: Services, name: str, since: datetime, start: int, end: int) 
                 empty="no attributed events",
             ),
             f"<div class='sub'>{unattributed:,} event(s) no captured request claims</div>",
+            "<div class='charts'>",
             line_chart(f"{name}: mean {kpi} per {step} min, 95% band", series, start, end),
+            "</div>",
         ]
     return parts
 
@@ -112,7 +114,8 @@ def _traffic(services: Services, name: str, start: int, end: int) -> list[str]:
     ]
     return [
         table(["Version", "Requests", "Share"], rows, f"traffic-{name}", empty="no traffic in this range"),
-        line_chart(f"{name}: requests per minute by version", series, start, end, stacked=True),
+        f"<div class='charts'>{line_chart(f'{name}: requests per minute by version', series, start, end, stacked=True)}"
+        "</div>",
     ]
 
 

@@ -50,6 +50,7 @@ button.primary{font:inherit;background:#1f2430;color:#fff;border:0;border-radius
 .views a{display:block;background:#fff;border:1px solid #e4e7ec;border-radius:10px;padding:12px 16px;margin:0 0 10px;
  color:inherit;text-decoration:none}.views a b{display:block;font-size:15px}
 .pager{margin:12px 0;display:flex;gap:12px}
+.scroll{overflow-x:auto;margin:0 0 8px}
 """
 
 
@@ -120,4 +121,4 @@ def table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str = ""
 
     body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
     ident = f" id='{escape(table_id)}'" if table_id else ""
-    return f"<table{ident}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table{ident}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"

@@ -46,13 +46,14 @@ def _per_version(
 
 
 def _model_charts(name: str, rows: Sequence[VersionMinute], start: int, end: int) -> list[str]:
-    codes = sorted({code for m in rows for code in m.errors})
+    per_code: dict[int, dict[int, int]] = {}
+    for m in rows:
+        for code, n in m.errors.items():
+            counts = per_code.setdefault(code, {})
+            counts[m.minute] = counts.get(m.minute, 0) + n
     errors = [
-        Series(
-            str(code),
-            [(t, float(sum(m.errors.get(code, 0) for m in rows if m.minute == t))) for t in range(start, end)],
-        )
-        for code in codes
+        Series(str(code), [(t, float(counts.get(t, 0))) for t in range(start, end)])
+        for code, counts in sorted(per_code.items())
     ]
     latency = [
         Series(f"{s.label} {q}", s.points)
@@ -80,7 +81,9 @@ def _model_charts(name: str, rows: Sequence[VersionMinute], start: int, end: int
     ]
 
 
-def _versions_table(services: Services, rows: Sequence[VersionMinute], minutes: int) -> str:
+def _versions_table(services: Services, rows: Sequence[VersionMinute], recent: int) -> str:
+    """Per version: the range's requests and errors, the last 5 minutes' rate (``recent``: their first minute),
+    the last minute's latency quantiles, and this worker's live queue and mean batch size."""
     totals: dict[tuple[str, int], list[VersionMinute]] = {}
     for m in rows:
         totals.setdefault((m.model, m.version), []).append(m)
@@ -103,12 +106,11 @@ def _versions_table(services: Services, rows: Sequence[VersionMinute], minutes: 
                 f"<b>{escape(model)}</b>",
                 f"{version}",
                 f"{requests:,}",
-                f"{requests / (minutes * 60):.3g}",
+                f"{sum(m.requests for m in seen if m.minute >= recent) / 300:.3g}",
                 escape(", ".join(f"{c}: {n:,}" for c, n in sorted(errors.items()))) or "-",
                 "-" if last is None or last.p50_s is None else fmt_value(last.p50_s, "s"),
                 "-" if last is None or last.p99_s is None else fmt_value(last.p99_s, "s"),
-                "-" if live is None else f"{queue.get('queued_requests', 0):,}",
-                "-" if live is None else f"{queue.get('busy_instances', 0):,}",
+                "-" if live is None else f"{queue.get('queued_requests', 0):,} / {queue.get('busy_instances', 0):,}",
                 "-" if s is None or not s.execution_count else f"{s.inference_count / s.execution_count:.3g}",
             ]
         )
@@ -116,13 +118,12 @@ def _versions_table(services: Services, rows: Sequence[VersionMinute], minutes: 
         "Model",
         "Version",
         "Requests",
-        "Requests/s",
+        "Req/s (5 min)",
         "Errors by status",
-        "p50 (last minute)",
-        "p99 (last minute)",
-        "Queue now",
-        "Busy instances",
-        "Rows/batch (this worker)",
+        "p50 (last min)",
+        "p99 (last min)",
+        "Queue / busy now",
+        "Rows/batch",
     ]
     return table(head, out, "versions", empty="nothing loaded and no traffic in this range")
 
@@ -203,7 +204,7 @@ def render_operations(services: Services, hours: int) -> list[str]:
             ]
         ),
         "<h2>Versions</h2>",
-        _versions_table(services, rows, hours * 60),
+        _versions_table(services, rows, end - 5),
         "<h2>SLOs and error budgets</h2>",
         _slos(services),
     ]
