@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from driftline.dashboard.charts import Series, line_chart
 from driftline.dashboard.layout import table
@@ -25,39 +25,55 @@ if TYPE_CHECKING:
 
 __all__ = ["render_science"]
 
+_VIEWS: Final = ("current", "last", "sliding")
+
 
 def _interval(e: Estimate | EstimatedMetric) -> str:
     return f"{fmt_number(e.value)} <span class='sub'>[{fmt_number(e.lower)}, {fmt_number(e.upper)}]</span>"
 
 
+def _verdict(verdict: str) -> str:
+    return f"<span class='badge {escape(verdict)}'>{escape(verdict.replace('_', ' '))}</span>"
+
+
 def _drift(services: Services, name: str, versions: list[int]) -> list[str]:
+    """Per version, each feature judged over three views of its live window (the open one, the last closed one,
+    and the sliding view the drift route and alerts use), by the version's own policy; nothing is alerted."""
     parts = []
     for version in versions:
         window = services.drift.window(name, str(version))
         if window is None:
             parts.append(f"<div class='sub'>version {version}: no reference data, so no drift report</div>")
             continue
-        report, _ = services.drift.check(name, str(version))
-        rows = [
-            [
-                f"<b>{escape(f.name)}</b>",
-                escape(f.stat),
-                fmt_number(f.value),
-                fmt_number(f.pvalue),
-                f"<span class='badge {escape(f.verdict)}'>{escape(f.verdict.replace('_', ' '))}</span>",
-                f"{f.n_ref:,}",
-                f"{f.n_cur:,}",
-            ]
-            for f in report.features
-        ]
+        policy = services.drift.policy(name, str(version))
+        reports = {view: window.report(policy, view=view) for view in _VIEWS}
+        sliding = reports["sliding"]
+        by_view = {view: {f.name: f for f in r.features} for view, r in reports.items()}
+        rows = []
+        for f in sliding.features:
+            cells = [f"<b>{escape(f.name)}</b>", escape(f.stat)]
+            for view in _VIEWS:
+                g = by_view[view].get(f.name)
+                cells.append("-" if g is None else f"{fmt_number(g.value)} {_verdict(g.verdict)}")
+            cells += [fmt_number(f.pvalue), f"{f.n_ref:,}", f"{f.n_cur:,}"]
+            rows.append(cells)
+        keep = min(window.windows_closed, services.settings.drift.keep)
         parts += [
-            f"<h3>Drift · version {version} · <span class='badge {escape(report.verdict)}'>"
-            f"{escape(report.verdict.replace('_', ' '))}</span></h3>",
-            f"<div class='sub'>{report.n_drifted} of {len(report.features)} features drifted over the sliding "
-            f"window: the last {min(window.windows_closed, services.settings.drift.keep)} closed window(s) "
-            f"and the open one ({window.n_rows:,} rows in the open one)</div>",
+            f"<h3>Drift · version {version} · {_verdict(sliding.verdict)}</h3>",
+            f"<div class='sub'>{sliding.n_drifted} of {len(sliding.features)} features drifted over the sliding "
+            f"view: the last {keep} closed window(s) and the open one; {window.windows_closed:,} window(s) closed "
+            f"so far, {window.n_rows:,} row(s) in the open one</div>",
             table(
-                ["Feature", "Statistic", "Value", "p-value", "Verdict", "Reference n", "Current n"],
+                [
+                    "Feature",
+                    "Statistic",
+                    "Open window",
+                    "Last closed",
+                    "Sliding",
+                    "p-value (sliding)",
+                    "Reference n",
+                    "Current n (sliding)",
+                ],
                 rows,
                 f"drift-{name}-{version}",
             ),
