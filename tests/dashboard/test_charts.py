@@ -69,6 +69,9 @@ def test_stacked_areas_sum_the_series():
     assert top_of_v2 < top_of_v1  # v2 sits on v1: 4 is higher than 1
     labels = [t.text for t in svg.iter(f"{SVG}text")]
     assert "4" in labels  # the axis reaches the stacked total
+    v1_area, v2_area = (_points(p) for p in svg.iter(f"{SVG}polygon"))
+    assert v2_area[len(lines[1]) :] == lines[0][::-1]  # v2's area sits on v1's top, not on the axis
+    assert {y for _, y in v1_area[len(lines[0]) :]} == {max(y for _, y in v1_area)}  # v1's sits on the axis
 
 
 def test_labels_are_escaped_and_an_empty_chart_says_so():

@@ -136,7 +136,7 @@ def render_audit(log: AuditLog, f: AuditFilter) -> list[str]:
             escape(e.at.replace("T", " ").rstrip("Z")),
             escape(e.actor),
             f"<span class='badge insufficient_data'>{escape(e.action.value)}</span>",
-            escape(e.model),
+            f"<span>{escape(e.model)}</span>",  # a model named "-" (key events) is no number to right-align
             escape(e.version_before or ""),
             escape(e.version_after or ""),
             escape(e.reason or ""),

@@ -49,17 +49,19 @@ def _finite(values: Sequence[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def _stack(series: Sequence[Series]) -> list[Series]:
-    """Each series' points raised by the ones before it (stacked areas); a gap counts as 0."""
+def _stack(series: Sequence[Series]) -> tuple[list[Series], list[dict[int, float]]]:
+    """Each series' points raised by the ones before it (stacked areas; a gap counts as 0), and the base each one
+    sits on per minute (the top of the one before)."""
     totals: dict[int, float] = {}
-    stacked = []
+    stacked, bases = [], []
     for s in series:
+        bases.append(dict(totals))
         points = []
         for minute, value in s.points:
             totals[minute] = totals.get(minute, 0.0) + (value or 0.0)
             points.append((minute, totals[minute]))
         stacked.append(Series(s.label, points))
-    return stacked
+    return stacked, bases
 
 
 def _runs(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
@@ -93,7 +95,7 @@ def line_chart(
     traffic per version) from 0 instead of lines. Without a finite value the chart says there is no data.
     """
     span = max(until_minute - since_minute, 1)
-    lines = _stack(series) if stacked else list(series)
+    lines, bases = _stack(series) if stacked else (list(series), [])
     values = [v for s in lines for v in _finite([p[1] for p in s.points])]
     values += [v for s in lines for _, low, high in s.band for v in _finite([low, high])]
     head = f'<figure class="chart" data-chart="{escape(title)}"><h3>{escape(title)}</h3>'
@@ -132,7 +134,7 @@ def line_chart(
         for run in _runs([(float(m), v) for m, v in s.points]):
             pts = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in run)
             if stacked:
-                base = f"{x(run[-1][0]):.1f},{bottom:.1f} {x(run[0][0]):.1f},{bottom:.1f}"
+                base = " ".join(f"{x(m):.1f},{y(bases[i].get(int(m), 0.0)):.1f}" for m, _ in reversed(run))
                 parts.append(f'<polygon points="{pts} {base}" fill="{colour}55" stroke="none"/>')
             if len(run) == 1:
                 m, v = run[0]

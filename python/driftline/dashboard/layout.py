@@ -51,6 +51,7 @@ button.primary{font:inherit;background:#1f2430;color:#fff;border:0;border-radius
  color:inherit;text-decoration:none}.views a b{display:block;font-size:15px}
 .pager{margin:12px 0;display:flex;gap:12px}
 .scroll{overflow-x:auto;margin:0 0 8px}
+td{overflow-wrap:anywhere}
 """
 
 
