@@ -32,6 +32,7 @@ __all__ = [
     "QualitySettings",
     "RegistrySettings",
     "ServerSettings",
+    "SloSettings",
     "load_settings",
 ]
 
@@ -195,6 +196,27 @@ class RegistrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("registry.poll_interval_s must be > 0 and registry.max_backoff_s >= it")
 
 
+class SloSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[slo]``: every model's SLOs unless its own ``[slo]`` says otherwise (docs/slo.md): availability (share of
+    answers not a 5xx), latency (share answered within the threshold), over the period; ``enabled = false`` turns
+    the SLO accounting and metrics off."""
+
+    enabled: bool = True
+    availability: float = 0.999
+    latency_threshold_ms: float = 50.0
+    latency_objective: float = 0.99
+    period_days: float = 28.0  # 0.25 (the slowest alert's 6 h window) .. 30 (the history's retention)
+
+    def __post_init__(self) -> None:
+        for key in ("availability", "latency_objective"):
+            if not 0 < getattr(self, key) < 1:
+                raise ValueError(f"slo.{key} must be within (0, 1), got {getattr(self, key)!r}")
+        if not 0 < self.latency_threshold_ms < float("inf"):
+            raise ValueError(f"slo.latency_threshold_ms must be > 0, got {self.latency_threshold_ms!r}")
+        if not 0.25 <= self.period_days <= 30:
+            raise ValueError(f"slo.period_days must be within 0.25..30, got {self.period_days!r}")
+
+
 class CaptureSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Prediction capture: the server-wide default; a model's ``[capture]`` in config.toml overrides it field by
     field (``directory``, ``queue_rows``, ``segment_rows`` and ``segment_seconds`` are server-wide only)."""
@@ -270,6 +292,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quality: QualitySettings = QualitySettings()
     alerts: AlertSettings = AlertSettings()
     experiments: ExperimentSettings = ExperimentSettings()
+    slo: SloSettings = SloSettings()  # every model's SLO defaults (docs/slo.md); a model's [slo] overrides them
     # The alias a request without a version meets (a model without it answers with its newest loaded version).
     default_alias: str = "champion"
     # Seconds between checks of the store for changes another worker process made (aliases, routing, keys).

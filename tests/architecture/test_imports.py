@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "python" / "driftline"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("http", "cli", "dashboard"),
     ("server",),
-    ("lifecycle", "registry", "jobs", "feedback", "experiments", "tune"),
+    ("lifecycle", "registry", "jobs", "feedback", "experiments", "tune", "ops"),
     ("serving", "drift", "quality", "capture", "stats"),
     ("store", "backends", "repository", "protocol"),
     ("config",),

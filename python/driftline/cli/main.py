@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from driftline import __version__
-from driftline.cli import capture, drift, evaluate, feedback, keys, models, score, serve, tune
+from driftline.cli import capture, drift, evaluate, feedback, keys, models, ops, score, serve, tune
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"driftline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     # The order `driftline --help` lists them in.
-    for group in (serve, models, keys, drift, score, evaluate, capture, feedback, tune):
+    for group in (serve, models, keys, drift, score, evaluate, capture, feedback, tune, ops):
         group.add_parser(sub)
     return parser
 

@@ -27,6 +27,7 @@ from driftline.http.kpi import KpiController
 from driftline.http.methods import allow_header, complete_options_allow
 from driftline.http.metrics import metrics
 from driftline.http.openapi import openapi_config, ui_router
+from driftline.http.ops import OpsController
 from driftline.http.quality import QualityController
 from driftline.http.triton import TritonController
 from driftline.http.v2 import V2Controller
@@ -98,6 +99,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             ExperimentsController,
             CapturesController,
             ErasureController,
+            OpsController,
             DashboardController,
             metrics,
             ui_router(),

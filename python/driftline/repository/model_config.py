@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
-from driftline.config import CaptureSettings
+from driftline.config import CaptureSettings, SloSettings
 from driftline.errors import ConfigError
 from driftline.repository.names import check_alias_name
 
@@ -25,6 +25,7 @@ __all__ = [
     "OnnxOptions",
     "QualityConfig",
     "QualityRule",
+    "SloOverrides",
     "Task",
     "TensorConfig",
     "TorchOptions",
@@ -139,6 +140,24 @@ class CaptureOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def over(self, default: CaptureSettings) -> CaptureSettings:
         """The model's capture settings: ``default`` with this table's keys in place of its own."""
+        given = {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not None}
+        return msgspec.structs.replace(default, **given)
+
+
+class SloOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's ``[slo]``: each key given replaces the server's ``[slo]`` default (omitted: inherited)."""
+
+    enabled: bool | None = None
+    availability: float | None = None
+    latency_threshold_ms: float | None = None
+    latency_objective: float | None = None
+    period_days: float | None = None
+
+    def __post_init__(self) -> None:
+        self.over(SloSettings())  # each key is checked by the rules the server-wide one meets
+
+    def over(self, default: SloSettings) -> SloSettings:
+        """The model's SLO settings: ``default`` with this table's keys in place of its own."""
         given = {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not None}
         return msgspec.structs.replace(default, **given)
 
@@ -290,6 +309,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     capture: CaptureOverrides = CaptureOverrides()
     # None: no labels can be checked for this model, so feedback for it is refused.
     quality: QualityConfig | None = None
+    slo: SloOverrides = SloOverrides()  # over the server's [slo] (docs/slo.md)
 
     def __post_init__(self) -> None:
         b = self.batching

@@ -30,6 +30,8 @@ from driftline.jobs.runner import JobRunner
 from driftline.jobs.store import JobStore
 from driftline.lifecycle.proposals import Proposals
 from driftline.lifecycle.service import Lifecycle
+from driftline.ops.accounting import threshold_of, version_samples
+from driftline.ops.collector import SloCollector
 from driftline.repository import Repository
 from driftline.security.keys import KeyRing
 from driftline.server.background import (
@@ -197,6 +199,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
         table = ModelTable(repository, asyncio.get_running_loop(), audit, monitor)
+        traffic.threshold_of, traffic.versions = threshold_of(table, settings.slo), version_samples(table)
         stack.push_async_callback(table.close)  # after its queues drained: every accepted request is answered
         lifecycle = Lifecycle(table, DeploymentStore(db), ShadowStatsStore(db), audit, settings.default_alias)
         stack.callback(lifecycle.persist_shadows)
@@ -255,6 +258,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             metrics.register(CaptureCollector(capture))
         metrics.register(QualityCollector(quality_alerts, table))
+        slo = SloCollector(traffic, settings, repository) if settings.slo.enabled else None
+        if slo is not None:
+            metrics.register(slo)
         services.jobs.start()
         stack.push_async_callback(asyncio.to_thread, services.jobs.stop)
         services.reload_keys()
@@ -271,6 +277,8 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
             asyncio.create_task(save_traffic_forever(traffic, _TRAFFIC_INTERVAL_S)),
         ]
+        if slo is not None:
+            tasks.append(asyncio.create_task(slo.refresh_forever(_TRAFFIC_INTERVAL_S)))
         if services.sync is not None:
             tasks.append(asyncio.create_task(services.sync.run_forever()))
         if capture is not None:

@@ -14,7 +14,7 @@ import reprlib
 import time
 from typing import TYPE_CHECKING
 
-from driftline.errors import BadRequest
+from driftline.errors import BadRequest, DriftlineError
 from driftline.repository.names import is_version
 from driftline.serving.routing import policy_tag
 from driftline.serving.shadow import ShadowCapture
@@ -138,7 +138,8 @@ class DataPlane:
         except Exception as exc:
             # A 400 is the request's own parameters (priority, timeout out of range), not the version failing.
             if traffic is not None and not isinstance(exc, BadRequest):
-                traffic.record(model.name, model.version, self._policy_tag(name, version), None)
+                status = exc.http_status if isinstance(exc, DriftlineError) else 500
+                traffic.record(model.name, model.version, self._policy_tag(name, version), None, status)
             raise
         elapsed = time.perf_counter() - start
         if traffic is not None:

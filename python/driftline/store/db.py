@@ -229,7 +229,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX experiments_state ON experiments(state, id);
     ALTER TABLE proposals ADD COLUMN evidence TEXT;
     """,
-    # Migration 10: secrets the server makes once and every worker shares (store/secrets.py), e.g. the key that
+    # Migration 10: the traffic minutes also count failures by HTTP status (JSON object status -> count), the
+    # successes over the model's SLO latency threshold, and on the version's own row (policy -1) rows, batches and
+    # the largest queue depth sampled; each process's CPU seconds and resident bytes per minute (ops/history.py).
+    """
+    ALTER TABLE traffic ADD COLUMN statuses TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE traffic ADD COLUMN slow INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traffic ADD COLUMN row_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traffic ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traffic ADD COLUMN queue_depth_max INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE process_minutes (
+        process TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        cpu_s REAL NOT NULL,
+        rss_bytes INTEGER NOT NULL,
+        PRIMARY KEY (process, minute)
+    );
+    CREATE INDEX process_minutes_age ON process_minutes(minute);
+    """,
+    # Migration 11: secrets the server makes once and every worker shares (store/secrets.py), e.g. the key that
     # signs dashboard sessions, so a session holds on every worker and across restarts.
     """
     CREATE TABLE secrets (

@@ -1,4 +1,4 @@
-"""Secrets the server makes once and keeps in the store (migration 10 in :mod:`driftline.store.db`): every worker
+"""Secrets the server makes once and keeps in the store (migration 11 in :mod:`driftline.store.db`): every worker
 and every restart reads the same value, so what one signed another checks."""
 
 from __future__ import annotations

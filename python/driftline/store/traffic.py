@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
     from driftline.store.db import Database
 
-__all__ = ["LATENCY_BOUNDS", "RETENTION", "TrafficRow", "TrafficStore", "TrafficTotals", "minute_of"]
+__all__ = [
+    "LATENCY_BOUNDS",
+    "RETENTION",
+    "VERSION_ROW",
+    "ProcessUsage",
+    "TrafficRow",
+    "TrafficStore",
+    "TrafficTotals",
+    "minute_of",
+]
 
 # Geometric bucket upper bounds (seconds) from 50 µs to 60 s, ratio 1.05: a quantile read from them is within 5%
 # of the true value anywhere in that range, in 290 buckets (the last count is past 60 s).
@@ -35,6 +44,9 @@ LATENCY_BOUNDS: Final[tuple[float, ...]] = tuple(
 #: Rows older than this are deleted when a process saves (the table stays bounded).
 RETENTION: Final = timedelta(days=30)
 _SECONDS_PER_MINUTE: Final = 60
+#: The policy of the row that carries what a version did rather than what requests it was sent (rows and batches
+#: executed, the queue depth): requests 0, so every read by policy leaves it out.
+VERSION_ROW: Final = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +68,31 @@ class TrafficRow(NamedTuple):
     requests: int
     errors: int
     latency: dict[int, int]  # bucket index -> count, non-zero buckets only
+    statuses: dict[int, int] | None = None  # HTTP status -> failed requests (None: none failed)
+    slow: int = 0  # successes slower than the model's SLO latency threshold then
+    rows: int = 0  # VERSION_ROW only: rows and batches executed, the largest queue depth sampled
+    batches: int = 0
+    queue_depth_max: int = 0
+
+
+class ProcessUsage(NamedTuple):
+    """What one process used in one minute since its last save: CPU seconds, and its resident memory now."""
+
+    minute: int
+    cpu_s: float
+    rss_bytes: int
 
 
 _decode_latency = msgspec.json.Decoder(dict[int, int])
+
+
+def _merged(before: str | None, grown: dict[int, int]) -> str:
+    """A stored JSON object of counts with ``grown`` added, as JSON."""
+    counts = dict(grown)
+    if before is not None:
+        for key, count in _decode_latency.decode(before).items():
+            counts[key] = counts.get(key, 0) + count
+    return msgspec.json.encode(dict(sorted(counts.items()))).decode()
 
 
 def _minute_at_or_after(at: datetime) -> int:
@@ -67,38 +101,50 @@ def _minute_at_or_after(at: datetime) -> int:
 
 
 class TrafficStore:
-    """Reads and writes the traffic table (migration 8 in :mod:`driftline.store.db`)."""
+    """Reads and writes the traffic table (migration 8, extended by 10 in :mod:`driftline.store.db`) and the
+    per-process minutes beside it (:mod:`driftline.ops.history` reads both)."""
 
     def __init__(self, db: Database) -> None:
         """Use the given database."""
         self.db = db
 
-    def add(self, process: str, rows: Iterable[TrafficRow]) -> None:
-        """Add ``rows`` to what ``process`` stored before (one transaction), and delete rows past :data:`RETENTION`."""
+    def add(self, process: str, rows: Iterable[TrafficRow], usage: ProcessUsage | None = None) -> None:
+        """Add ``rows`` (and ``usage``) to what ``process`` stored before (one transaction), and delete rows past
+        :data:`RETENTION`."""
         rows = list(rows)
-        if not rows:
+        if not rows and usage is None:
             return
         oldest = int(time.time() - RETENTION.total_seconds()) // _SECONDS_PER_MINUTE
         with self.db.transaction() as conn:
             for r in rows:
                 key = (process, r.model, r.version, r.policy, r.minute)
-                latency = dict(r.latency)
                 before = conn.execute(
-                    "SELECT latency FROM traffic WHERE process = ? AND model = ? AND version = ? AND policy = ?"
-                    " AND minute = ?",
+                    "SELECT latency, statuses FROM traffic WHERE process = ? AND model = ? AND version = ?"
+                    " AND policy = ? AND minute = ?",
                     key,
                 ).fetchone()
-                if before is not None:
-                    for bucket, count in _decode_latency.decode(before[0]).items():
-                        latency[bucket] = latency.get(bucket, 0) + count
+                latency = _merged(None if before is None else before[0], r.latency)
+                statuses = _merged(None if before is None else before[1], r.statuses or {})
                 conn.execute(
-                    "INSERT INTO traffic (process, model, version, policy, minute, requests, errors, latency)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, model, version, policy, minute) DO UPDATE"
+                    "INSERT INTO traffic (process, model, version, policy, minute, requests, errors, latency,"
+                    " statuses, slow, row_count, batches, queue_depth_max)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (process, model, version, policy, minute) DO UPDATE"
                     " SET requests = requests + excluded.requests, errors = errors + excluded.errors,"
-                    " latency = excluded.latency",
-                    (*key, r.requests, r.errors, msgspec.json.encode(dict(sorted(latency.items()))).decode()),
+                    " latency = excluded.latency, statuses = excluded.statuses, slow = slow + excluded.slow,"
+                    " row_count = row_count + excluded.row_count, batches = batches + excluded.batches,"
+                    " queue_depth_max = MAX(queue_depth_max, excluded.queue_depth_max)",
+                    (*key, r.requests, r.errors, latency, statuses, r.slow, r.rows, r.batches, r.queue_depth_max),
+                )
+            if usage is not None:
+                conn.execute(
+                    "INSERT INTO process_minutes (process, minute, cpu_s, rss_bytes) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (process, minute) DO UPDATE SET cpu_s = cpu_s + excluded.cpu_s,"
+                    " rss_bytes = excluded.rss_bytes",
+                    (process, *usage),
                 )
             conn.execute("DELETE FROM traffic WHERE minute < ?", (oldest,))
+            conn.execute("DELETE FROM process_minutes WHERE minute < ?", (oldest,))
 
     def totals(
         self,
@@ -155,8 +201,10 @@ class TrafficStore:
         if policy is not None:
             where += " AND policy = ?"
             params.append(policy)
-        elif routed is not None:
-            where += " AND policy != 0" if routed else " AND policy = 0"
+        elif routed is None:
+            where += " AND policy >= 0"  # not the VERSION_ROW
+        else:
+            where += " AND policy > 0" if routed else " AND policy = 0"
         # Steps count from `since` itself, so a step's start is since + k * step.
         step = "0" if step_minutes is None else f"(minute * 60 - {since.timestamp()!r}) / {step_minutes * 60}"
         counts = self.db.query(
