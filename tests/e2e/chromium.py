@@ -125,6 +125,13 @@ class Browser:
         """The texts of every element matching ``selector``."""
         return self.evaluate(f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent)")
 
+    def rows(self, table: str) -> list[list[str]]:
+        """The cell texts of each body row of the table matching ``table`` (a CSS selector)."""
+        return self.evaluate(
+            f"[...document.querySelectorAll({json.dumps(table + ' tbody tr')})]"
+            ".map(r => [...r.cells].map(c => c.textContent))"
+        )
+
     def errors(self, since: int = 0) -> list[str]:
         """Console errors, log entries of level error and uncaught exceptions since event ``since``."""
         found = []

@@ -301,30 +301,26 @@ def test_chromium_renders_each_roles_pages_with_the_apis_numbers(server, client,
                 assert browser.text("h1"), (role, view)
                 browser.screenshot(ARTIFACTS / f"{role}-{view}.png")
                 if view == "operations":
-                    rows = browser.evaluate(
-                        "[...document.querySelectorAll('#versions tbody tr')]"
-                        ".map(r => [...r.cells].map(c => c.textContent))"
-                    )
+                    rows = browser.rows("#versions")
                     shown = {int(r[1]): int(r[2].replace(",", "")) for r in rows if r[0] == "iris"}
                     for v, s in stats.items():
                         answered = s["inference_stats"]["success"]["count"] + s["inference_stats"]["fail"]["count"]
                         assert shown[v] == answered == REQUESTS[v], (shown, v)
+                    slos = browser.rows("#slos")
+                    api = client.get("/v1/ops/slo", headers=_auth("viewer")).json()
+                    assert [(r[0], r[1].split()[0]) for r in slos] == [(a["model"], a["kind"]) for a in api]
+                    assert [r[4] for r in slos] == ["-" if a["sli"] is None else f"{a['sli']:.2%}" for a in api]
+                    assert browser.texts("#workers tbody tr"), "no worker's CPU and memory"
                 if view == "business":
                     for version in kpi["kpis"][0]["versions"]:
-                        cells = browser.evaluate(
-                            "[...document.querySelectorAll('#kpi-iris-revenue tbody tr')]"
-                            ".map(r => [...r.cells].map(c => c.textContent))"
-                        )
+                        cells = browser.rows("#kpi-iris-revenue")
                         row = next(c for c in cells if c[0] == f"v{version['version']}")
                         assert int(row[1].replace(",", "")) == version["events"]
                         assert abs(_number(row[2]) - version["sum"]) < 1e-3
                     traffic_rows = browser.texts("#traffic-iris tbody tr td:nth-child(2)")
                     assert sorted(int(t.replace(",", "")) for t in traffic_rows) == sorted(REQUESTS.values())
                 if view == "science":
-                    cells = browser.evaluate(
-                        "[...document.querySelectorAll('#quality-iris tbody tr')]"
-                        ".map(r => [...r.cells].map(c => c.textContent))"
-                    )
+                    cells = browser.rows("#quality-iris")
                     labeled = {int(c[0]): int(c[2].replace(",", "")) for c in cells}
                     assert labeled == {v["version"]: v["labeled"] for v in quality["versions"]}
                     assert sum(labeled.values()) == traffic

@@ -152,12 +152,19 @@ def _workers(services: Services, start: int, end: int) -> list[str]:
     by: dict[str, dict[int, tuple[float, int]]] = {}
     for w in rows:
         by.setdefault(w.worker, {})[w.minute] = (w.cpu_s, w.rss_bytes)
-    cpu = [Series(name, [(t, m[t][0] / 60 if t in m else None) for t in range(start, end)]) for name, m in by.items()]
+    cpu = [
+        Series(name[:12], [(t, m[t][0] / 60 if t in m else None) for t in range(start, end)]) for name, m in by.items()
+    ]
     rss = [
-        Series(name, [(t, m[t][1] / 2**20 if t in m else None) for t in range(start, end)]) for name, m in by.items()
+        Series(name[:12], [(t, m[t][1] / 2**20 if t in m else None) for t in range(start, end)])
+        for name, m in by.items()
     ]
     latest = [
-        [f"<b>{escape(name)}</b>", f"{m[max(m)][0] / 60:.3g}", f"{m[max(m)][1] / 2**20:,.1f}"]
+        [
+            f"<b title='{escape(name)}'>{escape(name[:12])}</b>",
+            f"{m[max(m)][0] / 60:.3g}",
+            f"{m[max(m)][1] / 2**20:,.1f}",
+        ]
         for name, m in sorted(by.items())
     ]
     return [
