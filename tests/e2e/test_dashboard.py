@@ -262,6 +262,40 @@ def test_a_server_without_keys_shows_every_view_under_an_open_access_banner(tmp_
         srv.stop()
 
 
+@pytest.mark.slow
+def test_a_session_holds_on_every_worker_and_across_a_restart(tmp_path_factory, iris_weights):
+    workdir = tmp_path_factory.mktemp("dashboard-workers")
+    root = build_test_repository(workdir / "models", iris_weights)
+    config = workdir / "server.toml"
+    config.write_text(f'[[auth.keys]]\nname = "ops"\nrole = "operator"\nsha256 = "{hash_key(KEYS["operator"])}"\n')
+    args = ["--config", str(config)]
+    srv = start_server(root, workdir, extra_args=[*args, "--workers", "2"])
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            token = sign_in(c, srv, KEYS["operator"])
+        # Fresh connections spread over both workers; each checks the token with the secret in the store.
+        for _ in range(16):
+            with httpx.Client(base_url=srv.url, timeout=30) as fresh:
+                assert _page(fresh, "/ui/operations", token).status_code == 200
+        # Each worker saves its CPU and memory every few seconds: both are in the history soon.
+        deadline = time.monotonic() + 15
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            while True:
+                workers = _page(c, "/ui/operations", token).text.split("id='workers'")[1].split("</table>")[0]
+                if workers.count("<tr>") - 1 == 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        assert workers.count("<tr>") - 1 == 2, workers
+    finally:
+        srv.stop()
+    srv = start_server(root, workdir, extra_args=args)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            assert _page(c, "/ui/operations", token).status_code == 200  # the same secret after the restart
+    finally:
+        srv.stop()
+
+
 def _number(text: str | None) -> float:
     assert text is not None
     return float(text.replace(",", "").strip())
