@@ -70,6 +70,9 @@ def test_filters_narrow_to_matching_events(log):
         ({"before": "0"}, "before"),
         ({"before": "x"}, "before"),
         ({"before": str(2**64)}, "before"),
+        ({"before": "²"}, "before"),  # a digit to str.isdigit, not to int()
+        ({"since": "0001-01-01T00:00+01:00"}, "since"),  # out of range once in UTC
+        ({"until": "9999-12-31T23:59-01:00"}, "until"),
         ({"actor": "a" * 201}, "actor"),
         ({"model": "m" * 500}, "model"),
     ],

@@ -197,6 +197,7 @@ def test_bad_query_parameters_are_4xx_pages(server, client, traffic):
         "/ui/operations?hours=100000",
         "/ui/business?hours=abc",
         "/ui/science?hours=-1",
+        "/ui/science?hours=%C2%B2",  # "²": a digit to str.isdigit, not to int()
         "/ui/audit?action=nope",
         "/ui/audit?since=yesterday",
         "/ui/audit?before=-3",

@@ -63,11 +63,12 @@ def _moment(value: str | None, name: str) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(value.upper())
-    except ValueError:
+        # OverflowError: a zone that moves the first or last representable day out of range.
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(
             f"query parameter {name!r} must be ISO 8601 (e.g. 2026-01-31T00:00Z), got {reprlib.repr(value)}"
         ) from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def parse_filter(params: dict[str, str]) -> AuditFilter:
@@ -82,7 +83,7 @@ def parse_filter(params: dict[str, str]) -> AuditFilter:
             f"query parameter 'action' must be one of {', '.join(AuditAction)}; got {reprlib.repr(action)}"
         )
     before = _text(params.get("before"), "before")
-    if before is not None and not (before.isdigit() and 0 < int(before) < 2**63):
+    if before is not None and not (before.isascii() and before.isdigit() and 0 < int(before) < 2**63):
         raise BadRequest(f"query parameter 'before' must be a positive event id, got {reprlib.repr(before)}")
     return AuditFilter(
         actor=_text(params.get("actor"), "actor"),

@@ -100,7 +100,7 @@ def _hours(request: Request[Any, Any, Any]) -> int:
     raw = request.query_params.get("hours")
     if raw is None:
         return _DEFAULT_HOURS
-    if not (raw.isdigit() and 1 <= int(raw) <= MAX_HOURS):
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_HOURS):
         raise BadRequest(f"query parameter 'hours' must be a whole number from 1 to {MAX_HOURS}, got {raw[:20]!r}")
     return int(raw)
 
