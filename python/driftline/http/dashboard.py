@@ -23,7 +23,7 @@ from litestar.datastructures import Cookie
 from driftline.dashboard.access import OPEN, VIEWS, visible
 from driftline.dashboard.audit import parse_filter, render_audit
 from driftline.dashboard.layout import SECURITY_HEADERS, document, login_page, message_page
-from driftline.dashboard.session import COOKIE, SECRET_NAME, SessionInvalid, holder, issue, verify
+from driftline.dashboard.session import COOKIE, SECRET_NAME, SESSION_TTL_S, SessionInvalid, holder, issue, verify
 from driftline.errors import BadRequest, DriftlineError, Unauthorized
 from driftline.http.deps import ServicesDep  # noqa: TC001 - Litestar reads handler annotations at run time
 from driftline.security.keys import Principal, hash_key
@@ -38,7 +38,6 @@ __all__ = ["MAX_HOURS", "DashboardController"]
 MAX_HOURS: Final = 72
 _DEFAULT_HOURS: Final = 3
 _MAX_KEY: Final = 512
-_SESSION_TTL_S: Final = 8 * 3600
 
 
 def _html(body: str, status: int = 200, cookies: list[Cookie] | None = None) -> Response[str]:
@@ -178,10 +177,10 @@ class DashboardController(Controller):
         except Unauthorized as exc:
             return _html(login_page(str(exc)), 401)
         token = issue(
-            _secret(request, services), principal.name, principal.role, hash_key(key), time.time(), _SESSION_TTL_S
+            _secret(request, services), principal.name, principal.role, hash_key(key), time.time(), SESSION_TTL_S
         )
         secure = services.settings.http.base_url().startswith("https")
-        return _redirect("/ui", [_cookie(token, _SESSION_TTL_S, secure)])
+        return _redirect("/ui", [_cookie(token, SESSION_TTL_S, secure)])
 
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, Any], services: ServicesDep) -> Response[str]:
