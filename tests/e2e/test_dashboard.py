@@ -334,6 +334,8 @@ def test_chromium_renders_each_roles_pages_with_the_apis_numbers(server, client,
             for view in sorted(sees):
                 browser.open(f"{server.url}/ui/{view}")
                 assert browser.text("h1"), (role, view)
+                drawn = browser.evaluate("document.querySelectorAll('figure.chart svg :is(polyline, circle)').length")
+                assert drawn >= {"operations": 5, "science": 1, "business": 2, "audit": 0}[view], (view, drawn)
                 browser.screenshot(ARTIFACTS / f"{role}-{view}.png")
                 if view == "operations":
                     rows = browser.rows("#versions")
