@@ -243,9 +243,14 @@ def test_a_revoked_keys_session_stops_working(server, client, traffic):
 
 def test_a_server_without_keys_shows_every_view_under_an_open_access_banner(tmp_path_factory, iris_weights):
     workdir = tmp_path_factory.mktemp("dashboard-open")
-    srv = start_server(build_test_repository(workdir / "models", iris_weights), workdir)
+    # Behind a proxy that ends TLS, the browser's Origin is the public address, not the one the server listens on.
+    public = {"DRIFTLINE_HTTP__PUBLIC_URL": "https://dash.example/"}
+    srv = start_server(build_test_repository(workdir / "models", iris_weights), workdir, public)
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
+            assert c.post("/ui/logout", headers={"origin": "https://dash.example"}).status_code == 303
+            assert c.post("/ui/logout", headers={"referer": "https://dash.example/ui"}).status_code == 303
+            assert c.post("/ui/logout", headers={"origin": "http://dash.example"}).status_code == 403
             home = c.get("/ui")
             assert home.status_code == 200
             assert "id='open-access'" in home.text

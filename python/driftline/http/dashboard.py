@@ -77,18 +77,25 @@ def _principal(request: Request[Any, Any, Any], services: Services) -> Principal
     return Principal(session.name, session.role)
 
 
-def _same_origin(request: Request[Any, Any, Any]) -> bool:
-    """Whether a POST comes from a page of this server: its Origin (or, without one, its Referer) names it."""
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _same_origin(request: Request[Any, Any, Any], public_url: str | None) -> bool:
+    """Whether a POST comes from a page of this server: its Origin (or, without one, its Referer) names the
+    address it was sent to, or ``http.public_url``'s (behind a proxy that ends TLS the scheme differs)."""
     host = request.headers.get("host", "")
-    expected = f"{request.url.scheme}://{host}"
+    expected = {f"{request.url.scheme}://{host}"} if host else set()
+    if public_url:
+        expected.add(_origin_of(public_url))
     origin = request.headers.get("origin")
     if origin is None:
         referer = request.headers.get("referer")
         if referer is None:
             return False
-        parts = urlsplit(referer)
-        origin = f"{parts.scheme}://{parts.netloc}"
-    return bool(host) and origin == expected
+        origin = _origin_of(referer)
+    return origin in expected
 
 
 def _cookie(value: str, max_age: int, secure: bool) -> Cookie:
@@ -159,7 +166,7 @@ class DashboardController(Controller):
     @post("/login", status_code=303)
     async def login(self, request: Request[Any, Any, Any], services: ServicesDep) -> Response[str]:
         """Check the form's ``key`` against the key ring; a known key gets a session cookie and the overview."""
-        if not _same_origin(request):
+        if not _same_origin(request, services.settings.http.public_url):
             return _html(
                 message_page("Refused", "this form must be sent from this server's own page", None, keyed=True), 403
             )
@@ -185,7 +192,7 @@ class DashboardController(Controller):
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, Any], services: ServicesDep) -> Response[str]:
         """End the session: the cookie is cleared (a copy of the token stays valid until it expires)."""
-        if not _same_origin(request):
+        if not _same_origin(request, services.settings.http.public_url):
             return _html(
                 message_page("Refused", "this form must be sent from this server's own page", None, keyed=True), 403
             )
