@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "python" / "driftline"
 # Top to bottom; a module may import its own layer's packages and the ones below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("http", "cli"),
+    ("http", "cli", "dashboard"),
     ("server",),
     ("lifecycle", "registry", "jobs", "feedback", "experiments", "tune", "ops"),
     ("serving", "drift", "quality", "capture", "stats"),

@@ -103,6 +103,12 @@ class DriftMonitor:
         with self._lock:
             return self._windows.get((model, version))
 
+    def policy(self, model: str, version: str) -> DriftPolicy | None:
+        """The drift policy a watched version is judged by (None: the default, or not watched); the dashboard
+        judges each view of the window (open, last closed, sliding) by it without alerting."""
+        with self._lock:
+            return self._policies.get((model, version))
+
     def submit(self, model: str, version: str, batch: Any) -> bool:
         """Queue a batch of inputs for the drift thread; never blocks.
 

@@ -16,6 +16,7 @@ from driftline.config import ServerSettings, load_settings
 from driftline.errors import DriftlineError
 from driftline.http.admin import AdminController
 from driftline.http.captures import CapturesController, ErasureController
+from driftline.http.dashboard import DashboardController
 from driftline.http.deps import services_of
 from driftline.http.drift import DriftController
 from driftline.http.experiments import ExperimentsController
@@ -100,6 +101,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             CapturesController,
             ErasureController,
             OpsController,
+            DashboardController,
             metrics,
             ui_router(),
         ],

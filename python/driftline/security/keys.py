@@ -102,6 +102,10 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def entries(self) -> list[tuple[str, str, str]]:
+        """The live keys as (name, role, sha256): what a dashboard session is checked against on every page."""
+        return [(p.name, p.role, sha) for sha, p in self._by_hash.items()]
+
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]], role: str) -> Principal:
         """The principal behind a request, checked for ``role``.
 

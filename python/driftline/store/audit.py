@@ -102,3 +102,33 @@ class AuditLog:
         where = " AND ".join(clauses)
         rows = self._db.query(f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
         return [AuditEvent(**{**dict(row), "action": AuditAction(row["action"])}) for row in rows]
+
+    def search(
+        self,
+        *,
+        actor: str | None = None,
+        action: AuditAction | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEvent]:
+        """The newest events first that match every filter given: ``since``/``until`` are times as the log stores
+        them (``YYYY-MM-DDTHH:MM:SS.fffZ``, compared as text: that format sorts by time), ``[since, until)``;
+        ``before_id`` pages back (the events older than that one). The dashboard's audit view reads this."""
+        clauses, params = ["1"], list[object]()
+        for column, op, value in (
+            ("actor", "=", actor),
+            ("action", "=", action),
+            ("model", "=", model),
+            ("at", ">=", since),
+            ("at", "<", until),
+            ("id", "<", before_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = " AND ".join(clauses)
+        rows = self._db.query(f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))  # noqa: S608 - fixed fragments
+        return [AuditEvent(**{**dict(row), "action": AuditAction(row["action"])}) for row in rows]

@@ -247,6 +247,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX process_minutes_age ON process_minutes(minute);
     """,
+    # Migration 11: secrets the server makes once and every worker shares (store/secrets.py), e.g. the key that
+    # signs dashboard sessions, so a session holds on every worker and across restarts.
+    """
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    """,
 )
 
 
