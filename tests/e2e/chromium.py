@@ -9,8 +9,10 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -47,15 +49,25 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group: close() ends the browser with its zygote and renderers. A browser left behind
+            # by a test run that was itself killed held most of a core for 40 minutes here.
+            start_new_session=True,
         )
+        try:
+            self._open()
+        except BaseException:
+            self._end_group()
+            raise
+
+    def _open(self) -> None:
         url = self._devtools_url()
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
-        with connect(url, max_size=None, open_timeout=timeout) as browser:
+        with connect(url, max_size=None, open_timeout=self.timeout) as browser:
             target = self._call(browser, "Target.createTarget", url="about:blank")["targetId"]
         port = url.split("/")[2]
         self._stack = contextlib.ExitStack()
-        page = connect(f"ws://{port}/devtools/page/{target}", max_size=None, open_timeout=timeout)
+        page = connect(f"ws://{port}/devtools/page/{target}", max_size=None, open_timeout=self.timeout)
         self.ws: ClientConnection = self._stack.enter_context(page)
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
@@ -74,7 +86,6 @@ class Browser:
                 # Keep reading what it prints from here on, or a full pipe would stall the browser.
                 threading.Thread(target=self.proc.stderr.read, daemon=True).start()
                 return found.group(1)
-        self.proc.kill()
         raise RuntimeError("chromium did not print its DevTools address:\n" + "".join(seen[-30:]))
 
     def _call(self, ws: ClientConnection, method: str, **params: Any) -> dict[str, Any]:
@@ -163,15 +174,20 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
         return path
 
+    def _end_group(self) -> None:
+        """SIGTERM to the browser's whole process group, SIGKILL after 10 s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
     def close(self) -> None:
         try:
             self._stack.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
+            self._end_group()
