@@ -119,6 +119,24 @@ async def test_the_last_version_stays_and_an_unreadable_listing_prunes_nothing(
     assert (await running.infer("iris"))["model_version"] == "2"
 
 
+async def test_a_problem_in_another_model_does_not_stop_deletions(running: Running, tmp_path: Path, iris_weights):
+    source = tmp_path / "registry"
+    write_config(source / "iris", "max_batch_size = 16\n")
+    for version in (1, 2, 3):
+        publish(source, version, iris_weights)
+    sync = syncer(running, source, tmp_path)
+    await sync.sync_once()
+    # Another model of the same registry whose versions carry no usable digest: skipped and on record, and only
+    # its own deletions stop being mirrored (a registry shared by teams always has something wrong somewhere).
+    shutil.copytree(source / "iris", source / "other")
+    for version in (1, 2, 3):
+        (source / "other" / str(version) / "model.onnx.sha256").write_text("not a digest\n")
+    shutil.rmtree(source / "iris" / "1")
+    assert (await sync.sync_once()).deleted == ["iris/1"]
+    assert any("other/1" in problem for problem in sync.status().problems)
+    assert not (tmp_path / "models" / "iris" / "1").exists()
+
+
 async def test_mirror_deletions_off_keeps_everything(running: Running, tmp_path: Path, iris_weights):
     source = tmp_path / "registry"
     write_config(source / "iris", "max_batch_size = 16\n")

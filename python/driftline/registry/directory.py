@@ -37,6 +37,7 @@ class DirectorySource:
         """
         self.url = url
         self.problems: list[str] = []
+        self.unsure: set[str] = set()
         protocol = fsspec.core.split_protocol(url)[0] or "file"
         try:
             fsspec.get_filesystem_class(protocol)
@@ -67,15 +68,16 @@ class DirectorySource:
             RegistryUnavailable: The root folder is missing or the filesystem fails.
         """
         problems: list[str] = []
+        unsure: set[str] = set()
         try:
-            models = self._scan(problems)
+            models = self._scan(problems, unsure)
         except RegistryUnavailable:
             raise
         except Exception as e:
             # fsspec backends raise their own error types (OSError, botocore, aiohttp ...): all mean "cannot read".
             where = self._made[1] if self._made else self.url  # the filesystem itself may be what failed
             raise RegistryUnavailable(f"registry {self.url}: cannot list {where}: {e!r}") from e
-        self.problems = problems
+        self.problems, self.unsure = problems, unsure
         return sorted(models, key=lambda m: m.name)
 
     def fetch(self, version: RemoteVersion, dest: Path) -> None:
@@ -109,14 +111,14 @@ class DirectorySource:
             raise RegistryUnavailable(f"registry {self.url}: cannot read {path}: {e!r}") from e
         return data
 
-    def _scan(self, problems: list[str]) -> list[RemoteModel]:
+    def _scan(self, problems: list[str], unsure: set[str]) -> list[RemoteModel]:
         if not self._fs.isdir(self._root):
             raise RegistryUnavailable(f"registry {self.url}: folder {self._root} does not exist")
         return [
             m
             for entry in self._entries(self._root)
             if entry["type"] == "directory" and MODEL_NAME.match(_base(entry["name"]))
-            if (m := self._model(entry["name"], problems)) is not None
+            if (m := self._model(entry["name"], problems, unsure)) is not None
         ]
 
     def _copy(self, version: RemoteVersion, src: str, dest: Path) -> None:
@@ -136,7 +138,7 @@ class DirectorySource:
         entries: list[dict[str, Any]] = self._fs.ls(path, detail=True)
         return entries
 
-    def _model(self, path: str, problems: list[str]) -> RemoteModel | None:
+    def _model(self, path: str, problems: list[str], unsure: set[str]) -> RemoteModel | None:
         name = _base(path)
         entries = self._entries(path)
         config_toml: str | None = None
@@ -148,6 +150,7 @@ class DirectorySource:
                 aliases = _aliases(config_toml)
             except (UnicodeDecodeError, ValueError, TypeError) as e:  # TOMLDecodeError is a ValueError
                 problems.append(f"{self.url}: model {name}: config.toml: {e}; model skipped")
+                unsure.add(name)
                 return None
         versions: dict[int, RemoteVersion] = {}
         for entry in entries:
@@ -157,15 +160,18 @@ class DirectorySource:
             if folder.startswith("0"):
                 # "0" is no version and "03" would collide with "3" once synced; say so rather than guess.
                 problems.append(f"{self.url}: model {name}: version folder {folder!r} skipped (want 1, 2, ...)")
+                unsure.add(name)
                 continue
-            version = self._version(name, int(folder), entry["name"], problems)
+            version = self._version(name, int(folder), entry["name"], problems, unsure)
             if version is not None:
                 versions[version.version] = version
         if not versions:
             return None
         return RemoteModel(name=name, versions=dict(sorted(versions.items())), aliases=aliases, config_toml=config_toml)
 
-    def _version(self, model: str, number: int, path: str, problems: list[str]) -> RemoteVersion | None:
+    def _version(
+        self, model: str, number: int, path: str, problems: list[str], unsure: set[str]
+    ) -> RemoteVersion | None:
         files = {_base(e["name"]) for e in self._entries(path) if e["type"] == "file"}
         artifact = next((n for n in ARTIFACT_NAMES if n in files), None)
         if artifact is None:
@@ -177,6 +183,7 @@ class DirectorySource:
             if not is_sha256(sha256):
                 # A sidecar that says nothing usable must not silently turn off the check: skip the version.
                 problems.append(f"{self.url}: {model}/{number}: {artifact}.sha256 holds no sha256 digest; skipped")
+                unsure.add(model)
                 return None
         return RemoteVersion(model=model, version=number, ref=self._fs.unstrip_protocol(path), sha256=sha256)
 

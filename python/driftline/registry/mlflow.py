@@ -51,6 +51,7 @@ class MlflowSource:
         self.url = url
         self.tracking_uri = url.removeprefix("mlflow+")
         self.problems: list[str] = []
+        self.unsure: set[str] = set()
         self._timeout_s = timeout_s
         self._max_retries = max_retries
         self._client: Any = None
@@ -62,6 +63,7 @@ class MlflowSource:
             RegistryUnavailable: The server cannot be reached or answers with an error.
         """
         problems: list[str] = []
+        unsure: set[str] = set()
         with self._call("list models"):
             client = self._mlflow_client()
             registered = _all_pages(lambda token: client.search_registered_models(max_results=_PAGE, page_token=token))
@@ -77,6 +79,7 @@ class MlflowSource:
                 digest = digest.strip().lower()
                 if not is_sha256(digest):
                     problems.append(f"{self.url}: {mv.name}/{number}: tag sha256 is not a sha256 digest; skipped")
+                    unsure.add(mv.name)
                     continue
             by_model.setdefault(mv.name, {})[number] = RemoteVersion(
                 model=mv.name,
@@ -89,6 +92,7 @@ class MlflowSource:
         for rm in registered:
             if not MODEL_NAME.match(rm.name):
                 problems.append(f"{self.url}: registered model {rm.name!r} is not a valid model name; skipped")
+                unsure.add(rm.name)
                 continue
             found = by_model.get(rm.name)
             if not found:
@@ -98,7 +102,7 @@ class MlflowSource:
             models.append(
                 RemoteModel(name=rm.name, versions=dict(sorted(found.items())), aliases=aliases, config_toml=None)
             )
-        self.problems = problems
+        self.problems, self.unsure = problems, unsure
         return sorted(models, key=lambda m: m.name)
 
     def fetch(self, version: RemoteVersion, dest: Path) -> None:

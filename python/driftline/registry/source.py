@@ -55,6 +55,9 @@ class RegistrySource(Protocol):
     url: str
     # What the last listing skipped and why (a bad config.toml, a sha256 that is no digest ...); empty at first.
     problems: list[str]
+    # The models the last listing skipped something of: the sync mirrors no deletion of theirs (a skipped version
+    # looks deleted), while the other models' deletions go on being mirrored.
+    unsure: set[str]
 
     def list_models(self) -> list[RemoteModel]:
         """Every model the source holds; raises RegistryUnavailable when it cannot be reached or read."""

@@ -180,9 +180,12 @@ class RegistrySync:
             placed = await asyncio.to_thread(self._placed, {*listed, *local})
             for model in listed.values():
                 await self._sync_model(model, placed[model.name], report)
-            # A listing that skipped anything cannot tell "deleted" from "unreadable": it prunes nothing.
-            if self.settings.mirror_deletions and not self.source.problems:
+            # A model the listing skipped anything of cannot tell "deleted" from "unreadable": none of its versions
+            # is pruned. The others' are: one bad tag elsewhere in a shared registry must not stop every deletion.
+            if self.settings.mirror_deletions:
                 for name in local:
+                    if name in self.source.unsure:
+                        continue
                     still = listed.get(name)
                     await self._prune(name, set(still.versions) if still else set(), placed[name], report)
         self.state = "ok"
