@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from driftline.stats.quantiles import histogram_quantile
 from driftline.store.traffic import LATENCY_BOUNDS, VERSION_ROW
 
 if TYPE_CHECKING:
@@ -57,16 +58,9 @@ class WorkerMinute:
 def bucket_quantile(counts: Sequence[int], q: float) -> float | None:
     """The q-quantile of a histogram over :data:`LATENCY_BOUNDS`, at the upper bound of the bucket it falls in
     (within 5% of the true value; past the last bound: the last bound). None for an empty histogram."""
-    total = sum(counts)
-    if total == 0:
+    if not any(counts):  # no successes (a minute with failures only keeps no histogram)
         return None
-    rank = max(1, -int(-q * total // 1))  # ceil(q * n): the smallest value with at least q of them at or below
-    running = 0
-    for i, n in enumerate(counts):
-        running += n
-        if running >= rank:
-            return LATENCY_BOUNDS[min(i, len(LATENCY_BOUNDS) - 1)]
-    return LATENCY_BOUNDS[-1]
+    return min(histogram_quantile(LATENCY_BOUNDS, counts, q), LATENCY_BOUNDS[-1])
 
 
 def version_minutes(

@@ -21,7 +21,7 @@ from driftline.stats.samples import Interval, check_confidence, check_count
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["quantile_interval"]
+__all__ = ["histogram_quantile", "quantile_interval"]
 
 
 def _tops(bounds: Sequence[float], counts: Sequence[int]) -> list[float]:
@@ -40,6 +40,36 @@ def _tops(bounds: Sequence[float], counts: Sequence[int]) -> list[float]:
     return tops + [math.inf] * (len(counts) - len(tops))
 
 
+def _cumulative(bounds: Sequence[float], counts: Sequence[int], q: float) -> tuple[list[float], np.ndarray]:
+    """The buckets' upper bounds and cumulative counts, with every argument checked."""
+    tops = _tops(bounds, counts)
+    cumulative = np.cumsum([check_count("counts[]", c) for c in counts], dtype=np.int64)
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
+        raise ValueError(f"q must be a number within (0, 1), got {q!r}")
+    return tops, cumulative
+
+
+def _at(tops: list[float], cumulative: np.ndarray, rank: int) -> float:
+    """The upper bound of the bucket that holds the rank-th smallest value (1-based)."""
+    return tops[int(np.searchsorted(cumulative, rank, side="left"))]
+
+
+def _point(tops: list[float], cumulative: np.ndarray, q: float) -> float:
+    """The ceil(q n)-th value's bucket bound; q n is shaved by a relative 1e-12 so that a product like 0.07 * 100 =
+    7.000000000000001 still picks the 7th."""
+    n = int(cumulative[-1])
+    return _at(tops, cumulative, max(1, math.ceil(q * n * (1.0 - 1e-12))))
+
+
+def histogram_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float:
+    """The q-quantile of a histogram at the upper bound of the bucket holding it (the estimate of
+    :func:`quantile_interval`, without its interval): infinite in the bucket past the last bound, NaN with no values."""
+    tops, cumulative = _cumulative(bounds, counts, q)
+    if int(cumulative[-1]) == 0:
+        return math.nan
+    return _point(tops, cumulative, q)
+
+
 def quantile_interval(bounds: Sequence[float], counts: Sequence[int], q: float, confidence: float = 0.95) -> Interval:
     """The q-quantile of a histogram with its order-statistic interval, each at a bucket's upper bound.
 
@@ -53,18 +83,11 @@ def quantile_interval(bounds: Sequence[float], counts: Sequence[int], q: float, 
     An end the data cannot bound (too few values, or an order statistic in the bucket past the last bound) is
     infinite; no values at all give a NaN estimate.
     """
-    tops = _tops(bounds, counts)
-    cumulative = np.cumsum([check_count("counts[]", c) for c in counts], dtype=np.int64)
-    if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
-        raise ValueError(f"q must be a number within (0, 1), got {q!r}")
+    tops, cumulative = _cumulative(bounds, counts, q)
     alpha = 1.0 - check_confidence(confidence)
     n = int(cumulative[-1])
     if n == 0:
         return Interval(math.nan, -math.inf, math.inf)
-
-    def at(rank: int) -> float:
-        # The upper bound of the bucket that holds the rank-th smallest value (1-based).
-        return tops[int(np.searchsorted(cumulative, rank, side="left"))]
 
     binomial = scipy_stats.binom(n, q)
     # The largest l with P(B <= l - 1) <= alpha / 2 and the smallest u with P(B <= u - 1) >= 1 - alpha / 2, B the
@@ -72,9 +95,6 @@ def quantile_interval(bounds: Sequence[float], counts: Sequence[int], q: float, 
     k = int(binomial.ppf(alpha / 2.0))
     low = k + 1 if binomial.cdf(k) <= alpha / 2.0 else k
     high = int(binomial.ppf(1.0 - alpha / 2.0)) + 1
-    lower = at(low) if low >= 1 else -math.inf
-    upper = at(high) if high <= n else math.inf
-    # The ceil(q n)-th value; q n is shaved by a relative 1e-12 so that a product like 0.07 * 100 =
-    # 7.000000000000001 still picks the 7th.
-    rank = max(1, math.ceil(q * n * (1.0 - 1e-12)))
-    return Interval(at(rank), lower, upper)
+    lower = _at(tops, cumulative, low) if low >= 1 else -math.inf
+    upper = _at(tops, cumulative, high) if high <= n else math.inf
+    return Interval(_point(tops, cumulative, q), lower, upper)
