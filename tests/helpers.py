@@ -106,3 +106,12 @@ score_output = "probabilities"
 classes = [0, 1]
 positive = 1
 """
+
+
+def metric(text: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of one sample of a Prometheus exposition: ``name`` with exactly ``labels`` (None when absent)."""
+    want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    for line in text.splitlines():
+        if line.startswith(name + want + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 from tests.e2e.conftest import start_server
-from tests.helpers import build_test_repository
+from tests.helpers import build_test_repository, metric
 
 from driftline.config import ServerSettings
 from driftline.http.app import create_app
@@ -51,14 +51,6 @@ def srv(tmp_path_factory, iris_weights):
     server = start_server(root, workdir, {"DRIFTLINE_CONFIG": str(config)})
     yield server
     server.stop()
-
-
-def metric(text: str, name: str, labels: dict[str, str]) -> float | None:
-    want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
-    for line in text.splitlines():
-        if line.startswith(name + want + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_metrics_and_html_report_carry_one_charset(srv):

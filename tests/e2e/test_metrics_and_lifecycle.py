@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from tests.e2e.conftest import start_server
-from tests.helpers import build_test_repository, write_config
+from tests.helpers import build_test_repository, metric, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -87,9 +87,11 @@ def test_shutdown_answers_every_accepted_request(tmp_path, iris_weights):
             with httpx.Client(base_url=srv.url, timeout=5) as client:
                 while time.monotonic() < deadline and (queued < 4 or seen < len(futures)):
                     metrics = client.get("/metrics").text
-                    queued = int(_heavy(metrics, "driftline_queue_depth{"))
-                    busy = int(_heavy(metrics, "driftline_busy_instances{"))
-                    done = int(_heavy(metrics, "driftline_requests_total{", 'outcome="success"'))
+                    heavy = {"model": "heavy", "version": "1"}
+                    queued = int(metric(metrics, "driftline_queue_depth", heavy) or 0)
+                    busy = int(metric(metrics, "driftline_busy_instances", heavy) or 0)
+                    ok = {**heavy, "outcome": "success", "code": "200"}
+                    done = int(metric(metrics, "driftline_requests_total", ok) or 0)
                     seen = queued + busy + done
                     time.sleep(0.005)
             code = srv.stop()
@@ -126,11 +128,3 @@ def test_a_broken_model_does_not_stop_the_others(tmp_path, iris_weights):
         assert "cannot load" in states["broken"]["reason"]
     finally:
         srv.stop()
-
-
-def _heavy(metrics: str, prefix: str, *labels: str) -> float:
-    """The value of the "heavy" model's sample of a family (0 when absent), e.g. ``driftline_queue_depth{``."""
-    for line in metrics.splitlines():
-        if line.startswith(prefix) and 'model="heavy"' in line and all(label in line for label in labels):
-            return float(line.split()[-1])
-    return 0.0
