@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 from driftline.repository.demo import (
     CLASSIFIER_TORCH_SIGNATURE,
@@ -115,3 +119,19 @@ def metric(text: str, name: str, labels: dict[str, str]) -> float | None:
         if line.startswith(name + want + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def exited_unreaped(proc: subprocess.Popen[Any], timeout: float = 0.0) -> bool:
+    """Whether ``proc`` exits within ``timeout`` seconds, without reaping it.
+
+    A process started with ``start_new_session`` leads a group whose id is its pid. Its zombie keeps that number
+    until ``wait()``; after a reap the number is free, and a ``killpg`` reaches whatever new group took it: on a busy
+    run of the suite that was another test's MLflow server. So signal the group first, reap after.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

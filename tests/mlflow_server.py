@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from tests.e2e.conftest import free_port
+from tests.helpers import exited_unreaped
 
 COMPUTED = object()  # publish_onnx_version's default: tag the version with the digest of the file
 EXPERIMENT = "driftline-tests"
@@ -43,18 +44,16 @@ class MlflowServer:
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the server and the processes it started (uvicorn worker, job runner): its whole process group."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        # Children may outlive the leader by a moment; the group is ours alone (start_new_session).
+        if self.proc.returncode is not None:
+            return  # stopped (and reaped) before: its group id may be another process's now
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        exited_unreaped(self.proc, timeout)
+        # Children may outlive the leader by a moment; the group is ours alone (start_new_session), and stays ours
+        # while the leader is not reaped.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def start_mlflow_server(workdir: Path, timeout: float = 60) -> MlflowServer:

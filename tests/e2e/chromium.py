@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import exited_unreaped
 from websockets.sync.client import ClientConnection, connect
 
 __all__ = ["CHROMIUM", "Browser"]
@@ -178,8 +179,7 @@ class Browser:
         """SIGTERM to the browser's whole process group, SIGKILL after 10 s."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
+        exited_unreaped(self.proc, 10)  # not reaped: the group id stays ours for the SIGKILL
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import exited_unreaped
 from tests.readme.blocks import Block
 from tests.readme.conftest import user_env
 
@@ -78,7 +79,7 @@ def run_in_terminal(
             if now > deadline:
                 timed_out = True
                 break
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and exited_unreaped(proc):  # not reaped: the group id stays ours
                 exited_at = now
             if exited_at is not None and now - exited_at > 2:
                 break

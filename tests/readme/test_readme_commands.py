@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from tests.helpers import exited_unreaped
 from tests.readme.blocks import ROOT, Block, commands, readme_blocks, sample_output, synopses
 from tests.readme.bulk import run_bulk_block
 from tests.readme.conftest import MakeServe, link_checkout, user_env
@@ -58,9 +59,7 @@ def run_bash(block: Block, cwd: Path, env: dict[str, str], timeout: float) -> su
         )
         timed_out = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            timed_out = not exited_unreaped(proc, timeout)  # not reaped: the group id stays ours until wait()
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
