@@ -256,6 +256,20 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     );
     """,
+    # Migration 12: each process's live drift windows per version (store/drift_windows.py), saved periodically so a
+    # report merges every worker's and replica's windows; ``state`` is the format drift/ writes, ``saved_us`` µs UTC.
+    """
+    CREATE TABLE drift_windows (
+        process TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        rows INTEGER NOT NULL,
+        saved_us INTEGER NOT NULL,
+        PRIMARY KEY (process, model, version)
+    );
+    CREATE INDEX drift_windows_version ON drift_windows(model, version);
+    """,
 )
 
 
