@@ -25,7 +25,7 @@ from tests.helpers import write_config
 
 from driftline._core import LoadGenerator
 from driftline.serving.traffic import Traffic
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import TrafficStore
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _rps(server: Server) -> float:
 
 def _hook_ns(db_path: Path, threshold_s: float | None) -> float:
     """One ``Traffic.record`` of a success, in ns, with the SLO's latency check (a threshold) or without (None)."""
-    db = Database(db_path)
+    db = open_database(db_path)
     traffic = Traffic(TrafficStore(db), threshold_of=None if threshold_s is None else lambda _m: threshold_s)
     calls = 1_000_000 if FULL else 100_000
     start = time.perf_counter_ns()

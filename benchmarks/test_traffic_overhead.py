@@ -30,7 +30,7 @@ from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.serving.traffic import Traffic
 from driftline.store.audit import AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import TrafficStore
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ async def _rps(plane: DataPlane, body: bytes) -> float:
 
 
 async def _measure(root: Path, db_path: Path, body: bytes) -> dict[str, list[float]]:
-    db = Database(db_path)
+    db = open_database(db_path)
     table = ModelTable(Repository(root), asyncio.get_running_loop(), AuditLog(db))
     await table.load_all()
     traffic = Traffic(TrafficStore(db))
@@ -86,7 +86,7 @@ async def _measure(root: Path, db_path: Path, body: bytes) -> dict[str, list[flo
 
 def _hook_ns(db_path: Path) -> float:
     """One ``Traffic.record`` call, in ns (a success: the bisect included)."""
-    db = Database(db_path)
+    db = open_database(db_path)
     traffic = Traffic(TrafficStore(db))
     calls = 1_000_000 if FULL else 100_000
     start = time.perf_counter_ns()

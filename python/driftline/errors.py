@@ -28,6 +28,7 @@ __all__ = [
     "RegistryUnavailable",
     "RequestTimeout",
     "ServerBusy",
+    "StoreUnavailable",
     "Unauthorized",
 ]
 
@@ -126,6 +127,12 @@ class IntegrityError(DriftlineError):
 
 class RegistryUnavailable(DriftlineError):
     """The registry source cannot be reached or read; the sync changes nothing and retries with backoff."""
+
+    http_status = 503
+
+
+class StoreUnavailable(DriftlineError):
+    """The shared database (PostgreSQL) cannot be reached now; the next statement reconnects."""
 
     http_status = 503
 

@@ -10,14 +10,14 @@ import pytest
 
 from driftline.capture.rows import CaptureBatch
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import Database, open_database
 
 DAY_US = 86_400 * 1_000_000
 
 
 @pytest.fixture
 def db(tmp_path: Path):
-    database = Database(tmp_path / "driftline.db")
+    database = open_database(tmp_path / "driftline.db")
     yield database
     database.close()
 

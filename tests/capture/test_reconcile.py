@@ -15,7 +15,7 @@ from tests.capture.conftest import batch
 
 from driftline.capture import CaptureReader, CaptureWriter
 from driftline.store.captures import CaptureIndex, Reconciled, describe_segment
-from driftline.store.db import Database
+from driftline.store.db import open_database
 
 
 def _dead_pid() -> int:
@@ -83,10 +83,10 @@ import sys, time
 from pathlib import Path
 from driftline.capture import CaptureWriter
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from tests.capture.conftest import batch
 
-writer = CaptureWriter(Path(sys.argv[1]), CaptureIndex(Database(sys.argv[2])), queue_rows=4000,
+writer = CaptureWriter(Path(sys.argv[1]), CaptureIndex(open_database(sys.argv[2])), queue_rows=4000,
                        segment_rows=500, segment_seconds=0.05)
 i = 0
 while True:
@@ -98,7 +98,7 @@ while True:
 
 def test_kill_9_while_writing_leaves_no_half_segment_and_reconcile_matches_the_files(tmp_path: Path):
     root, db_path = tmp_path / "captures", tmp_path / "driftline.db"
-    Database(db_path).close()  # migrated before the writer process starts
+    open_database(db_path).close()  # migrated before the writer process starts
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", WRITE_FOREVER, str(root), str(db_path)], env=env)
     try:
@@ -109,7 +109,7 @@ def test_kill_9_while_writing_leaves_no_half_segment_and_reconcile_matches_the_f
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    db = Database(db_path)
+    db = open_database(db_path)
     try:
         index = CaptureIndex(db)
         index.reconcile(root)

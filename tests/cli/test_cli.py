@@ -48,13 +48,13 @@ def test_version_flag():
 
 def test_keys_create_writes_an_audit_record(tmp_path: Path):
     from driftline.store.audit import AuditLog
-    from driftline.store.db import Database
+    from driftline.store.db import open_database
 
     db_path = tmp_path / "driftline.db"
     out = run("keys", "create", "ci", "--role", "predictor", "--database", str(db_path), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("dl_")
-    db = Database(db_path)
+    db = open_database(db_path)
     try:
         events = AuditLog(db).events(action="key_created")
     finally:

@@ -20,7 +20,7 @@ from tests.helpers import assert_one_line_refusal, build_evaluation_repository
 
 from driftline.repository.demo import iris_like_data
 from driftline.store.audit import AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.evaluations import EvaluationStore
 
@@ -62,7 +62,7 @@ def onnx_outputs(models: Path, name: str, version: int, frame: pl.DataFrame) -> 
 
 
 def stored(tmp_path: Path, name: str, version: int):
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     try:
         store = EvaluationStore(db)
         return store.latest(name, version), store.reference(name, version), AuditLog(db).events(action="evaluate")
@@ -165,7 +165,7 @@ def test_a_regressor_report_equals_sklearn(tmp_path, models, data):
 
 
 def test_an_alias_resolves_from_the_store_and_the_table_is_for_a_person(tmp_path, models, data):
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     DeploymentStore(db).move_alias("iris", "champion", 2, None)
     db.close()
     data.write_parquet(tmp_path / "labeled.parquet")
@@ -220,7 +220,7 @@ def test_each_user_error_is_one_line_exit_2_and_stores_nothing(tmp_path, models,
     _write(tmp_path, data)
     assert_one_line_refusal(evaluate(tmp_path, *args), *words)
     if (tmp_path / "driftline.db").exists():
-        db = Database(tmp_path / "driftline.db")
+        db = open_database(tmp_path / "driftline.db")
         try:
             assert db.query("SELECT count(*) FROM evaluations")[0][0] == 0
         finally:

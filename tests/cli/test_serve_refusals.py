@@ -104,9 +104,9 @@ def test_a_registry_scheme_whose_package_is_missing_is_refused(tmp_path: Path):
 
 def _valid_store(path: Path) -> bytes:
     from driftline.store.audit import AuditLog
-    from driftline.store.db import Database
+    from driftline.store.db import open_database
 
-    db = Database(path)
+    db = open_database(path)
     audit = AuditLog(db)
     for i in range(2000):  # enough rows for a multi-page table and index
         audit.record("load", f"model-{i % 7}", reason="x" * 80)

@@ -11,14 +11,14 @@ import pytest
 from driftline.dashboard.audit import PAGE_SIZE, parse_filter, render_audit
 from driftline.errors import BadRequest
 from driftline.store.audit import AuditAction, AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 
 ROW_ID = re.compile(r"<tr><td class='num'>(\d+)</td>")
 
 
 @pytest.fixture
-def log(tmp_path):
-    db = Database(tmp_path / "d.db")
+def log(tmp_path, store_at):
+    db = open_database(store_at("d.db"))
     audit = AuditLog(db)
     for i in range(120):
         action = AuditAction.LOAD if i % 3 else AuditAction.KEY_CREATED

@@ -10,7 +10,7 @@ import pytest
 
 from driftline.dashboard.session import SESSION_TTL_S, Session, SessionInvalid, holder, issue, key_id, verify
 from driftline.security.keys import hash_key
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.secrets import SECRET_BYTES, secret
 
 SECRET = b"s" * 32
@@ -73,9 +73,9 @@ def test_the_session_holds_only_while_its_key_is_in_the_ring_with_the_same_role(
     assert not holder(SECRET, session, [("ops", "operator", hash_key("a new key of the same name"))])
 
 
-def test_the_secret_is_made_once_and_shared_by_every_connection(tmp_path):
-    path = tmp_path / "d.db"
-    first, second = Database(path), Database(path)
+def test_the_secret_is_made_once_and_shared_by_every_connection(tmp_path, store_at):
+    path = store_at("d.db")
+    first, second = open_database(path), open_database(path)
     try:
         value = secret(first, "dashboard_session")
         assert len(value) == SECRET_BYTES
@@ -84,7 +84,7 @@ def test_the_secret_is_made_once_and_shared_by_every_connection(tmp_path):
     finally:
         first.close()
         second.close()
-    reopened = Database(path)
+    reopened = open_database(path)
     try:
         assert secret(reopened, "dashboard_session") == value  # across restarts too
     finally:

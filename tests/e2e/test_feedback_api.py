@@ -22,7 +22,7 @@ from tests.helpers import (
     write_server_config,
 )
 
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.feedback import FeedbackStore
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def server(tmp_path_factory, iris_weights):
 
 @pytest.fixture(scope="module")
 def store(server):
-    db = Database(server.workdir / "driftline.db")
+    db = open_database(server.workdir / "driftline.db")
     yield FeedbackStore(db)
     db.close()
 

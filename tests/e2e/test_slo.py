@@ -17,7 +17,7 @@ from driftline.config import ServerSettings
 from driftline.ops.history import version_minutes, worker_minutes
 from driftline.ops.slo import slo_statuses
 from driftline.repository import Repository
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import minute_of
 
 pytestmark = pytest.mark.e2e
@@ -123,7 +123,7 @@ def test_burn_rate_gauges_match_the_status(counted) -> None:
 
 def test_history_has_the_version_minutes(counted) -> None:
     workdir, _, _, started = counted
-    db = Database(workdir / "driftline.db")
+    db = open_database(workdir / "driftline.db")
     try:
         minutes = version_minutes(db, started, minute_of(time.time()) + 1, "iris")
     finally:
@@ -154,7 +154,7 @@ def test_history_sums_worker_processes(tmp_path, iris_weights) -> None:
                 )
     finally:
         server.stop()  # each worker saves what it counted last
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     try:
         status = slo_statuses(db, ServerSettings(repository=str(root)), Repository(root))
         workers = {w.worker for w in worker_minutes(db, started, minute_of(time.time()) + 1)}

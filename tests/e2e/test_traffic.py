@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_KEY, build_test_repository, write_server_config
 
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import TrafficStore
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def _since() -> datetime:
 
 def _totals(workdir, since: datetime, routed: bool | None = True) -> dict[int, tuple[int, int, int]]:
     """(requests, errors, latencies) per version, as the server stored them."""
-    db = Database(workdir / "driftline.db")
+    db = open_database(workdir / "driftline.db")
     try:
         totals = TrafficStore(db).totals("iris", since, routed=routed)
     finally:
@@ -90,7 +90,7 @@ def test_worker_processes_each_add_their_counts(tmp_path, iris_weights):
     finally:
         server.stop()
     assert _totals(tmp_path, since) == {2: (40, 0, 40)}
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     try:
         processes = db.query("SELECT COUNT(DISTINCT process) FROM traffic")[0][0]
     finally:

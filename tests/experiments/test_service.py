@@ -33,7 +33,7 @@ from driftline.serving.routing import Canary, RoutingPolicy, Shadow, Split
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.experiments import ExperimentStore
 from driftline.store.feedback import FeedbackStore
@@ -104,7 +104,7 @@ class Controlled:
 
 class Running:
     def __init__(self, root: Path, tmp: Path, send=None) -> None:
-        self.db = Database(tmp / "driftline.db")
+        self.db = open_database(tmp / "driftline.db")
         self.audit = AuditLog(self.db)
         self.table = ModelTable(Repository(root), asyncio.get_running_loop(), self.audit)
         self.lifecycle = Lifecycle(

@@ -12,7 +12,7 @@ from tests.feedback.test_join import CLASSES, captured, truth
 from driftline.errors import BadRequest
 from driftline.feedback import join, quality_of
 from driftline.quality.cbpe import estimate, fit_cbpe
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.feedback import Feedback, FeedbackStore
 
 WINDOW = timedelta(minutes=2)
@@ -20,7 +20,7 @@ WINDOW = timedelta(minutes=2)
 
 @pytest.fixture
 def store(tmp_path: Path):
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     yield FeedbackStore(db)
     db.close()
 

@@ -11,7 +11,7 @@ from sklearn import metrics
 
 from driftline.errors import BadRequest
 from driftline.feedback import join, quality_of
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.feedback import Feedback, FeedbackStore
 
 TOL = 1e-12
@@ -60,8 +60,8 @@ def truth(frame: pl.DataFrame, seed=1):
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    db = Database(tmp_path / "driftline.db")
+def store(tmp_path: Path, store_at):
+    db = open_database(store_at("driftline.db"))
     yield FeedbackStore(db)
     db.close()
 
@@ -99,7 +99,7 @@ def test_an_id_label_wins_over_the_entity_label_and_labels_every_captured_copy(s
     assert joined.unmatched == 0
 
 
-def test_labels_before_and_after_the_capture_in_shuffled_order_give_the_same_join(tmp_path: Path):
+def test_labels_before_and_after_the_capture_in_shuffled_order_give_the_same_join(tmp_path: Path, store_at):
     frame = captured(400)
     cls, _ = truth(frame)
     rng = np.random.default_rng(7)
@@ -107,12 +107,12 @@ def test_labels_before_and_after_the_capture_in_shuffled_order_give_the_same_joi
     labels = [Feedback(target=str(cls[r]), request_id=r, row=0) for r in chosen]
     labels.append(Feedback(target="1", request_id="late", row=0))
 
-    in_order = FeedbackStore(Database(tmp_path / "a.db"))
+    in_order = FeedbackStore(open_database(store_at("a.db")))
     in_order.put("iris", labels)
     reference = join(frame, in_order.labels("iris"))
 
     shuffled = [labels[i] for i in rng.permutation(len(labels))]
-    split = FeedbackStore(Database(tmp_path / "b.db"))
+    split = FeedbackStore(open_database(store_at("b.db")))
     split.put("iris", shuffled[:120])  # labels that arrive before their rows are captured ...
     before = join(frame.head(0), split.labels("iris"))
     assert (before.captured, before.labeled, before.unmatched) == (0, 0, 120)

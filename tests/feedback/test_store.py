@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from driftline.store.db import MIGRATIONS, Database
+from driftline.store.db import open_database
 from driftline.store.feedback import Feedback, FeedbackStore
+from driftline.store.migrations import MIGRATIONS
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    db = Database(tmp_path / "driftline.db")
+def store(tmp_path: Path, store_at):
+    db = open_database(store_at("driftline.db"))
     yield FeedbackStore(db)
     db.close()
 
@@ -80,12 +81,12 @@ def test_erase_entity_removes_its_labels_in_every_model_and_of_its_requests(stor
     assert store.erase_entity("cust-1") == 0
 
 
-def test_the_migration_is_the_last_and_survives_reopen(tmp_path: Path):
-    path = tmp_path / "driftline.db"
-    db = Database(path)
+def test_the_migration_is_the_last_and_survives_reopen(tmp_path: Path, store_at):
+    path = store_at("driftline.db")
+    db = open_database(path)
     FeedbackStore(db).put("iris", [Feedback(target="1", request_id="a", row=0)])
     db.close()
-    db = Database(path)
-    assert db.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    db = open_database(path)
+    assert db.schema_version() == len(MIGRATIONS)
     assert len(FeedbackStore(db).labels("iris")) == 1
     db.close()

@@ -16,7 +16,7 @@ from driftline.jobs.checkpoint import JobDir
 from driftline.jobs.roots import Roots, opened, pinned_dir
 from driftline.jobs.runner import JobRunner, confine
 from driftline.jobs.store import JobStore
-from driftline.store.db import Database
+from driftline.store.db import open_database
 
 
 def write_input(path: Path, rows: int = 300) -> None:
@@ -108,7 +108,7 @@ def test_runner_rechecks_on_resume_and_forgets_cancel_events(repo, area, tmp_pat
     root, outside = area
     write_input(root / "in.parquet")
     (root / "link.parquet").symlink_to(root / "in.parquet")
-    db = Database(tmp_path / "jobs.db")
+    db = open_database(tmp_path / "jobs.db")
     store = JobStore(db)
     roots = Roots([root])
     # A job recorded as running when the server stopped, whose input link now leads out of the roots.

@@ -10,14 +10,14 @@ import polars as pl
 import pytest
 
 from driftline.cli.main import main
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 
 
 @pytest.fixture
 def store_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "driftline.db"
-    db = Database(path)
+    db = open_database(path)
     DeploymentStore(db).move_alias("iris", "champion", 1, None)
     DeploymentStore(db).move_alias("iris", "staging", 2, 1)
     db.close()

@@ -28,7 +28,7 @@ from driftline.feedback.report import quality_of
 from driftline.jobs import JobCancelled, JobSpec, run_local
 from driftline.jobs.capture import CaptureTarget
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.feedback import FeedbackStore
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -60,7 +60,7 @@ def _env(site) -> dict[str, str]:
 
 
 def _captured(site) -> pl.DataFrame:
-    db = Database(site / "driftline.db")
+    db = open_database(site / "driftline.db")
     try:
         return CaptureReader(site / "captures", CaptureIndex(db)).frame("iris")
     finally:
@@ -149,7 +149,7 @@ def test_captured_rows_are_the_scored_rows_a_server_lists_them_and_feedback_join
         server.stop()
 
     captured = _captured(site)
-    db = Database(site / "driftline.db")
+    db = open_database(site / "driftline.db")
     try:
         labels = FeedbackStore(db).labels("iris")
     finally:
@@ -237,7 +237,7 @@ def test_a_sample_rate_keeps_its_share_and_only_sampled_rows_carry_a_key(site, c
 
 
 def test_a_cancelled_job_resumed_captures_each_row_once(site):
-    db = Database(site / "driftline.db")
+    db = open_database(site / "driftline.db")
     target = CaptureTarget(CaptureSettings(directory=str(site / "captures")), CaptureIndex(db))
     spec = JobSpec(
         model="iris",

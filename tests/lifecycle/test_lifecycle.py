@@ -27,7 +27,7 @@ from driftline.serving.dataplane import DataPlane
 from driftline.serving.routing import RoutingPolicy, Shadow, Split
 from driftline.serving.table import ModelTable
 from driftline.store.audit import AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.proposals import ProposalStore
 from driftline.store.shadow_stats import ShadowStatsStore
@@ -52,7 +52,7 @@ class Running:
     """A table + lifecycle over one SQLite file, as the server's lifespan builds them."""
 
     def __init__(self, root: Path, db_path: Path) -> None:
-        self.db = Database(db_path)
+        self.db = open_database(db_path)
         self.audit = AuditLog(self.db)
         self.table = ModelTable(Repository(root), asyncio.get_running_loop(), self.audit)
         self.lifecycle = Lifecycle(

@@ -11,13 +11,13 @@ import pytest
 
 from driftline.ops.history import bucket_quantile, version_minutes, worker_minutes
 from driftline.serving.traffic import Traffic, VersionSample
-from driftline.store.db import Database
+from driftline.store.db import Database, open_database
 from driftline.store.traffic import LATENCY_BOUNDS, RETENTION, TrafficRow, TrafficStore, minute_of
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    db = Database(tmp_path / "h.db")
+def db(tmp_path: Path, store_at):
+    db = open_database(store_at("h.db"))
     yield db
     db.close()
 

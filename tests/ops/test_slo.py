@@ -13,7 +13,7 @@ from driftline.config import ServerSettings, SloSettings, load_settings
 from driftline.errors import ConfigError
 from driftline.ops.slo import ALERTS, burn_rate, definitions, slo_statuses
 from driftline.repository import Repository
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import VERSION_ROW, TrafficRow, TrafficStore, minute_of
 
 NOW = datetime.now(UTC)
@@ -76,8 +76,8 @@ def _row(minute: int, requests: int, statuses: dict[int, int] | None = None, slo
     return TrafficRow(model, 1, 0, M - minute, requests, errors, {}, statuses, slow)
 
 
-def test_burn_rates_sli_budget_and_alerts_from_history(repo: Path, tmp_path: Path) -> None:
-    db = Database(tmp_path / "slo.db")
+def test_burn_rates_sli_budget_and_alerts_from_history(repo: Path, tmp_path: Path, store_at) -> None:
+    db = open_database(store_at("slo.db"))
     store = TrafficStore(db)
     store.add(
         "a",
@@ -116,8 +116,8 @@ def test_burn_rates_sli_budget_and_alerts_from_history(repo: Path, tmp_path: Pat
     db.close()
 
 
-def test_no_traffic_is_none(repo: Path, tmp_path: Path) -> None:
-    db = Database(tmp_path / "empty.db")
+def test_no_traffic_is_none(repo: Path, tmp_path: Path, store_at) -> None:
+    db = open_database(store_at("empty.db"))
     for s in slo_statuses(db, _settings(repo), Repository(repo), NOW):
         assert s.sli is None
         assert s.budget_left is None

@@ -32,7 +32,7 @@ from driftline.repository.lineage import (
 from driftline.repository.placement import Placement
 from driftline.serving.table import ModelTable
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import open_database
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 RECORD = {
@@ -152,7 +152,7 @@ def test_segments_carry_their_versions_lineage_and_a_parquet_export_keeps_it(tmp
     repo = build_test_repository(tmp_path / "models", iris_weights)
     source = Repository(repo).model("iris")
     root = tmp_path / "captures"
-    db = Database(tmp_path / "driftline.db")
+    db = open_database(tmp_path / "driftline.db")
     try:
         index = CaptureIndex(db)
         service = CaptureService(root, index, CaptureSettings(enabled=True))

@@ -24,7 +24,7 @@ from driftline.serving.routing import Canary, RoutingPolicy
 from driftline.serving.table import ModelTable
 from driftline.serving.traffic import Traffic
 from driftline.store.audit import AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.shadow_stats import ShadowStatsStore
 from driftline.store.traffic import LATENCY_BOUNDS, TrafficStore
@@ -41,7 +41,7 @@ class Serving:
     """A table, lifecycle and data plane that counts traffic, over one SQLite file."""
 
     def __init__(self, root: Path, db_path: Path) -> None:
-        self.db = Database(db_path)
+        self.db = open_database(db_path)
         audit = AuditLog(self.db)
         self.table = ModelTable(Repository(root), asyncio.get_running_loop(), audit)
         self.lifecycle = Lifecycle(self.table, DeploymentStore(self.db), ShadowStatsStore(self.db), audit, "champion")
@@ -113,12 +113,12 @@ async def test_failures_count_as_errors_without_latency_and_bad_parameters_not_a
     assert (totals.requests, totals.errors, sum(totals.latency_counts)) == (4, 3, 1)
 
 
-async def test_the_latency_bucket_of_a_known_latency(tmp_path: Path):
-    db = Database(tmp_path / "t.db")
+async def test_the_latency_bucket_of_a_known_latency(tmp_path: Path, store_at):
+    db = open_database(store_at("t.db"))
     traffic = Traffic(TrafficStore(db))
     since = _since()
     for latency in (0.001, 0.001, 1e-6, 120.0):
-        traffic.record("m", 1, True, latency)
+        traffic.record("m", 1, 1, latency)
     counts = traffic.totals("m", since)[1].latency_counts
     ms = bisect_left(LATENCY_BOUNDS, 0.001)
     assert LATENCY_BOUNDS[ms - 1] < 0.001 <= LATENCY_BOUNDS[ms]
@@ -148,14 +148,14 @@ async def test_two_processes_and_a_restart_sum(repo: Path, tmp_path: Path):
         await second.stop()
 
 
-async def test_a_failed_save_is_retried_and_nothing_is_counted_twice(tmp_path: Path):
-    db = Database(tmp_path / "t.db")
+async def test_a_failed_save_is_retried_and_nothing_is_counted_twice(tmp_path: Path, store_at):
+    db = open_database(store_at("t.db"))
     traffic = Traffic(TrafficStore(db))
     since = _since()
-    traffic.record("m", 1, True, 0.01)
+    traffic.record("m", 1, 1, 0.01)
     traffic.flush()
-    traffic.record("m", 1, True, None)
-    closed = Database(tmp_path / "other.db")
+    traffic.record("m", 1, 1, None)
+    closed = open_database(store_at("other.db"))
     closed.close()
     traffic.store = TrafficStore(closed)
     with pytest.raises(Exception, match="closed"):
@@ -168,8 +168,8 @@ async def test_a_failed_save_is_retried_and_nothing_is_counted_twice(tmp_path: P
     db.close()
 
 
-async def test_flushes_on_another_thread_lose_nothing(tmp_path: Path):
-    db = Database(tmp_path / "t.db")
+async def test_flushes_on_another_thread_lose_nothing(tmp_path: Path, store_at):
+    db = open_database(store_at("t.db"))
     traffic = Traffic(TrafficStore(db))
     since = _since()
     done = threading.Event()
@@ -184,7 +184,7 @@ async def test_flushes_on_another_thread_lose_nothing(tmp_path: Path):
     flusher.start()
     try:
         for i in range(20_000):
-            traffic.record("m", 1 + i % 2, True, None if i % 7 == 0 else 0.002)
+            traffic.record("m", 1 + i % 2, 1, None if i % 7 == 0 else 0.002)
             if i % 500 == 0:
                 await asyncio.sleep(0)
     finally:

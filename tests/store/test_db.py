@@ -1,4 +1,5 @@
-"""The store opened by several processes at once: one migrates, the others wait and find the schema done."""
+"""The store opened by several processes at once: one migrates, the others wait and find the schema done (both
+stores); SQLite's own failure modes."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from driftline.store.db import MIGRATIONS, Database
+from driftline.store.db import open_database
+from driftline.store.migrations import MIGRATIONS
 
 # Each process imports first, then waits for a shared start instant, so the opens really overlap.
 OPEN = (
-    "import sys, time; from driftline.store.db import Database; "
-    "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); Database(sys.argv[1]).close()"
+    "import sys, time; from driftline.store.db import open_database; "
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); open_database(sys.argv[1]).close()"
 )
 
 
-def test_worker_processes_open_a_fresh_store_at_once(tmp_path: Path):
+def test_worker_processes_open_a_fresh_store_at_once(store_at):
     for attempt in range(3):
-        path = tmp_path / f"fresh-{attempt}.db"
+        path = store_at(f"fresh-{attempt}.db")
         start = str(time.time() + 2.0)
         procs = [
             subprocess.Popen([sys.executable, "-c", OPEN, str(path), start], stderr=subprocess.PIPE, text=True)
@@ -27,6 +29,6 @@ def test_worker_processes_open_a_fresh_store_at_once(tmp_path: Path):
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
-        db = Database(path)
-        assert db.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+        db = open_database(path)
+        assert db.schema_version() == len(MIGRATIONS)
         db.close()

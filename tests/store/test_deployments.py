@@ -3,12 +3,12 @@ and the registry aliases acted on; all of it survives reopening the file."""
 
 from pathlib import Path
 
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
 
 
-def test_aliases_remember_where_they_pointed_before(tmp_path: Path):
-    db = Database(tmp_path / "d.db")
+def test_aliases_remember_where_they_pointed_before(tmp_path: Path, store_at):
+    db = open_database(store_at("d.db"))
     store = DeploymentStore(db)
     assert store.seed_alias("iris", "champion", 1)
     assert not store.seed_alias("iris", "champion", 2)  # the store wins after the first start
@@ -22,21 +22,21 @@ def test_aliases_remember_where_they_pointed_before(tmp_path: Path):
     db.close()
 
 
-def test_routing_is_kept_as_the_text_given_and_none_removes_it(tmp_path: Path):
-    path = tmp_path / "d.db"
-    db = Database(path)
+def test_routing_is_kept_as_the_text_given_and_none_removes_it(tmp_path: Path, store_at):
+    path = store_at("d.db")
+    db = open_database(path)
     text = '{"shadow":{"target":"challenger","percent":10.0}}'
     DeploymentStore(db).set_routing("iris", text)
     DeploymentStore(db).set_routing("mlp", '{"canary":{"target":"2","percent":5.0}}')
     DeploymentStore(db).set_routing("mlp", None)
     db.close()
-    db = Database(path)
+    db = open_database(path)
     assert DeploymentStore(db).routing() == {"iris": text}
     db.close()
 
 
-def test_pins_and_registry_aliases(tmp_path: Path):
-    db = Database(tmp_path / "d.db")
+def test_pins_and_registry_aliases(tmp_path: Path, store_at):
+    db = open_database(store_at("d.db"))
     store = DeploymentStore(db)
     store.pin("iris", 3)
     store.pin("iris", 3)  # pinning twice is one pin

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from driftline.store.audit import AuditAction, AuditLog
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.evaluations import REFERENCE_MAX_ROWS, EvaluationStore, NewEvaluation
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "driftline.db")
+def db(tmp_path, store_at):
+    database = open_database(store_at("driftline.db"))
     yield database
     database.close()
 

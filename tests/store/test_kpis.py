@@ -10,15 +10,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.kpis import FRAME_SCHEMA, KpiEvent, KpiStore
 
 AT_US = 1_780_000_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    db = Database(tmp_path / "driftline.db")
+def store(tmp_path: Path, store_at):
+    db = open_database(store_at("driftline.db"))
     yield KpiStore(db)
     db.close()
 

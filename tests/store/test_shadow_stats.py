@@ -6,12 +6,12 @@ from pathlib import Path
 import msgspec
 
 from driftline.serving.shadow import ShadowComparisons
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.shadow_stats import ShadowPair, ShadowStatsStore
 
 
-def test_totals_sum_processes_and_a_repeated_save_counts_once(tmp_path: Path):
-    db = Database(tmp_path / "s.db")
+def test_totals_sum_processes_and_a_repeated_save_counts_once(tmp_path: Path, store_at):
+    db = open_database(store_at("s.db"))
     store = ShadowStatsStore(db)
     a = ShadowPair("iris", 2, 1, requests=3, compared_rows=6, agreeing_rows=5, last_error="boom")
     b = ShadowPair("iris", 2, 1, requests=4, compared_rows=8, agreeing_rows=8)

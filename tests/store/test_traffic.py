@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.traffic import LATENCY_BOUNDS, RETENTION, TrafficRow, TrafficStore
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -24,8 +24,8 @@ def _row(version: int, minute: int, requests: int, errors: int = 0, *, routed: b
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    db = Database(tmp_path / "t.db")
+def store(tmp_path: Path, store_at):
+    db = open_database(store_at("t.db"))
     yield TrafficStore(db)
     db.close()
 
@@ -90,7 +90,7 @@ def test_series_in_steps_from_since(store):
 def test_rows_past_retention_are_deleted_at_save(store):
     now = int(time.time()) // 60
     old = now - math.ceil(RETENTION.total_seconds() / 60) - 1
-    store.add("a", [TrafficRow("iris", 1, True, old, 7, 0, {}), TrafficRow("iris", 1, True, now, 1, 0, {})])
+    store.add("a", [TrafficRow("iris", 1, 1, old, 7, 0, {}), TrafficRow("iris", 1, 1, now, 1, 0, {})])
     left = store.db.query("SELECT minute, requests FROM traffic")
     assert [(r["minute"], r["requests"]) for r in left] == [(now, 1)]
 

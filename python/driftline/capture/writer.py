@@ -12,7 +12,6 @@ kept for status and metrics) and every later row is dropped and counted: serving
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from driftline.capture.rows import day_of, entry_of, table_of
 from driftline.capture.segments import LINEAGE_KEY, write_segment
 from driftline.repository.names import MODEL_NAME
 from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
+from driftline.store.db import STORE_ERRORS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -247,7 +247,7 @@ class CaptureWriter:
                     if everything or b.rows >= self._segment_rows or now - b.since >= self._segment_seconds
                 ]:
                     self._write(key, buffers.pop(key))
-            except (OSError, sqlite3.Error, pa.ArrowException) as exc:
+            except (OSError, *STORE_ERRORS, pa.ArrowException) as exc:
                 self._fail(exc, buffers)
                 return
             except Exception as exc:  # noqa: BLE001 - a writer thread that dies without a word would look alive

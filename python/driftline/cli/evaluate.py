@@ -29,7 +29,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from driftline.errors import BadRequest
     from driftline.jobs import parse_model_ref
     from driftline.jobs.evaluate import evaluate
-    from driftline.store.db import Database
+    from driftline.store.db import open_database
     from driftline.store.evaluations import EvaluationStore
 
     name, ref = parse_model_ref(args.model)
@@ -50,7 +50,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=progress,
         )
-    db = Database(settings.database)
+    db = open_database(settings.database)
     try:
         stored = EvaluationStore(db).add(new, local_actor())
     finally:

@@ -24,11 +24,11 @@ def local_actor() -> str:
 
 def _keys_create(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
-    from driftline.store.db import Database
+    from driftline.store.db import open_database
     from driftline.store.keys import KeyStore
 
     settings = load_settings(args.config, {"database": args.database} if args.database else None)
-    db = Database(settings.database)
+    db = open_database(settings.database)
     try:
         reserved = [k.name for k in settings.auth.keys]
         key = KeyStore(db).create_key(args.name, args.role, reserved, actor=local_actor())

@@ -42,10 +42,10 @@ def check_database(path: str) -> bool:
     Raises:
         ConfigError: the file cannot be opened or written, is no SQLite database, or fails ``PRAGMA integrity_check``.
     """
-    from driftline.store.db import Database
+    from driftline.store.db import open_database
     from driftline.store.keys import KeyStore
 
-    db = Database(path)
+    db = open_database(path)
     try:
         db.check_integrity()
         return any(k.revoked_at is None for k in KeyStore(db).api_keys())

@@ -40,16 +40,16 @@ def resolve_alias(settings: ServerSettings, name: str, ref: str | None) -> str |
     from driftline.errors import ModelNotFound
     from driftline.lifecycle.references import resolve_version
     from driftline.repository import Repository
-    from driftline.store.db import Database
+    from driftline.store.db import is_postgres_url, open_database
     from driftline.store.deployments import DeploymentStore
 
     if ref is not None and is_version(ref):
         return ref
-    if not Path(settings.database).exists():
+    if not is_postgres_url(settings.database) and not Path(settings.database).exists():
         if ref is not None:
             raise ModelNotFound(f"alias {ref!r} of model {name!r}: there is no store at {settings.database}")
         return None
-    db = Database(settings.database)
+    db = open_database(settings.database)
     try:
         aliases = {row.alias: row.version for row in DeploymentStore(db).aliases(name)}
     finally:
@@ -111,10 +111,10 @@ def _local(
     if spec.capture:
         from driftline.jobs.capture import CaptureTarget
         from driftline.store.captures import CaptureIndex
-        from driftline.store.db import Database
+        from driftline.store.db import open_database
 
         # The segments are listed in the server's store, so a server on the same store and directory reads them.
-        db = Database(settings.database)
+        db = open_database(settings.database)
         stack.callback(db.close)
         capture = CaptureTarget(settings.capture, CaptureIndex(db))
     if args.quiet:

@@ -1,18 +1,43 @@
-"""Which worker process talks to the registry source: the one holding an exclusive lock on a file in the cache.
+"""Which process talks to the registry source: the one holding the sync's lock; the others follow.
 
-The lock is ``flock`` on ``<cache>/.sync.lock``: the kernel lets it go when its holder exits, however it exits, so a
-crashed leader never blocks the others; the next process to try takes over.
+On one host (the SQLite store) the lock is ``flock`` on ``<cache>/.sync.lock``: the kernel lets it go when its
+holder exits, however it exits, so a crashed leader never blocks the others; the next process to try takes over.
+With a PostgreSQL store, replicas on several hosts share the database, so the lock is a PostgreSQL advisory lock
+named after the source (:mod:`driftline.store.postgres_lock`), let go by the server when its holder's connection
+ends. Either way a follower tries again before each poll, so a leader's death is taken over within one
+``poll_interval_s``.
 """
 
 from __future__ import annotations
 
 import fcntl
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from driftline.store.db import is_postgres_url
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LeaderLock"]
+__all__ = ["LeaderLock", "SyncLock", "sync_lock"]
+
+
+class SyncLock(Protocol):
+    """What the sync asks of its lock."""
+
+    @property
+    def held(self) -> bool: ...
+    def acquire(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+def sync_lock(database: str, cache_root: Path, source: str) -> SyncLock:
+    """The lock that elects the leader of the sync from ``source``: an advisory lock in a PostgreSQL store (every
+    replica of every host shares it), else a file lock in the cache (every worker of this host)."""
+    if is_postgres_url(database):
+        from driftline.store.postgres_lock import AdvisoryLock  # psycopg only when configured
+
+        return AdvisoryLock(database, f"registry-sync:{source}")
+    return LeaderLock(cache_root)
 
 
 class LeaderLock:

@@ -42,7 +42,7 @@ from driftline.registry.answers import (
     SyncState,
     SyncStatus,
 )
-from driftline.registry.leader import LeaderLock
+from driftline.registry.leader import LeaderLock, SyncLock
 from driftline.repository.placement import Placement
 from driftline.store.audit import AuditAction
 
@@ -70,8 +70,10 @@ class RegistrySync:
         lifecycle: Lifecycle,
         audit: AuditLog,
         settings: RegistrySettings,
+        lock: SyncLock | None = None,
     ) -> None:
-        """Sync ``source`` into ``table``'s repository through ``cache``."""
+        """Sync ``source`` into ``table``'s repository through ``cache``; ``lock`` elects the leader (default: the
+        cache's file lock, for the workers of one host)."""
         self.source = source
         self.cache = cache
         self.table = table
@@ -97,7 +99,7 @@ class RegistrySync:
         # (model, version) deleted at the source but held here (alias, route, pin, last version): audited once.
         self._held: dict[tuple[str, int], str] = {}
         self._seen_folders: dict[str, frozenset[int]] = {}
-        self._lock = LeaderLock(cache.root)
+        self._lock: SyncLock = lock if lock is not None else LeaderLock(cache.root)
         self._wake = asyncio.Event()
         self._running = asyncio.Lock()
 

@@ -57,7 +57,7 @@ from driftline.serving.table import ModelTable
 from driftline.serving.traffic import Traffic
 from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import Database, open_database
 from driftline.store.deployments import DeploymentStore
 from driftline.store.evaluations import EvaluationStore
 from driftline.store.experiments import ExperimentStore
@@ -123,10 +123,13 @@ def _open_sync(
         return None
     # Imported only when configured: the MLflow source pulls in its client.
     from driftline.registry import ArtifactCache, open_source
+    from driftline.registry.leader import sync_lock
     from driftline.registry.sync import RegistrySync
 
     cache = ArtifactCache(Path(settings.registry.cache_dir))
-    return RegistrySync(open_source(settings.registry.source), cache, table, lifecycle, audit, settings.registry)
+    source = open_source(settings.registry.source)
+    lock = sync_lock(settings.database, cache.root, source.url)
+    return RegistrySync(source, cache, table, lifecycle, audit, settings.registry, lock)
 
 
 def _open_capture(settings: ServerSettings, repository: Repository, db: Database) -> CaptureService | None:
@@ -175,7 +178,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
     (demo, refusal, or created for the sync) by ``driftline serve``.
     """
     async with AsyncExitStack() as stack:
-        db = Database(settings.database)
+        db = open_database(settings.database)
         stack.callback(db.close)
         drift = settings.drift
         metrics = CollectorRegistry()

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from driftline.store.db import Database
+    from driftline.store.db import Connection, Database
 
 __all__ = ["AuditAction", "AuditEvent", "AuditLog"]
 
@@ -75,7 +73,7 @@ class AuditLog:
         version_after: str | None = None,
         sha256: str | None = None,
         reason: str | None = None,
-        conn: sqlite3.Connection | None = None,
+        conn: Connection | None = None,
     ) -> int:
         """Append one event; returns its id. ``conn``: inside a `Database.transaction`, so it lands with the change."""
         sql = (
@@ -117,7 +115,7 @@ class AuditLog:
         """The newest events first that match every filter given: ``since``/``until`` are times as the log stores
         them (``YYYY-MM-DDTHH:MM:SS.fffZ``, compared as text: that format sorts by time), ``[since, until)``;
         ``before_id`` pages back (the events older than that one). The dashboard's audit view reads this."""
-        clauses, params = ["1"], list[object]()
+        clauses, params = ["TRUE"], list[object]()
         for column, op, value in (
             ("actor", "=", actor),
             ("action", "=", action),

@@ -41,6 +41,8 @@ QUARANTINE_SUFFIX: Final = ".corrupt"
 _PARTITION: Final = re.compile(r"\Amodel=([^/]+)/version=([0-9]+)/day=([0-9]{4}-[0-9]{2}-[0-9]{2})\Z")
 _TEMP: Final = re.compile(r"\A\.[0-9a-f]{32}\.([0-9]+)\.tmp\Z")
 _COLUMNS: Final = "path, model, version, day, rows, bytes, first_ts, last_ts, sha256"
+# A rewrite (after an erasure) keeps the path: every other column is replaced, as the row is new.
+_UPDATE: Final = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,8 @@ class CaptureIndex:
     def add(self, segment: Segment) -> None:
         """Record a segment, or replace its row (a rewrite after erasure keeps the path)."""
         self._db.execute(
-            f"INSERT OR REPLACE INTO capture_segments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO capture_segments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+            f" ON CONFLICT (path) DO UPDATE SET {_UPDATE}",
             (
                 segment.path,
                 segment.model,

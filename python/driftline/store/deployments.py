@@ -88,7 +88,7 @@ class DeploymentStore:
 
     def pin(self, model: str, version: int) -> None:
         """Keep a version loaded."""
-        self.db.execute("INSERT OR IGNORE INTO pins (model, version) VALUES (?, ?)", (model, version))
+        self.db.execute("INSERT INTO pins (model, version) VALUES (?, ?) ON CONFLICT DO NOTHING", (model, version))
 
     def unpin(self, model: str, version: int) -> None:
         """Stop keeping a version loaded."""

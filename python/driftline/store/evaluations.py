@@ -18,11 +18,9 @@ import polars as pl
 from driftline.store.audit import AuditAction, AuditLog
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from numpy.typing import NDArray
 
-    from driftline.store.db import Database
+    from driftline.store.db import Database, Row
 
 __all__ = ["REFERENCE_MAX_ROWS", "Evaluation", "EvaluationStore", "EvaluationSummary", "NewEvaluation"]
 
@@ -140,7 +138,7 @@ class EvaluationStore:
         frame = pl.read_parquet(io.BytesIO(rows[0]["reference"]))
         return frame["label"].to_numpy().astype(np.int64), frame["score"].to_numpy().astype(np.float64)
 
-    def _latest(self, model: str, version: int, columns: str) -> list[sqlite3.Row]:
+    def _latest(self, model: str, version: int, columns: str) -> list[Row]:
         return self.db.query(
             f"SELECT {columns} FROM evaluations WHERE model = ? AND version = ? ORDER BY id DESC LIMIT 1",  # noqa: S608 - fixed fragments
             (model, version),
@@ -155,12 +153,12 @@ def _text(value: float | None) -> str:
     return "null" if value is None else f"{value:.6g}"
 
 
-def _summary(row: sqlite3.Row) -> EvaluationSummary:
+def _summary(row: Row) -> EvaluationSummary:
     fields = {k: row[k] for k in EvaluationSummary.__struct_fields__}
     return EvaluationSummary(**{**fields, "metrics": msgspec.json.decode(row["metrics"])})
 
 
-def _evaluation(row: sqlite3.Row) -> Evaluation:
+def _evaluation(row: Row) -> Evaluation:
     fields = {k: row[k] for k in Evaluation.__struct_fields__}
     fields["metrics"] = msgspec.json.decode(row["metrics"])
     fields["report"] = msgspec.json.decode(row["report"])

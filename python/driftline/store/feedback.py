@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterable, Sequence
 
-    from driftline.store.db import Database
+    from driftline.store.db import Connection, Database, Row
 
 __all__ = ["Feedback", "FeedbackStore", "PutCounts"]
 
@@ -60,7 +59,7 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _record(r: sqlite3.Row) -> Feedback:
+def _record(r: Row) -> Feedback:
     return Feedback(
         target=r["target"],
         request_id=r["request_id"],
@@ -70,7 +69,7 @@ def _record(r: sqlite3.Row) -> Feedback:
     )
 
 
-def _changes(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> int:
+def _changes(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> int:
     """Rows changed by ``sql`` run once per parameter tuple (sqlite3 gives -1, not 0, for no tuples)."""
     return conn.executemany(sql, rows).rowcount if rows else 0
 
@@ -115,12 +114,13 @@ class FeedbackStore:
             )
             _changes(
                 conn,
-                "INSERT OR IGNORE INTO feedback (target, received_at, model, request_id, row) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO feedback (target, received_at, model, request_id, row) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 requests,
             )
             _changes(
                 conn,
-                "INSERT OR IGNORE INTO feedback (target, received_at, model, entity) VALUES (?, ?, ?, ?)",
+                "INSERT INTO feedback (target, received_at, model, entity) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 entities,
             )
         return PutCounts(stored=len(requests) + len(entities), replaced=replaced)

@@ -18,9 +18,13 @@ SECRET_BYTES: Final = 32
 def secret(db: Database, name: str) -> bytes:
     """The secret called ``name``: made (random) by the first process that asks, read by every later one.
 
-    ``INSERT OR IGNORE`` then a read: two workers asking at once both read the one value that landed first.
+    ``INSERT ... ON CONFLICT DO NOTHING`` then a read: two workers asking at once both read the one value that
+    landed first.
     """
-    db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(SECRET_BYTES)))
+    db.execute(
+        "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (name, secrets.token_bytes(SECRET_BYTES)),
+    )
     rows = db.query("SELECT value FROM secrets WHERE name = ?", (name,))
     value: bytes = rows[0]["value"]
     return value

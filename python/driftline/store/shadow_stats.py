@@ -7,7 +7,7 @@ so it lives here, below both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -26,6 +26,17 @@ _COUNTERS = (
     "shadow_latency_s",
     "shadow_errors",
     "dropped",
+)
+
+
+# Absolute totals per process: a repeated save replaces the row (the counters are not added).
+_UPSERT: Final = (
+    "INSERT INTO shadow_stats (process, model, primary_version, shadow_version, requests,"  # noqa: S608 - fixed column names
+    " compared_rows, agreeing_rows, abs_diff_sum, abs_diff_count, primary_latency_s, shadow_latency_s,"
+    " shadow_errors, dropped, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (process, model, primary_version, shadow_version) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_COUNTERS, "last_error"))
+    + ", updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 )
 
 
@@ -106,9 +117,7 @@ class ShadowStatsStore:
             return
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO shadow_stats (process, model, primary_version, shadow_version, requests,"
-                " compared_rows, agreeing_rows, abs_diff_sum, abs_diff_count, primary_latency_s, shadow_latency_s,"
-                " shadow_errors, dropped, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _UPSERT,
                 [
                     (process, p.model, p.primary, p.shadow, *(getattr(p, c) for c in _COUNTERS), p.last_error)
                     for p in pairs

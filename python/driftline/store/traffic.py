@@ -130,16 +130,16 @@ class TrafficStore:
                     " statuses, slow, row_count, batches, queue_depth_max)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (process, model, version, policy, minute) DO UPDATE"
-                    " SET requests = requests + excluded.requests, errors = errors + excluded.errors,"
-                    " latency = excluded.latency, statuses = excluded.statuses, slow = slow + excluded.slow,"
-                    " row_count = row_count + excluded.row_count, batches = batches + excluded.batches,"
-                    " queue_depth_max = MAX(queue_depth_max, excluded.queue_depth_max)",
+                    " SET requests = traffic.requests + excluded.requests, errors = traffic.errors + excluded.errors,"
+                    " latency = excluded.latency, statuses = excluded.statuses, slow = traffic.slow + excluded.slow,"
+                    " row_count = traffic.row_count + excluded.row_count, batches = traffic.batches + excluded.batches,"
+                    " queue_depth_max = MAX(traffic.queue_depth_max, excluded.queue_depth_max)",
                     (*key, r.requests, r.errors, latency, statuses, r.slow, r.rows, r.batches, r.queue_depth_max),
                 )
             if usage is not None:
                 conn.execute(
                     "INSERT INTO process_minutes (process, minute, cpu_s, rss_bytes) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (process, minute) DO UPDATE SET cpu_s = cpu_s + excluded.cpu_s,"
+                    " ON CONFLICT (process, minute) DO UPDATE SET cpu_s = process_minutes.cpu_s + excluded.cpu_s,"
                     " rss_bytes = excluded.rss_bytes",
                     (process, *usage),
                 )
@@ -206,14 +206,18 @@ class TrafficStore:
         else:
             where += " AND policy > 0" if routed else " AND policy = 0"
         # Steps count from `since` itself, so a step's start is since + k * step.
-        step = "0" if step_minutes is None else f"(minute * 60 - {since.timestamp()!r}) / {step_minutes * 60}"
+        step = (
+            "0"
+            if step_minutes is None
+            else self.db.integer_part(f"(minute * 60 - {since.timestamp()!r}) / {step_minutes * 60}")
+        )
         counts = self.db.query(
-            f"SELECT CAST({step} AS INTEGER) AS step, version, SUM(requests) AS requests, SUM(errors) AS errors"  # noqa: S608
+            f"SELECT {step} AS step, version, SUM(requests) AS requests, SUM(errors) AS errors"  # noqa: S608
             f" FROM traffic WHERE {where} GROUP BY step, version",
             tuple(params),
         )
         buckets = self.db.query(
-            f"SELECT CAST({step} AS INTEGER) AS step, version, CAST(j.key AS INTEGER) AS bucket,"  # noqa: S608
+            f"SELECT {step} AS step, version, CAST(j.key AS INTEGER) AS bucket,"  # noqa: S608
             f" SUM(j.value) AS n FROM traffic, json_each(traffic.latency) AS j WHERE {where}"
             " GROUP BY step, version, bucket",
             tuple(params),

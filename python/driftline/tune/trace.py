@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from driftline.capture.reader import CaptureReader
 from driftline.errors import ConfigError
 from driftline.store.captures import CaptureIndex
-from driftline.store.db import Database
+from driftline.store.db import open_database
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -44,7 +44,7 @@ def load_trace(settings: ServerSettings, model: str, version: int | None, limit:
     Raises:
         ConfigError: no captured requests.
     """
-    db = Database(settings.database)
+    db = open_database(settings.database)
     try:
         reader = CaptureReader(Path(settings.capture.directory), CaptureIndex(db))
         segments = reader.segments(model, version)
