@@ -1,4 +1,9 @@
-"""Runs HTTP-submitted jobs one at a time on a background thread; unfinished jobs resume after a restart."""
+"""Runs HTTP-submitted jobs one at a time on a background thread; unfinished jobs resume after a restart.
+
+With several processes on one store each job runs in one of them: a process claims a job before running it and
+renews its lease while it runs (:mod:`driftline.jobs.store`); every ``lease_s`` each process adopts the orphans
+(queued jobs, and running ones whose owner's lease ran out), so a job outlives the replica that started it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +30,8 @@ __all__ = ["JobRunner", "confine"]
 
 _log = logging.getLogger("driftline.jobs")
 _PROGRESS_EVERY_S = 0.5
+#: How long a claim lasts unless renewed; renewed every sixth of it (a dead owner's job waits at most this long).
+LEASE_S = 30.0
 
 
 def confine(spec: JobSpec, roots: Roots) -> None:
@@ -45,10 +53,17 @@ def confine(spec: JobSpec, roots: Roots) -> None:
 class JobRunner:
     """A FIFO of jobs and the one thread that runs them (so bulk scoring never starves the serving path)."""
 
-    def __init__(self, store: JobStore, roots: Roots, capture: CaptureTarget | None = None) -> None:
+    def __init__(
+        self, store: JobStore, roots: Roots, capture: CaptureTarget | None = None, lease_s: float = LEASE_S
+    ) -> None:
         """Use the store for state and progress; jobs read and write only below ``roots``; a job with
         ``capture = true`` captures its rows to ``capture`` under the job's id."""
         self._store = store
+        self.owner = uuid.uuid4().hex
+        self._lease_s = lease_s
+        self._running: str | None = None  # the job this process runs now
+        self._halt = threading.Event()
+        self._keeper = threading.Thread(target=self._keep_leases, name="driftline-job-leases", daemon=True)
         self.roots = roots
         self._capture = capture
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -59,19 +74,47 @@ class JobRunner:
         self._stopping = False
 
     def start(self) -> None:
-        """Start the worker and requeue what a previous run left unfinished."""
-        for record in self._store.unfinished():
-            # The roots (or a symlink below them) may have changed while the server was down: check again.
+        """Start the worker and queue the orphans: what a previous run (or a dead replica) left unfinished."""
+        self._adopt()
+        self._thread.start()
+        self._keeper.start()
+
+    def _adopt(self) -> None:
+        """Queue every orphan this process does not hold yet (claimed only when its turn comes)."""
+        for job_id in self._store.orphans():
+            with self._cancel_lock:
+                if job_id in self._cancel:
+                    continue
+            record = self._store.get(job_id)
+            if record is None:
+                continue
+            # The roots (or a symlink below them) may have changed while the job waited: check again.
             try:
                 confine(record.spec, self.roots)
             except DriftlineError as exc:
                 _log.warning("job %s cannot resume: %s", record.id, exc)
                 self._store.update(record.id, state="failed", error=str(exc))
                 continue
-            _log.info("job %s was %s when the server stopped: resuming it", record.id, record.state)
-            self._store.update(record.id, state="queued")
+            if record.state == "running":
+                _log.info("job %s was left running by a process that stopped: resuming it", record.id)
             self._enqueue(record.id)
-        self._thread.start()
+
+    def _keep_leases(self) -> None:
+        """Renew the running job's lease (and stop it when a cancel was asked anywhere); adopt orphans."""
+        adopted = time.monotonic()
+        while not self._halt.wait(self._lease_s / 6):
+            try:
+                job_id = self._running
+                if job_id is not None and self._store.renew(job_id, self.owner, self._lease_s):
+                    with self._cancel_lock:
+                        event = self._cancel.get(job_id)
+                    if event is not None:
+                        event.set()
+                if time.monotonic() - adopted >= self._lease_s:
+                    adopted = time.monotonic()
+                    self._adopt()
+            except Exception:  # noqa: BLE001 - a store that is down now must not end the renewals
+                _log.exception("job leases: renewal failed")
 
     def submit(self, spec: JobSpec) -> str:
         """Record and queue a job; returns its id."""
@@ -81,11 +124,8 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> bool:
         """Ask a queued or running job to stop; False if it is unknown or already finished."""
-        record = self._store.get(job_id)
-        if record is None or record.state not in ("queued", "running"):
+        if not self._store.request_cancel(job_id):
             return False
-        if record.state == "queued":
-            self._store.update(job_id, state="cancelled")
         with self._cancel_lock:
             event = self._cancel.get(job_id)
         if event is not None:  # None: the job ended meanwhile, nothing left to stop
@@ -100,6 +140,7 @@ class JobRunner:
     def stop(self, timeout: float = 30) -> None:
         """Stop after the current part of the running job; the job stays 'running' and resumes on restart."""
         self._stopping = True
+        self._halt.set()
         with self._cancel_lock:
             events = list(self._cancel.values())
         for event in events:
@@ -119,14 +160,15 @@ class JobRunner:
                 record = self._store.get(job_id)
                 with self._cancel_lock:
                     cancel = self._cancel[job_id]
-                if record is not None and record.state == "queued":
+                if record is not None and not self._stopping and self._store.claim(job_id, self.owner, self._lease_s):
+                    self._running = job_id
                     self._run(job_id, record.spec, cancel)
             finally:
+                self._running = None
                 with self._cancel_lock:
                     self._cancel.pop(job_id, None)
 
     def _run(self, job_id: str, spec: JobSpec, cancel: threading.Event) -> None:
-        self._store.update(job_id, state="running")
         started = time.perf_counter()
         last = 0.0
 
@@ -150,9 +192,12 @@ class JobRunner:
                 job_id=job_id,
             )
         except JobCancelled:
-            # A server shutdown also sets the event: then the job stays 'running' and the next start resumes it.
-            if not self._stopping:
-                self._store.update(job_id, state="cancelled")
+            # A server shutdown also sets the event: then the job stays 'running', its lease let go, and the next
+            # start (or another replica) resumes it. Otherwise a cancel was asked, or the job is no longer ours.
+            if self._stopping:
+                self._store.release(job_id, self.owner)
+            else:
+                self._store.finish_cancelled(job_id, self.owner)
         except DriftlineError as exc:
             self._store.update(job_id, state="failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a job failure must never kill the runner thread

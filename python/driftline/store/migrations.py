@@ -258,4 +258,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX drift_windows_version ON drift_windows(model, version);
     """,
+    # Migration 13: a job is run by the one process that claimed it (``owner``) while its lease lasts
+    # (``lease_us``, µs UTC, renewed as it runs); a cancel asked of any process is a flag the owner reads.
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_us INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    """,
 )
