@@ -51,3 +51,12 @@ def postgres():
     server = start_postgres()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request, tmp_path: Path):
+    """Run the test against each store: ``store_at("t.db")`` is where its store named "t.db" lives."""
+    from tests.stores import StoreLocations
+
+    server = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    return StoreLocations(request.param, tmp_path, server)
