@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
     from driftline.drift.report import DriftReport
 
-__all__ = ["AlertManager", "DriftEvent", "Send", "Transitions"]
+__all__ = ["AlertManager", "Claim", "DriftEvent", "Send", "Transitions"]
 
 log = logging.getLogger("driftline.drift.alerts")
 
 State = Literal["ok", "drift"]
 #: Hands an encoded event to delivery (the server's WebhookSender.send); must return at once.
 Send = Callable[[bytes], None]
+#: Asked before a change is sent: (the key as JSON, the new state) -> whether this process announces it.
+Claim = Callable[[str, str], bool]
 K = TypeVar("K", bound=Hashable)
 S = TypeVar("S", bound=str)
 E = TypeVar("E", bound=msgspec.Struct)
@@ -41,8 +43,10 @@ class Transitions(Generic[K, S, E]):
         events: The most recent events, oldest first.
     """
 
-    def __init__(self, initial: S, send: Send | None = None, history: int = 1000) -> None:
-        """Every key starts in ``initial``; events go to ``send`` (None: kept only)."""
+    def __init__(self, initial: S, send: Send | None = None, history: int = 1000, claim: Claim | None = None) -> None:
+        """Every key starts in ``initial``; events go to ``send`` (None: kept only). ``claim(key, state)``: asked
+        before a change is sent, False when another process announced it already (then it is kept, not sent)."""
+        self._claim = claim
         self._lock = threading.Lock()
         self._initial = initial
         self._states: dict[K, S] = {}
@@ -66,9 +70,18 @@ class Transitions(Generic[K, S, E]):
             made = None if new == previous else event(previous)
             if made is not None:
                 self.events.append(made)
-        if made is not None and self._send is not None:
+        if made is not None and self._send is not None and self._announces(key, new):
             self._send(msgspec.json.encode(made))
         return made
+
+    def _announces(self, key: K, new: S) -> bool:
+        if self._claim is None:
+            return True
+        try:
+            return self._claim(msgspec.json.encode(key).decode(), str(new))
+        except Exception:
+            log.exception("alert state not shared (sending it anyway)")
+            return True
 
 
 class DriftEvent(msgspec.Struct, frozen=True, tag_field="kind", tag="drift"):

@@ -28,7 +28,7 @@ from driftline.repository.model_config import QUALITY_METRICS
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from driftline.drift.alerts import Send
+    from driftline.drift.alerts import Claim, Send
     from driftline.feedback.join import Joined
     from driftline.feedback.service import Baseline, LiveQuality
     from driftline.repository.model_config import QualityConfig, QualityRule
@@ -97,13 +97,15 @@ class QualityAlerts:
         gauge_window: timedelta,
         send: Send | None = None,
         history: int = 1000,
+        claim: Claim | None = None,
     ) -> None:
-        """Export URLs start with ``base_url`` (the server's public address); events go to ``send``."""
+        """Export URLs start with ``base_url`` (the server's public address); events go to ``send``, once across
+        the processes sharing the store when ``claim`` is given (:class:`driftline.store.alert_states.AlertStates`)."""
         self._live = live
         self._base_url = base_url.rstrip("/")
         self._gauge_window = gauge_window
         self._transitions: Transitions[tuple[str, int, QualityRule], State, QualityEvent] = Transitions(
-            "insufficient", send, history
+            "insufficient", send, history, claim
         )
         self.events = self._transitions.events
         self._lock = threading.Lock()

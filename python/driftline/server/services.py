@@ -55,6 +55,7 @@ from driftline.server.worker_metrics import WorkerMetrics
 from driftline.serving.dataplane import DataPlane
 from driftline.serving.table import ModelTable
 from driftline.serving.traffic import Traffic
+from driftline.store.alert_states import AlertStates
 from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database, open_database
@@ -225,7 +226,13 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         quality = LiveQuality(table, feedback, reader, EvaluationStore(db))
         kpis = Kpis(KpiStore(db), reader)
         window = timedelta(seconds=settings.quality.gauge_window_s)
-        quality_alerts = QualityAlerts(quality, base_url=settings.http.base_url(), gauge_window=window, send=send)
+        quality_alerts = QualityAlerts(
+            quality,
+            base_url=settings.http.base_url(),
+            gauge_window=window,
+            send=send,
+            claim=AlertStates(db, "quality").claim,
+        )
         experiments = Experiments(
             lifecycle,
             ExperimentStore(db),
