@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from driftline.store.db import open_database
 from driftline.store.migrations import MIGRATIONS

@@ -47,7 +47,8 @@ def test_sums_are_ints_and_inserts_return_their_ids(postgres):
     second = audit.record(AuditAction.ALIAS_SET, "m", actor="a")
     assert second == first + 1
     total = db.query("SELECT SUM(id) AS s FROM audit_log")[0]["s"]
-    assert total == first + second and isinstance(total, int)
+    assert total == first + second
+    assert isinstance(total, int)
     db.close()
 
 
@@ -69,7 +70,9 @@ def test_an_unreachable_server_is_one_config_error_without_the_password(postgres
     with pytest.raises(ConfigError) as caught:
         open_database("postgresql://driftline:s3cret@127.0.0.1:1/nowhere")
     message = str(caught.value)
-    assert "s3cret" not in message and "***" in message and "\n" not in message
+    assert "s3cret" not in message
+    assert "***" in message
+    assert "\n" not in message
     assert redacted("postgresql://u:p@h:5/d") == "postgresql://u:***@h:5/d"
 
 
@@ -77,13 +80,16 @@ def test_one_holder_of_the_advisory_lock_and_a_dead_holder_is_replaced(postgres)
     url = postgres.new_database()
     first, second = AdvisoryLock(url, "registry-sync:x"), AdvisoryLock(url, "registry-sync:x")
     other = AdvisoryLock(url, "registry-sync:y")
-    assert first.acquire() and first.held
-    assert not second.acquire() and not second.held
+    assert first.acquire()
+    assert first.held
+    assert not second.acquire()
+    assert not second.held
     assert other.acquire()  # another name is another lock
     assert first.acquire()  # asked again while held: still held
     _terminate(url)  # the holder's session ends, as at kill -9: the server lets the lock go
     assert second.acquire()
-    assert not first.acquire() and not first.held  # its connection is gone, and someone else leads now
+    assert not first.acquire()
+    assert not first.held
     second.release()
     assert first.acquire()
     for lock in (first, second, other):
