@@ -24,3 +24,13 @@ def mlp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[name] = root / f"{name}.onnx"
         build_mlp_onnx(paths[name], inputs, hidden, layers, outputs, seed=11)
     return paths
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the benchmarks that compare stores (tests/postgres.py)."""
+    from tests.postgres import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.stop()
