@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.adapt import Loader
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from driftline.errors import ConfigError, StoreUnavailable
 from driftline.store.db import Database
@@ -39,8 +39,11 @@ __all__ = ["PostgresDatabase", "advisory_key", "connect", "redacted"]
 #: The tables whose changes other processes take in (lifecycle.follow_store, the API keys, experiments).
 FOLLOWED: Final = ("aliases", "routing", "pins", "api_keys", "proposals", "experiments", "registry_aliases")
 _CONNECT_TIMEOUT_S: Final = 10
-# TCP keepalives: a replica whose host vanished lets its advisory locks go within about a minute, not hours.
+# TCP keepalives both ways: this side notices a server that vanished, and the server (its session settings, asked
+# for in ``options``) ends the session of a replica whose host vanished within ~25 s, letting its advisory locks go
+# (the server's default is the kernel's: two hours).
 _KEEPALIVE: Final = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+_SERVER_KEEPALIVE: Final = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
 
 
 def advisory_key(name: str) -> int:
@@ -100,7 +103,11 @@ def _rows(cursor: Any) -> RowMaker[PgRow]:
 
 def connect(url: str) -> psycopg.Connection[Any]:
     """An autocommit connection with driftline's loaders and keepalives."""
-    conninfo = make_conninfo(url, connect_timeout=_CONNECT_TIMEOUT_S, application_name="driftline", **_KEEPALIVE)
+    given = conninfo_to_dict(url).get("options")
+    options = f"{given} {_SERVER_KEEPALIVE}" if given else _SERVER_KEEPALIVE
+    conninfo = make_conninfo(
+        url, connect_timeout=_CONNECT_TIMEOUT_S, application_name="driftline", options=options, **_KEEPALIVE
+    )
     conn: psycopg.Connection[Any] = psycopg.connect(conninfo, autocommit=True, row_factory=_rows)
     conn.adapters.register_loader("numeric", _Numeric)
     return conn
