@@ -117,4 +117,6 @@ def test_the_image_steps_build_install_and_serve(tmp_path: Path):
         command = re.search(r"CMD (\[.*\])", healthcheck).group(1)
         _run([python if arg == "python" else arg for arg in json.loads(command)], serve_env, work, 30)
     finally:
-        assert server.stop() == 0, log.read_text()
+        server.stop()
+    # SIGTERM drains and stops it cleanly (uvicorn then re-raises the signal, so the exit status says SIGTERM).
+    assert "Application shutdown complete" in log.read_text()
