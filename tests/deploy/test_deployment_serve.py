@@ -18,6 +18,8 @@ from driftline.security.keys import new_key
 GOOD = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
+# A server start each: 4-12 s on 2 busy cores.
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_the_rendered_config_serves_probes_openly_and_inference_with_the_key(tmp_path: Path, iris_weights):
     keys = tmp_path / "keys"

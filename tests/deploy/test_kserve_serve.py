@@ -38,6 +38,8 @@ def _storage(kind: str, tmp: Path, weights) -> Path:
     return models
 
 
+# A server start each: 4-12 s on 2 busy cores.
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("kind", "model", "versions"),
