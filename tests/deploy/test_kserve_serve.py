@@ -79,6 +79,9 @@ def test_each_storage_layout_is_served(tmp_path: Path, iris_weights, kind: str, 
         wait_until_answering(server, timeout=90)
         meta = httpx.get(f"{server.url}/v2/models/{model}", timeout=10).json()
         assert meta["versions"] == versions
+        # The model's config.toml (beside the bare file, or in the folder) applies: iris batches up to 16 rows.
+        config = httpx.get(f"{server.url}/v2/models/{model}/config", timeout=10).json()
+        assert config["max_batch_size"] == 16
         answer = httpx.post(f"{server.url}/v2/models/{model}/infer", json=GOOD, timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == versions[-1]
@@ -87,8 +90,8 @@ def test_each_storage_layout_is_served(tmp_path: Path, iris_weights, kind: str, 
         labels = {"model": model, "version": versions[-1]}
         assert metric(text, "driftline_queue_seconds_count", labels) == 1
         assert metric(text, "driftline_queue_seconds_sum", labels) is not None
-        config = (run / "config.toml").read_text()
-        assert '[[auth.keys]]\nname = "admin"\nrole = "admin"' in config
+        rendered = (run / "config.toml").read_text()
+        assert '[[auth.keys]]\nname = "admin"\nrole = "admin"' in rendered
     finally:
         server.stop()  # the script exec'd the server: its pid is the server's
         models.chmod(0o755)

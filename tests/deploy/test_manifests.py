@@ -4,12 +4,14 @@ agree with driftline itself: probe paths are routes, ports match, variables are 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 from tests.deploy.manifests import (
     DEPLOY,
     ROOT,
@@ -75,6 +77,21 @@ def test_the_kustomization_lists_every_manifest_beside_it():
     deployment = pod_spec(one("Deployment"))
     images = {c["image"].rsplit(":", 1)[0] for c in [*deployment["containers"], *deployment["initContainers"]]}
     assert images == {i["name"] for i in kustomization.body["images"]}
+
+
+def test_kustomize_builds_the_manifests_into_one_namespace():
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (and its kustomize) is not on PATH")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "kubernetes")], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    assert len(docs) == len(one("Kustomization").body["resources"]) + 1  # secret.yaml holds two Secrets
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSIONS[0], strict=True)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "driftline", doc["metadata"]["name"]
 
 
 def test_the_runtime_has_the_fields_kserve_requires_and_its_pod_validates():
