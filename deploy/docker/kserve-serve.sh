@@ -7,7 +7,8 @@
 #   model.onnx | model.pt | model.pt2 at the top  -> version 1 of MODEL_NAME (config.toml, reference.parquet beside
 #                                                    it are the model's)
 #   numbered version folders (a driftline model) -> MODEL_NAME itself
-#   anything else (a driftline repository)       -> served as it is, its folders' names being the model names
+#   <model>/<version>/model.* (a driftline repository) -> served as it is, its folders naming the models
+#   anything else (another file name, a .mar archive) -> refused with a message, exit 2
 # Usage: kserve-serve.sh MODEL_NAME [driftline serve flags ...]
 set -eu
 name=${1:?usage: kserve-serve.sh MODEL_NAME [driftline serve flags ...]}
@@ -27,8 +28,13 @@ if [ -f "$models/model.onnx" ] || [ -f "$models/model.pt" ] || [ -f "$models/mod
     done
 elif [ -n "$(find "$models" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*' -print -quit)" ]; then
     ln -s "$models" "$repo/$name"
-else
+elif [ -n "$(find "$models" -mindepth 3 -maxdepth 3 -path '*/[0-9]*/model.*' -print -quit)" ]; then
     repo=$models
+else
+    # Served as it is, this would be a server with no model, never ready: say why instead.
+    echo "kserve-serve.sh: nothing to serve in $models: expected model.onnx, model.pt or model.pt2 at the top," \
+        "numbered version folders, or a driftline repository (<model>/<version>/model.onnx)" >&2
+    exit 2
 fi
 python "${RENDER_CONFIG:-/opt/driftline/render_config.py}" --keys "${KEYS_DIR:-/etc/driftline/keys}" \
     ${BASE_CONFIG:+--base "$BASE_CONFIG"} "$run/config.toml"

@@ -95,3 +95,19 @@ def test_each_storage_layout_is_served(tmp_path: Path, iris_weights, kind: str, 
     finally:
         server.stop()  # the script exec'd the server: its pid is the server's
         models.chmod(0o755)
+
+
+def test_storage_with_nothing_driftline_reads_is_refused_with_a_message(tmp_path: Path):
+    models = tmp_path / "mnt-models"
+    models.mkdir()
+    (models / "iris.onnx").write_bytes(b"")  # another file name: driftline reads model.onnx only
+    done = subprocess.run(
+        ["sh", str(SCRIPT), NAME, "--port", "1"],
+        env={**os.environ, "MODEL_DIR": str(models), "RUN_DIR": str(tmp_path / "run")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"nothing to serve in {models}" in done.stderr
