@@ -43,13 +43,13 @@ build-dev: ## rebuild the Rust extension in place (release profile)
 	$(VENV)/bin/maturin develop --release --skip-install
 
 format: ## format Python and Rust
-	$(VENV)/bin/ruff format python tests benchmarks examples
-	$(VENV)/bin/ruff check --fix python tests benchmarks examples
+	$(VENV)/bin/ruff format python tests benchmarks examples deploy
+	$(VENV)/bin/ruff check --fix python tests benchmarks examples deploy
 	cargo fmt
 
 lint-python:
-	$(VENV)/bin/ruff check python tests benchmarks examples
-	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(VENV)/bin/ruff check python tests benchmarks examples deploy
+	$(VENV)/bin/ruff format --check python tests benchmarks examples deploy
 
 lint-rust:
 	cargo fmt --check
