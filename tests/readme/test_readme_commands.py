@@ -30,6 +30,7 @@ from tests.readme.blocks import ROOT, Block, commands, readme_blocks, sample_out
 from tests.readme.bulk import run_bulk_block
 from tests.readme.conftest import MakeServe, link_checkout, user_env
 from tests.readme.ops import check_ops_block
+from tests.readme.replicas import check_replicas_block, replicas_root
 from tests.readme.tune import run_tune_block
 
 from driftline.config import load_settings
@@ -326,6 +327,12 @@ def run_bulk(block: Block, ctx: Context) -> None:
     run_bulk_block(block, ctx.checkout)
 
 
+def run_replicas(block: Block, ctx: Context) -> None:
+    ctx.serve.ran_once()  # "after make serve once": the demo repository exists
+    with replicas_root(ctx.checkout) as (root, env):
+        check_replicas_block(block, root, run_bash(block, root, env, timeout=240))
+
+
 def run_ops(block: Block, ctx: Context) -> None:
     ctx.serve.start()  # the demo's models, served: /v1/ops/slo answers for them
     proc = run_bash(block, ctx.checkout, user_env(ctx.checkout, venv_on_path=True), timeout=120)
@@ -354,6 +361,7 @@ RUNNERS: dict[tuple[str, str], Callable[[Block, Context], None]] = {
     ("Tuning for a latency SLO", "bash"): run_tune,
     ("Operations: metrics, SLOs, logs and the dashboard", "toml"): run_model_config,
     ("Operations: metrics, SLOs, logs and the dashboard", "bash"): run_ops,
+    ("Running several replicas, on Kubernetes, on KServe", "bash"): run_replicas,
     ("Command line", ""): run_synopsis,
 }
 

@@ -42,12 +42,14 @@ class DeploymentStore:
         return [AliasRow(**dict(r)) for r in rows]
 
     def seed_alias(self, model: str, alias: str, version: int) -> bool:
-        """Insert an alias from config.toml unless the store already has it (the store wins after the first start)."""
-        before = self.db.query("SELECT 1 FROM aliases WHERE model = ? AND alias = ?", (model, alias))
-        if before:
-            return False
-        self.db.execute("INSERT INTO aliases (model, alias, version) VALUES (?, ?, ?)", (model, alias, version))
-        return True
+        """Insert an alias from config.toml unless the store already has it (the store wins after the first start);
+        True for the one process that inserted it, when several start at once."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO aliases (model, alias, version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (model, alias, version),
+            )
+            return cursor.rowcount == 1
 
     def move_alias(self, model: str, alias: str, version: int, previous: int | None) -> None:
         """Point an alias at a version, remembering where it pointed before."""
