@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from driftline.config import DriftSettings
 from driftline.drift import DriftMonitor, DriftPolicy, LiveWindow, ReferenceProfile, SharedWindows, evaluate
 from driftline.drift.shared import decode_state, encode_state, merge_states
 from driftline.errors import DriftInputError
@@ -198,3 +199,10 @@ def test_saved_state_is_what_the_window_holds(traffic):
     assert [i for i, _ in state.windows] == [1, 2, 3, 4]  # windows 0..3 closed (keep 3), 4 open
     assert sum(int(w.n_rows) for _, w in state.windows) == window.snapshot().n_rows == 120 - 30
     assert np.array_equal(state.windows[-1][1].histogram(0), window.snapshot("current").histogram(0))
+
+
+@pytest.mark.parametrize(("interval", "retain"), [(0, 900), (-1, 900), (10, 5)])
+def test_persist_settings_are_validated(interval, retain):
+    with pytest.raises(ValueError, match="persist_interval_s"):
+        DriftSettings(persist_interval_s=interval, retain_s=retain)
+    assert DriftSettings().persist_interval_s == 5.0
