@@ -122,8 +122,8 @@ def decode_state(window: LiveWindow, data: bytes) -> WindowState | None:
     return WindowState(header.closed, windows)
 
 
-def select(states: Sequence[WindowState], view: View, now: int | None, keep: int) -> list[_core.DriftWindow]:
-    """The windows a view takes from every process.
+def select(states: Sequence[WindowState], view: View, now: int | None, keep: int) -> list[list[_core.DriftWindow]]:
+    """The windows a view takes from every process, one list per process.
 
     Time windows (``now`` is the open slot; slots are shared by every process): "current" is every window of slot
     ``now``, "last" every window of slot ``now - 1`` (the open windows, before any window anywhere closed), and
@@ -138,22 +138,21 @@ def select(states: Sequence[WindowState], view: View, now: int | None, keep: int
         keep: Closed windows a view spans.
 
     Returns:
-        The windows to merge.
+        The windows to merge, per process.
     """
     if now is None:
         if view == "current":
-            return [s.windows[-1][1] for s in states]
+            return [[s.windows[-1][1]] for s in states]
         if view == "last":
-            return [(s.windows[-2] if len(s.windows) > 1 else s.windows[-1])[1] for s in states]
-        return [w for s in states for _, w in s.windows]
-    every = [(i, w) for s in states for i, w in s.windows]
+            return [[(s.windows[-2] if len(s.windows) > 1 else s.windows[-1])[1]] for s in states]
+        return [[w for _, w in s.windows] for s in states]
     if view == "current":
         lo = hi = now
     elif view == "last":
-        lo = hi = now - 1 if any(i < now for i, _ in every) else now
+        lo = hi = now - 1 if any(i < now for s in states for i, _ in s.windows) else now
     else:
         lo, hi = now - keep, now
-    return [w for i, w in every if lo <= i <= hi]
+    return [[w for i, w in s.windows if lo <= i <= hi] for s in states]
 
 
 def merge_states(window: LiveWindow, states: Sequence[WindowState], view: View = "sliding") -> _core.DriftWindow:
@@ -169,7 +168,12 @@ def merge_states(window: LiveWindow, states: Sequence[WindowState], view: View =
     """
     _, seconds, keep, cap = window.settings
     out = _core.DriftWindow(window.profile.core, cap, 0)
-    for part in select(states, view, window.slot() if seconds is not None else None, keep):
+    # Each process's windows first: they rarely fill a reservoir, so they merge by appending; drawing a sample of
+    # the union (every merge once `sample_cap` is passed) then happens once per process, not once per window.
+    for n, group in enumerate(select(states, view, window.slot() if seconds is not None else None, keep), 1):
+        part = _core.DriftWindow(window.profile.core, cap, n)
+        for w in group:
+            part.merge(w)
         out.merge(part)
     return out
 
@@ -197,15 +201,17 @@ class SharedWindows:
         self.process = process
         self.retain_s = retain_s
         self._clock = clock
-        # What each version's saved state was made from: an unchanged window is only marked fresh, not rewritten.
-        self._saved: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        # What each version's saved state was made from, and when its row was last written: an unchanged window is
+        # not rewritten, only marked fresh now and then (SQLite rewrites the whole row, blob included, on UPDATE).
+        self._saved: dict[tuple[str, str], tuple[tuple[int, int, int, int], int]] = {}
+        self._pruned_us = 0  # when rows older than retain_s were last deleted (a scan past every row's blob)
 
     def _now_us(self) -> int:
         return int(self._clock() * 1_000_000)
 
     def save(self, only: tuple[str, str] | None = None) -> int:
-        """Save the windows of every watched version (or of one) that changed since the last save; refresh the
-        others' time, and delete rows older than `retain_s`.
+        """Save the windows of every watched version (or of one) that changed since the last save; mark the
+        others fresh once a quarter of `retain_s` went by, and delete rows older than `retain_s`.
 
         Args:
             only: (model, version) to save just that one (before a report).
@@ -214,22 +220,30 @@ class SharedWindows:
             How many states were written.
         """
         now = self._now_us()
+        retain_us = int(self.retain_s * 1_000_000)
         changed: list[SavedWindow] = []
         same: list[tuple[str, int]] = []
+        marks: dict[tuple[str, str], tuple[tuple[int, int, int, int], int]] = {}
         watched = self.monitor.windows()
         for key, window in watched.items() if only is None else [(only, watched[only])]:
             marker = (id(window), window.windows_closed, window.n_rows, window.slot())
-            if self._saved.get(key) == marker:
-                same.append((key[0], int(key[1])))
+            last, written = self._saved.get(key, (None, 0))
+            if last == marker:
+                if now - written >= retain_us // 4:
+                    same.append((key[0], int(key[1])))
+                    marks[key] = (marker, now)
                 continue
             state, rows = encode_state(window)
             changed.append(SavedWindow(self.process, key[0], int(key[1]), state, rows, now))
-            self._saved[key] = marker
+            marks[key] = (marker, now)
         self.store.save(changed)
         self.store.touch(self.process, same, now)
+        self._saved.update(marks)  # only once written: a failed save is tried again next time
         if only is None:
             self._saved = {k: v for k, v in self._saved.items() if k in watched}
-            self.store.delete_before(now - int(self.retain_s * 1_000_000))
+        if only is None and now - self._pruned_us >= retain_us // 4:
+            self.store.delete_before(now - retain_us)
+            self._pruned_us = now
         return len(changed)
 
     def states(self, model: str, version: str, window: LiveWindow) -> list[WindowState]:
