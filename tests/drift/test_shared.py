@@ -1,6 +1,7 @@
 """SharedWindows: windows of several processes saved to one store and merged equal one process's on all the traffic."""
 
 import math
+import threading
 
 import msgspec
 import numpy as np
@@ -206,3 +207,34 @@ def test_persist_settings_are_validated(interval, retain):
     with pytest.raises(ValueError, match="persist_interval_s"):
         DriftSettings(persist_interval_s=interval, retain_s=retain)
     assert DriftSettings().persist_interval_s == 5.0
+
+
+def test_saves_from_several_threads_while_traffic_flows(db, traffic):
+    profile, batches = traffic
+    monitor = DriftMonitor(window_rows=100, keep=50)
+    shared = SharedWindows(monitor, DriftWindowStore(db), "p0")
+    monitor.register("m", "1", profile)
+    monitor.register("m", "2", profile)
+    monitor.share(shared)
+    errors: list[BaseException] = []
+
+    def save_often():
+        try:
+            for _ in range(20):
+                shared.save()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save_often) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        for batch in batches:
+            monitor.submit("m", "1", batch)
+            monitor.submit("m", "2", batch)
+    for t in threads:
+        t.join()
+    monitor.close()  # applies what is queued, then saves a last time
+    assert errors == []
+    rows = {r.version: r.rows for r in DriftWindowStore(db).read("m", 1, 0) + DriftWindowStore(db).read("m", 2, 0)}
+    assert rows == {1: 5 * 408, 2: 5 * 408}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -203,7 +204,9 @@ class SharedWindows:
         self._clock = clock
         # What each version's saved state was made from, and when its row was last written: an unchanged window is
         # not rewritten, only marked fresh now and then (SQLite rewrites the whole row, blob included, on UPDATE).
-        self._saved: dict[tuple[str, str], tuple[tuple[int, int, int, int], int]] = {}
+        self._saved: dict[tuple[str, str], tuple[tuple[int, int, int], int]] = {}
+        # The periodic save, a report's save and the shutdown save may run on different threads at once.
+        self._save_lock = threading.Lock()
         self._pruned_us = 0  # when rows older than retain_s were last deleted (a scan past every row's blob)
 
     def _now_us(self) -> int:
@@ -219,14 +222,18 @@ class SharedWindows:
         Returns:
             How many states were written.
         """
+        with self._save_lock:
+            return self._save(only)
+
+    def _save(self, only: tuple[str, str] | None) -> int:
         now = self._now_us()
         retain_us = int(self.retain_s * 1_000_000)
         changed: list[SavedWindow] = []
         same: list[tuple[str, int]] = []
-        marks: dict[tuple[str, str], tuple[tuple[int, int, int, int], int]] = {}
+        marks: dict[tuple[str, str], tuple[tuple[int, int, int], int]] = {}
         watched = self.monitor.windows()
         for key, window in watched.items() if only is None else [(only, watched[only])]:
-            marker = (id(window), window.windows_closed, window.n_rows, window.slot())
+            marker = (id(window), window.windows_closed, window.n_rows)
             last, written = self._saved.get(key, (None, 0))
             if last == marker:
                 if now - written >= retain_us // 4:
