@@ -8,8 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from driftline import _core
 from driftline.config import DriftSettings
 from driftline.drift import DriftMonitor, DriftPolicy, LiveWindow, ReferenceProfile, SharedWindows, evaluate
+from driftline.drift.recode import recode_window
 from driftline.drift.shared import decode_state, encode_state, merge_states
 from driftline.errors import DriftInputError
 from driftline.store.db import Database
@@ -238,3 +240,52 @@ def test_saves_from_several_threads_while_traffic_flows(db, traffic):
     assert errors == []
     rows = {r.version: r.rows for r in DriftWindowStore(db).read("m", 1, 0) + DriftWindowStore(db).read("m", 2, 0)}
     assert rows == {1: 5 * 408, 2: 5 * 408}
+
+
+def test_strings_the_reference_never_saw_keep_their_names_across_processes(db, frames):
+    """Each process numbers unseen strings in the order it met them; merged, every string keeps its own counts."""
+    ref, cur = frames
+    data = ReferenceProfile.build(ref).to_bytes()
+    single = LiveWindow(ReferenceProfile.from_bytes(data), model="m", version="1")
+    procs = [LiveWindow(ReferenceProfile.from_bytes(data), model="m", version="1") for _ in range(3)]
+    batches = []
+    for i, order in enumerate([["rome", "oslo"], ["oslo", "bern", "rome"], ["bern"], ["oslo"], ["kyiv", "rome"]]):
+        batch = cur.slice(i * 20, 20 + i).with_columns(
+            city=pl.Series([order[k % len(order)] if k % 3 else "paris" for k in range(20 + i)])
+        )
+        batches.append(batch)
+        single.update(batch)
+        procs[i % 3].update(batch)
+    assert procs[0].profile.encoder.new_strings(2) != procs[1].profile.encoder.new_strings(2)  # "rome" 3 vs "oslo" 3
+    store = DriftWindowStore(db)
+    store.save([SavedWindow(f"p{i}", "m", 1, *encode_state(w), 1) for i, w in enumerate(procs)])
+    states = [decode_state(procs[0], row.state) for row in store.read("m", 1, 0)]
+    merged = evaluate(procs[0].profile, merge_states(procs[0], states), POLICY)
+    alone = evaluate(single.profile, single.snapshot(), POLICY)
+    city, expected = merged.feature("city"), alone.feature("city")
+    counts = dict(zip(city.histogram.labels, city.histogram.current, strict=True))
+    assert counts == dict(zip(expected.histogram.labels, expected.histogram.current, strict=True))
+    assert {"rome", "oslo", "bern", "kyiv"} <= set(counts)
+    assert city.value == pytest.approx(expected.value, rel=1e-9)
+    assert city.pvalue == pytest.approx(expected.pvalue, rel=1e-9)
+    for name in ("age", "income", "member", "rooms"):
+        assert merged.feature(name) == alone.feature(name)
+
+
+def test_recoding_adds_counts_of_codes_that_meet(traffic):
+    profile, _ = traffic
+    window = _core_window_with_new_codes(profile)
+    data = window.to_bytes()
+    assert recode_window(data, {}) is data
+    moved = _core.DriftWindow.from_bytes(profile.core, recode_window(data, {4: {7.0: 8.0, 9.0: 8.0}}))
+    assert moved.new_categories(4) == {8.0: 3}
+    with pytest.raises(DriftInputError):
+        recode_window(data[:-5], {4: {7.0: 8.0}})
+
+
+def _core_window_with_new_codes(profile):
+    window = _core.DriftWindow(profile.core, 100, 0)
+    rows = np.zeros((3, len(profile.names)))
+    rows[:, 4] = [7.0, 9.0, 9.0]  # "rooms" is categorical on 1..3: 7 and 9 are unseen
+    window.update(rows)
+    return window

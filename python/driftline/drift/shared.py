@@ -19,6 +19,7 @@ import msgspec
 
 from driftline import _core
 from driftline.drift.detect import evaluate
+from driftline.drift.recode import recode_window
 from driftline.errors import DriftInputError
 from driftline.store.drift_windows import SavedWindow
 
@@ -48,6 +49,8 @@ class _Header(msgspec.Struct, frozen=True):
     closed: int  # windows this process closed so far
     index: list[int]  # each window's index, the open one last
     size: list[int]  # each window's byte length, in the same order
+    # Per string feature, the codes this process gave strings its reference never saw (string -> code).
+    strings: dict[int, dict[str, float]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +81,21 @@ def encode_state(window: LiveWindow) -> tuple[bytes, int]:
 
 def _encode(window: LiveWindow, closed: int, parts: WindowParts) -> bytes:
     rows, seconds, keep, cap = window.settings
+    encoder = window.profile.encoder
+    # Read after the windows: codes never change, so every code in them is named (a superset does no harm).
+    strings = {
+        j: {s: c for c, s in new.items()} for j in range(len(window.profile.names)) if (new := encoder.new_strings(j))
+    }
     header = _Header(
-        window.profile.digest, rows, seconds, keep, cap, closed, [i for i, _ in parts], [len(d) for _, d in parts]
+        window.profile.digest,
+        rows,
+        seconds,
+        keep,
+        cap,
+        closed,
+        [i for i, _ in parts],
+        [len(d) for _, d in parts],
+        strings,
     )
     meta = msgspec.json.encode(header)
     return b"".join([_MAGIC, _LEN.pack(len(meta)), meta, *(d for _, d in parts)])
@@ -116,11 +132,28 @@ def decode_state(window: LiveWindow, data: bytes) -> WindowState | None:
         return None
     if len(header.index) != len(header.size) or head + size + sum(header.size) != len(data):
         raise DriftInputError("damaged drift window state: sizes do not add up")
+    codes = _local_codes(window.profile, header.strings)
     windows, at = [], head + size
     for index, n in zip(header.index, header.size, strict=True):
-        windows.append((index, _core.DriftWindow.from_bytes(window.profile.core, data[at : at + n])))
+        windows.append(
+            (index, _core.DriftWindow.from_bytes(window.profile.core, recode_window(data[at : at + n], codes)))
+        )
         at += n
     return WindowState(header.closed, windows)
+
+
+def _local_codes(profile: ReferenceProfile, strings: dict[int, dict[str, float]]) -> dict[int, dict[float, float]]:
+    """Another process's code -> this process's code for the same string, where they differ (new strings get codes
+    here as this process's encoder would give them, so the report labels them)."""
+    out: dict[int, dict[float, float]] = {}
+    for j, theirs in strings.items():
+        if not 0 <= j < len(profile.names) or profile.schema.columns[j].vocabulary is None:
+            raise DriftInputError(f"damaged drift window state: feature {j} has no strings")
+        names = list(theirs)
+        ours = profile.encoder.codes_of(j, names)
+        if moved := {theirs[s]: c for s, c in zip(names, ours, strict=True) if theirs[s] != c}:
+            out[j] = moved
+    return out
 
 
 def select(states: Sequence[WindowState], view: View, now: int | None, keep: int) -> list[list[_core.DriftWindow]]:
