@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from driftline.drift.window import LiveWindow, View, WindowParts
     from driftline.store.drift_windows import DriftWindowStore
 
-__all__ = ["SharedWindows", "WindowState", "decode_state", "encode_state", "merge_states"]
+__all__ = ["SharedWindows", "WindowState", "decode_state", "encode_state", "merge_states", "select"]
 
 _log = logging.getLogger("driftline.drift")
 _MAGIC = b"DLWSTv1\n"
