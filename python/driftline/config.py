@@ -100,9 +100,15 @@ class DriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     check_interval_s: float = 10.0
     # Also receive quality events, as [alerts] webhooks does (kept so existing configs keep working).
     webhooks: list[str] = msgspec.field(default_factory=list)
+    # Seconds between saves of this process's windows to the store, which reports merge over every process.
+    persist_interval_s: float = 5.0
+    # Seconds a process's saved windows still count after its last save (it shut down, restarted or died).
+    retain_s: float = 900.0
 
     def __post_init__(self) -> None:
         _check_urls("drift.webhooks", self.webhooks)
+        if not self.persist_interval_s > 0 or not self.retain_s >= self.persist_interval_s:
+            raise ValueError("drift.persist_interval_s must be > 0 and drift.retain_s at least as long")
 
 
 def _check_urls(key: str, urls: list[str]) -> None:

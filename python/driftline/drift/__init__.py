@@ -6,6 +6,7 @@ from driftline.drift.monitor import DriftMonitor
 from driftline.drift.policy import DriftPolicy
 from driftline.drift.profile import ReferenceProfile
 from driftline.drift.report import DriftReport, FeatureDrift, Histogram
+from driftline.drift.shared import SharedWindows
 from driftline.drift.window import LiveWindow
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Histogram",
     "LiveWindow",
     "ReferenceProfile",
+    "SharedWindows",
     "compute_drift",
     "evaluate",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -133,10 +134,12 @@ class Encoder:
 
     Strings become vocabulary codes; strings the reference never saw get codes after the vocabulary
     (stable for the encoder's lifetime, at most MAX_NEW_STRINGS per column, then one shared code).
+    Thread-safe: the drift thread encodes while a report maps other processes' new strings (drift/shared.py).
     """
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        self._lock = threading.Lock()
         self._codes = [
             {s: float(i) for i, s in enumerate(c.vocabulary)} if c.vocabulary is not None else None
             for c in schema.columns
@@ -156,7 +159,34 @@ class Encoder:
         if codes is None or col.vocabulary is None:
             return {}
         base = len(col.vocabulary)
-        return {c: s for s, c in codes.items() if c >= base}
+        with self._lock:
+            return {c: s for s, c in codes.items() if c >= base}
+
+    def codes_of(self, feature: int, strings: list[str]) -> list[float]:
+        """The codes of strings of a column, giving those never seen their codes as `encode` would.
+
+        Args:
+            feature: Column index (a string column).
+            strings: The strings.
+
+        Returns:
+            One code per string.
+        """
+        with self._lock:
+            return [self._code(feature, s) for s in strings]
+
+    def _code(self, feature: int, s: str) -> float:
+        """One string's code (new strings numbered after the vocabulary); the caller holds the lock."""
+        codes = self._codes[feature]
+        assert codes is not None
+        code = codes.get(s)
+        if code is None:
+            vocab_size = len(self.schema.columns[feature].vocabulary or ())
+            n_new = len(codes) - vocab_size
+            code = float(len(codes)) if n_new < MAX_NEW_STRINGS else float(vocab_size + MAX_NEW_STRINGS)
+            if n_new < MAX_NEW_STRINGS:
+                codes[s] = code
+        return code
 
     def label(self, feature: int, code: float) -> str:
         """The display label of a categorical code.
@@ -177,24 +207,12 @@ class Encoder:
         return f"{code:g}"
 
     def _encode_strings(self, feature: int, values: NDArray[Any]) -> NDArray[np.float64]:
-        codes = self._codes[feature]
-        assert codes is not None
-        vocab_size = len(self.schema.columns[feature].vocabulary or ())
         out = np.full(len(values), np.nan)
         present, strs = _strings(values)
         if strs.size == 0:
             return out
         uniq, inverse = np.unique(strs, return_inverse=True)
-        mapped = np.empty(len(uniq))
-        for i, s in enumerate(uniq.tolist()):
-            code = codes.get(s)
-            if code is None:
-                n_new = len(codes) - vocab_size
-                code = float(len(codes)) if n_new < MAX_NEW_STRINGS else float(vocab_size + MAX_NEW_STRINGS)
-                if n_new < MAX_NEW_STRINGS:
-                    codes[s] = code
-            mapped[i] = code
-        out[present] = mapped[inverse]
+        out[present] = np.asarray(self.codes_of(feature, uniq.tolist()), np.float64)[inverse]
         return out
 
     def encode(self, data: Any) -> NDArray[np.float64]:

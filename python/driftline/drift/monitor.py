@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.drift.window import LiveWindow
 
@@ -15,11 +15,23 @@ if TYPE_CHECKING:
     from driftline.drift.profile import ReferenceProfile
     from driftline.drift.report import DriftReport
 
-__all__ = ["DriftMonitor"]
+__all__ = ["DriftMonitor", "Merger"]
 
 log = logging.getLogger("driftline.drift.monitor")
 
 _Key = tuple[str, str]
+
+
+class Merger(Protocol):
+    """What merges every process's windows into one report (drift/shared.py: SharedWindows)."""
+
+    def report(self, window: LiveWindow, policy: DriftPolicy | None = None) -> DriftReport:
+        """The report on every process's windows of ``window``'s version."""
+        ...
+
+    def save(self) -> int:
+        """Save this process's windows."""
+        ...
 
 
 class DriftMonitor:
@@ -45,6 +57,8 @@ class DriftMonitor:
         sample_cap: int = 100_000,
     ) -> None:
         self.alerts = alerts
+        # Set by share(): reports (and so alerts) judge every process's windows merged, not this one's alone.
+        self.merger: Merger | None = None
         self._dropped = 0
         self._window_args: dict[str, Any] = {
             "rows": window_rows,
@@ -89,6 +103,19 @@ class DriftMonitor:
         with self._lock:
             self._windows.pop((model, version), None)
             self._policies.pop((model, version), None)
+
+    def share(self, merger: Merger) -> None:
+        """Judge every report on the windows of every process sharing the store; save them a last time at close.
+
+        Args:
+            merger: The merger (SharedWindows).
+        """
+        self.merger = merger
+
+    def windows(self) -> dict[tuple[str, str], LiveWindow]:
+        """Every watched (model, version) and its window (a copy of the mapping)."""
+        with self._lock:
+            return dict(self._windows)
 
     def window(self, model: str, version: str) -> LiveWindow | None:
         """The window of a model version, if watched.
@@ -158,7 +185,8 @@ class DriftMonitor:
         self._queue.join()
 
     def check(self, model: str, version: str) -> tuple[DriftReport, DriftEvent | None]:
-        """Report on a model version's sliding window and pass the report to the alert manager.
+        """Report on a model version's sliding window and pass the report to the alert manager; once shared, the
+        window is every process's merged (each process then alerts on the same merged figures).
 
         Args:
             model: Model name.
@@ -173,11 +201,17 @@ class DriftMonitor:
         with self._lock:
             window = self._windows[(model, version)]
             policy = self._policies[(model, version)]
-        report = window.report(policy)
+        report = window.report(policy) if self.merger is None else self.merger.report(window, policy)
         event = self.alerts.observe(report) if self.alerts is not None else None
         return report, event
 
     def close(self) -> None:
-        """Apply queued batches, then stop the drift thread."""
+        """Apply queued batches, stop the drift thread, then save the windows a last time when shared (a rolling
+        restart must not lose its last seconds of traffic)."""
         self._queue.put(None)
         self._thread.join()
+        if self.merger is not None:
+            try:
+                self.merger.save()
+            except Exception:  # a store already gone must not stop the rest of the shutdown
+                log.exception("saving the drift windows at shutdown failed")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import struct
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -146,6 +148,11 @@ class ReferenceProfile:
         labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(edges)]
         labels.append(f">= {edges[-1]:.4g}")
         return labels
+
+    @cached_property
+    def digest(self) -> str:
+        """The sha256 of `to_bytes()`: which reference a saved live window was built on (computed once)."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
 
     def to_bytes(self) -> bytes:
         """Serialise: magic, schema JSON length (u32 LE), schema JSON, `_core` profile bytes.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -18,16 +19,21 @@ if TYPE_CHECKING:
     from driftline.drift.profile import Binning, ReferenceProfile
     from driftline.drift.report import DriftReport
 
-__all__ = ["LiveWindow", "View"]
+__all__ = ["LiveWindow", "View", "WindowParts"]
 
 View = Literal["current", "last", "sliding"]
+# A window's index and serialized state: closed ones first (oldest first), the open one last.
+WindowParts = list[tuple[int, bytes]]
 
 
 class LiveWindow:
     """Feeds batches into `_core.DriftWindow`s on one reference profile.
 
     A window closes after `rows` rows or `seconds` seconds (whichever comes first; neither: it never
-    closes). The last `keep` closed windows are kept, so memory is bounded by (keep + 1) windows, each
+    closes). Time windows tumble at whole multiples of `seconds` on `clock` (wall-clock time by default), so
+    every process's windows open and close together and windows of the same index can be merged exactly
+    (drift/shared.py). Each window has an index: its time slot, or for row windows a per-process count of
+    windows opened. The last `keep` closed windows are kept, so memory is bounded by (keep + 1) windows, each
     bounded by `sample_cap` sampled values per numeric feature plus fixed-size histograms. All methods
     are thread-safe: `update` holds the lock only while handing the batch to Rust (GIL released there).
 
@@ -48,7 +54,7 @@ class LiveWindow:
         keep: int = 1,
         sample_cap: int = 100_000,
         seed: int = 0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if rows is not None and rows <= 0:
             raise DriftInputError("rows per window must be positive")
@@ -65,20 +71,29 @@ class LiveWindow:
         self._seed = seed
         self._clock = clock
         self._lock = threading.Lock()
-        self._closed: deque[_core.DriftWindow] = deque(maxlen=keep)
+        self._closed: deque[tuple[int, _core.DriftWindow]] = deque(maxlen=keep)
         self._windows_opened = 0
         self._current = self._fresh()
-        self._opened_at = clock()
+        self._index = self._slot()
 
     def _fresh(self) -> _core.DriftWindow:
         # A distinct seed per window keeps reservoirs of consecutive windows independent.
         self._windows_opened += 1
         return _core.DriftWindow(self.profile.core, self._sample_cap, self._seed + self._windows_opened)
 
+    def _slot(self) -> int:
+        """The open window's index: the clock's time slot, or (row windows) the count of windows opened."""
+        if self._seconds is None:
+            return self._windows_opened - 1
+        return math.floor(self._clock() / self._seconds)
+
+    def _due(self) -> bool:
+        return self._seconds is not None and self._slot() != self._index
+
     def _roll(self) -> None:
-        self._closed.append(self._current)
+        self._closed.append((self._index, self._current))
         self._current = self._fresh()
-        self._opened_at = self._clock()
+        self._index = self._slot()
 
     @property
     def windows_closed(self) -> int:
@@ -104,7 +119,7 @@ class LiveWindow:
         """
         encoded = self.profile.encode(batch)
         with self._lock:
-            if self._seconds is not None and self._clock() - self._opened_at >= self._seconds:
+            if self._due():
                 self._roll()
             if self._rows is None:
                 self._current.update(encoded)
@@ -125,10 +140,32 @@ class LiveWindow:
             Whether a window was closed.
         """
         with self._lock:
-            if self._seconds is not None and self._clock() - self._opened_at >= self._seconds:
+            if self._due():
                 self._roll()
                 return True
             return False
+
+    @property
+    def settings(self) -> tuple[int | None, float | None, int, int]:
+        """(rows, seconds, keep, sample_cap): windows with other settings do not merge with these."""
+        return self._rows, self._seconds, self._closed.maxlen or 1, self._sample_cap
+
+    def slot(self) -> int:
+        """The index a window opened now would have (time windows: the clock's slot)."""
+        with self._lock:
+            return self._slot() if self._seconds is not None else self._index
+
+    def parts(self) -> tuple[int, WindowParts, int]:
+        """Every kept window serialized, consistently (one lock), for saving.
+
+        Returns:
+            (windows closed so far, [(index, bytes)] with the kept closed windows oldest first and the open one
+            last, the rows in them).
+        """
+        with self._lock:
+            kept = [*self._closed, (self._index, self._current)]
+            rows = sum(int(w.n_rows) for _, w in kept)
+            return self._windows_opened - 1, [(i, w.to_bytes()) for i, w in kept], rows
 
     def snapshot(self, view: View = "sliding") -> _core.DriftWindow:
         """A window to compare: a merged copy, so later updates do not change it.
@@ -145,9 +182,9 @@ class LiveWindow:
             if view == "current":
                 parts = [self._current]
             elif view == "last":
-                parts = [self._closed[-1] if self._closed else self._current]
+                parts = [self._closed[-1][1] if self._closed else self._current]
             else:
-                parts = [*self._closed, self._current]
+                parts = [*(w for _, w in self._closed), self._current]
             for part in parts:
                 out.merge(part)
         return out
@@ -174,4 +211,4 @@ class LiveWindow:
         with self._lock:
             self._closed.clear()
             self._current.reset()
-            self._opened_at = self._clock()
+            self._index = self._slot()

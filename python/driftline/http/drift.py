@@ -1,4 +1,4 @@
-"""``/v1/models/{name}[/versions/{v}]/drift``: the live window's drift report (JSON, or HTML to look at)."""
+"""``/v1/models/{name}[/versions/{v}]/drift``: the live windows' drift report (JSON, or HTML to look at)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class DriftController(Controller):
         version: str | None = None,
         format: Annotated[str, QueryParameter(schema_extra={"enum": list(REPORT_FORMATS)})] = "json",
     ) -> Response[Any]:
-        """The current window's report; ``?format=html`` renders a self-contained page with charts.
+        """The sliding window's report, merged over every process and replica sharing the store (this one's saved
+        first; docs/drift.md); ``?format=html`` renders a self-contained page with charts.
 
         An unknown ``format`` is a 400 naming the allowed values (it used to fall back to JSON silently).
         """
@@ -47,6 +48,7 @@ class DriftController(Controller):
         monitor = services.drift
         if monitor.window(model.name, str(model.version)) is None:
             raise ReferenceNotFound(f"model {name!r} version {model.version} has no reference data, so no drift report")
+        # On a thread: the merge reads every process's saved windows from the store (monitor.check via SharedWindows).
         report, _ = await asyncio.to_thread(monitor.check, model.name, str(model.version))
         if format == "html":
             # Litestar appends "; charset=utf-8" to text/ types: naming it here sent it twice.

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from driftline.capture.service import CaptureService
     from driftline.drift import DriftMonitor
+    from driftline.drift.shared import SharedWindows
     from driftline.experiments.service import Experiments
     from driftline.feedback.alerts import QualityAlerts
     from driftline.lifecycle.service import Lifecycle
@@ -29,6 +30,7 @@ __all__ = [
     "check_quality_forever",
     "follow_store_forever",
     "retain_captures_forever",
+    "save_drift_windows_forever",
     "save_traffic_forever",
 ]
 
@@ -133,3 +135,8 @@ async def save_traffic_forever(traffic: Traffic, interval: float) -> None:
     """Save this process's traffic counts every ``interval`` s, so reports in other workers see them; on a thread
     (a flush may run beside the loop's counting), so a busy database never stalls requests."""
     await _every(interval, lambda: asyncio.to_thread(traffic.flush), "traffic save")
+
+
+async def save_drift_windows_forever(shared: SharedWindows, interval: float) -> None:
+    """Save this process's drift windows every ``interval`` s, on a thread, so every process's reports merge them."""
+    await _every(interval, lambda: asyncio.to_thread(shared.save), "drift window save")

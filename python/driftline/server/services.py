@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline import __version__
 from driftline.capture.service import CaptureService
-from driftline.drift import AlertManager, DriftMonitor
+from driftline.drift import AlertManager, DriftMonitor, SharedWindows
 from driftline.errors import DriftlineError
 from driftline.experiments.data import ExperimentSources
 from driftline.experiments.gate import conclude, promotion_gate
@@ -40,6 +40,7 @@ from driftline.server.background import (
     check_quality_forever,
     follow_store_forever,
     retain_captures_forever,
+    save_drift_windows_forever,
     save_traffic_forever,
 )
 from driftline.server.collectors import (
@@ -60,6 +61,7 @@ from driftline.store.audit import AuditLog
 from driftline.store.captures import CaptureIndex
 from driftline.store.db import Database, open_database
 from driftline.store.deployments import DeploymentStore
+from driftline.store.drift_windows import DriftWindowStore
 from driftline.store.evaluations import EvaluationStore
 from driftline.store.experiments import ExperimentStore
 from driftline.store.feedback import FeedbackStore
@@ -207,6 +209,9 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         repository = Repository(Path(settings.repository))
         capture = _open_capture(settings, repository, db)
         traffic = Traffic(TrafficStore(db))
+        # Under the id its traffic is saved with; monitor.close() saves the windows a last time.
+        shared = SharedWindows(monitor, DriftWindowStore(db), traffic.process, retain_s=drift.retain_s)
+        monitor.share(shared)
         stack.callback(traffic.flush)  # after the table closed: the last requests answered are counted
         if capture is not None:
             stack.push_async_callback(asyncio.to_thread, capture.close)  # after the table: its answers are queued
@@ -296,6 +301,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             asyncio.create_task(check_experiments_forever(experiments, settings.experiments.check_interval_s)),
             asyncio.create_task(follow_store_forever(lifecycle, db, services.reload_keys, settings.refresh_interval_s)),
             asyncio.create_task(save_traffic_forever(traffic, _TRAFFIC_INTERVAL_S)),
+            asyncio.create_task(save_drift_windows_forever(shared, drift.persist_interval_s)),
         ]
         if slo is not None:
             tasks.append(asyncio.create_task(slo.refresh_forever(_TRAFFIC_INTERVAL_S)))
