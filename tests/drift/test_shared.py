@@ -14,7 +14,7 @@ from driftline.drift import DriftMonitor, DriftPolicy, LiveWindow, ReferenceProf
 from driftline.drift.recode import recode_window
 from driftline.drift.shared import decode_state, encode_state, merge_states
 from driftline.errors import DriftInputError
-from driftline.store.db import Database
+from driftline.store.db import open_database
 from driftline.store.drift_windows import DriftWindowStore, SavedWindow
 
 
@@ -44,8 +44,8 @@ def assert_same_report(merged, single):
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = Database(tmp_path / "driftline.db")
+def db(store_at):
+    d = open_database(store_at("driftline.db"))
     yield d
     d.close()
 

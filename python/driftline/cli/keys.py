@@ -54,7 +54,9 @@ def add_parser(sub: Any) -> None:
     create = keys_sub.add_parser("create", help="create a key in the server's SQLite store and print it once")
     create.add_argument("name")
     create.add_argument("--role", required=True, help="viewer, predictor, operator or admin")
-    create.add_argument("--database", help="the server's store: a SQLite file or a postgresql:// URL (default from the config: driftline.db)")
+    create.add_argument(
+        "--database", help="the server's store: a SQLite file or a postgresql:// URL (default from the config)"
+    )
     create.add_argument("--config", help="server TOML file")
     create.set_defaults(func=_keys_create)
     hashing = keys_sub.add_parser("hash", help="print the sha256 to put in config.toml's [[auth.keys]]")

@@ -114,10 +114,16 @@ class AlertManager:
     """
 
     def __init__(
-        self, *, registry: CollectorRegistry | None = None, send: Send | None = None, history: int = 1000
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        send: Send | None = None,
+        history: int = 1000,
+        claim: Claim | None = None,
     ) -> None:
-        """Gauges go in ``registry`` (None: none); events to ``send``."""
-        self._transitions: Transitions[tuple[str, str], State, DriftEvent] = Transitions("ok", send, history)
+        """Gauges go in ``registry`` (None: none); events to ``send``, once across the processes sharing the store
+        when ``claim`` is given (every process judges the same merged windows, so they see the same changes)."""
+        self._transitions: Transitions[tuple[str, str], State, DriftEvent] = Transitions("ok", send, history, claim)
         self.events = self._transitions.events
         self._pvalue = self._distance = self._detected = None
         if registry is not None:

@@ -198,7 +198,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             stack.push_async_callback(asyncio.to_thread, sender.close)
             send = sender.send
         monitor = DriftMonitor(
-            AlertManager(registry=metrics, send=send),
+            AlertManager(registry=metrics, send=send, claim=AlertStates(db, "drift").claim),
             window_rows=drift.window_rows,
             window_seconds=drift.window_seconds,
             keep=drift.keep,
