@@ -1,5 +1,6 @@
-"""uvicorn's server and worker supervisor as ``driftline serve`` runs them: a graceful stop on SIGTERM exits 0, and
-the supervisor passes every stop signal on to its workers at once (each of them drains: http/drain.py)."""
+"""uvicorn's server and worker supervisor as ``driftline serve`` runs them: a graceful stop on SIGTERM exits 0, the
+supervisor passes every stop signal on to its workers at once (each of them drains: http/drain.py), and a worker
+that exits is seen to have exited at once."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ class Supervisor(Multiprocess):
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):  # it has exited, not yet reaped
                     os.kill(pid, signal.SIGTERM)
+
+    def keep_subprocess_alive(self) -> None:
+        """uvicorn's check of every worker (a dead or hung one is replaced), with the parent's copy of each worker's
+        end of the health-check pipe closed first.
+
+        uvicorn keeps both ends in the parent, so a worker that exits after taking a ping and before answering it
+        (a SIGTERM, a restart) never closes the pipe: the ping waited out ``timeout_worker_healthcheck`` (60 s
+        here) before the worker was replaced. The worker got its own copy at spawn; with the parent's closed, its
+        exit ends the wait at once.
+        """
+        for process in self.processes:
+            process.child_conn.close()  # closing twice is harmless (uvicorn's terminate closes it again)
+        super().keep_subprocess_alive()
