@@ -88,3 +88,13 @@ def test_bad_alert_and_quality_settings_name_their_key(tmp_path: Path, text: str
     cfg.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(key)):
         load_settings(cfg, environ={})
+
+
+def test_the_drain_delay_is_not_negative_and_needs_uvicorn():
+    assert load_settings(environ={}).http.drain_delay_s == 0  # a developer's Ctrl-C stops at once
+    assert load_settings(environ={"DRIFTLINE_HTTP__DRAIN_DELAY_S": "2.5"}).http.drain_delay_s == 2.5
+    for value in ("-1", "nan"):
+        with pytest.raises(ConfigError, match=re.escape("http.drain_delay_s")):
+            load_settings(environ={"DRIFTLINE_HTTP__DRAIN_DELAY_S": value})
+    with pytest.raises(ConfigError, match=re.escape("http.drain_delay_s needs http.server = 'uvicorn'")):
+        load_settings(environ={"DRIFTLINE_HTTP__DRAIN_DELAY_S": "1", "DRIFTLINE_HTTP__SERVER": "granian"})

@@ -64,6 +64,10 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body_timeout_s: float = 60.0
     # Open connections; one more is answered 503 at once and closed. Kept below the open-file limit (RLIMIT_NOFILE).
     max_connections: int = 1000
+    # Seconds between SIGTERM (or SIGINT) and the start of the shutdown, while /v2/health/ready answers 503 and
+    # requests are still served, so a load balancer's health check takes this server out first (uvicorn only;
+    # operations.md, "Draining behind a load balancer"). 0: shut down at once, as a developer's Ctrl-C wants.
+    drain_delay_s: float = 0.0
     # The address others reach this server at, e.g. "https://driftline.example.com" (behind a proxy, or when
     # host is 0.0.0.0): the base of the export URLs in alert events. "" (not None: every [http] key is handed to
     # worker processes as a DRIFTLINE_HTTP__* string): http://{host}:{port}.
@@ -321,6 +325,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for key in ("keep_alive_s", "header_timeout_s", "body_timeout_s"):
             if not getattr(self.http, key) > 0:
                 raise ValueError(f"http.{key} must be > 0, got {getattr(self.http, key)}")
+        if not self.http.drain_delay_s >= 0:
+            raise ValueError(f"http.drain_delay_s must be >= 0, got {self.http.drain_delay_s}")
+        if self.http.drain_delay_s > 0 and self.http.server != "uvicorn":
+            raise ValueError("http.drain_delay_s needs http.server = 'uvicorn' (granian handles the signals itself)")
         if self.http.max_connections < 1:
             raise ValueError(f"http.max_connections must be >= 1, got {self.http.max_connections}")
         if self.http.public_url:

@@ -74,7 +74,8 @@ def _export(settings: ServerSettings, config_file: str | None) -> None:
 
 
 def run_server(settings: ServerSettings, listener: socket.socket) -> None:
-    """Run the ASGI server chosen in the settings until it is stopped (SIGINT/SIGTERM drain the queues).
+    """Run the ASGI server chosen in the settings until it is stopped (SIGINT/SIGTERM: after
+    ``http.drain_delay_s`` of readiness 503, stop accepting, answer every request in flight, drain the queues).
 
     ``listener`` is the socket `preflight.bind_listener` bound; uvicorn serves on it (its worker processes too).
     """
@@ -101,10 +102,10 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         ).serve()
         return
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from driftline.cli.logs import log_config
     from driftline.http.connections import LimitedHttpToolsProtocol
+    from driftline.http.supervisor import Server, Supervisor
 
     config = uvicorn.Config(
         target,
@@ -123,12 +124,12 @@ def run_server(settings: ServerSettings, listener: socket.socket) -> None:
         # killed workers still loading models on a busy machine (load 11 on 2 cores), over and over.
         timeout_worker_healthcheck=60,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     # The socket bound before loading is served itself, as uvicorn.run serves the one it binds. Handed over as
     # `fd=`, uvicorn would serve a duplicate, and this process's descriptor kept the port listening after the
     # server closed: connections made during shutdown were accepted and then reset instead of refused.
     if http.workers > 1:
-        Multiprocess(config, sockets=[listener]).run()
+        Supervisor(config, sockets=[listener]).run()
     else:
         server.run(sockets=[listener])
         if not server.started:

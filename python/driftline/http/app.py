@@ -18,6 +18,7 @@ from driftline.http.admin import AdminController
 from driftline.http.captures import CapturesController, ErasureController
 from driftline.http.dashboard import DashboardController
 from driftline.http.deps import services_of
+from driftline.http.drain import drain_on_signal
 from driftline.http.drift import DriftController
 from driftline.http.experiments import ExperimentsController
 from driftline.http.fastpath import InferFastPath
@@ -85,7 +86,8 @@ def create_app(settings: ServerSettings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
-            yield
+            async with drain_on_signal(services.drain, settings.http.drain_delay_s):
+                yield
 
     return Litestar(
         route_handlers=[

@@ -41,6 +41,7 @@ _PREFIX = "/v2/models/"
 _SUFFIX = "/infer"
 _HEADER_LENGTH = HEADER_LENGTH.encode()
 _error_encoder = msgspec.json.Encoder()
+_CLOSE = (b"connection", b"close")
 
 
 def _split(path: str) -> tuple[str, str | None] | None:
@@ -116,6 +117,8 @@ class InferFastPath:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), echo]
+                if self.services.drain.draining:  # as for an inference: the next request on a new connection
+                    message["headers"].append(_CLOSE)
             await send(message)
 
         deadline = BodyDeadline(receive, send_with_id, self.services.settings.http.body_timeout_s)
@@ -182,8 +185,10 @@ class InferFastPath:
             request_id = access.ids.new()
         headers.append((b"content-length", str(len(payload)).encode()))
         headers.append((HEADER, request_id.encode()))
-        if deadline.expired:
-            headers.append((b"connection", b"close"))  # the rest of the body may still come: not a next request
+        if deadline.expired or services.drain.draining:
+            # Expired: the rest of the body may still come, not a next request. Draining: a client's next request
+            # opens a new connection, which its balancer (or kube-proxy) sends to a server that is not stopping.
+            headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         if access.wanted(status, inference=True):  # after the answer is out: a written line costs it nothing

@@ -40,9 +40,11 @@ class Liveness(msgspec.Struct, frozen=True):
 
 
 class Readiness(msgspec.Struct, frozen=True):
-    """Whether the server serves (200) or not yet (503)."""
+    """Whether the server serves (200) or not (503): not yet, or no more (``draining``, with the ``reason``)."""
 
     ready: bool
+    draining: bool | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
 
 
 class ModelReadiness(msgspec.Struct, frozen=True):
@@ -84,10 +86,15 @@ class V2Controller(Controller):
         responses={503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
     )
     async def ready(self, services: ServicesDep) -> Response[Readiness]:
-        """Ready once start-up loading is over and at least one model is loaded (503 otherwise).
+        """Ready once start-up loading is over and at least one model is loaded, until a stop signal (503 otherwise).
 
-        Requests are served only after the lifespan opened the services, which is after start-up loading.
+        Requests are served only after the lifespan opened the services, which is after start-up loading. From
+        SIGTERM on it answers 503 while requests are still served for ``http.drain_delay_s``, so a load balancer
+        stops sending first; liveness and the models' readiness stay true (the models do still serve).
         """
+        drain = services.drain
+        if drain.draining:
+            return Response(Readiness(ready=False, draining=True, reason=drain.reason()), status_code=503)
         ok = bool(services.table.loaded())
         return Response(Readiness(ready=ok), status_code=200 if ok else 503)
 

@@ -51,6 +51,7 @@ from driftline.server.collectors import (
     ServingCollector,
     WorkerProcessCollector,
 )
+from driftline.server.drain import Drain, DrainCollector
 from driftline.server.webhooks import WebhookSender
 from driftline.server.worker_metrics import WorkerMetrics
 from driftline.serving.dataplane import DataPlane
@@ -111,6 +112,7 @@ class Services:
     capture: CaptureService | None  # None: capture is off for the server and every model
     traffic: Traffic
     workers: WorkerMetrics | None  # None: one worker process, whose registry is the whole scrape
+    drain: Drain  # set at SIGTERM when http.drain_delay_s > 0 (http/drain.py); readiness answers 503 from then
 
     def reload_keys(self) -> None:
         """Install the config file's keys and the store's live keys in the key ring (one swap)."""
@@ -274,6 +276,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
             capture=capture,
             traffic=traffic,
             workers=workers,
+            drain=Drain(),
         )
         metrics.register(ServingCollector(table, plane.errors))
         metrics.register(LifecycleCollector(table))
@@ -282,6 +285,7 @@ async def open_services(settings: ServerSettings) -> AsyncIterator[Services]:
         if capture is not None:
             metrics.register(CaptureCollector(capture))
         metrics.register(QualityCollector(quality_alerts, table))
+        metrics.register(DrainCollector(services.drain))
         metrics.register(WorkerProcessCollector("0" if workers is None else workers.worker))
         slo = SloCollector(traffic, settings, repository) if settings.slo.enabled else None
         if slo is not None:
