@@ -23,7 +23,7 @@ from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from driftline.errors import ConfigError, StoreUnavailable
-from driftline.store.db import Database
+from driftline.store.base import Database
 from driftline.store.migrations import MIGRATIONS
 from driftline.store.postgres_sql import ddl, statement
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from psycopg.rows import RowMaker
 
-    from driftline.store.db import Connection, Row
+    from driftline.store.base import Connection, Row
 
 __all__ = ["PostgresDatabase", "advisory_key", "connect", "redacted"]
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.errors import ConfigError
-from driftline.store.db import Database
+from driftline.store.base import Database
 from driftline.store.migrations import MIGRATIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from driftline.store.db import Connection, Row
+    from driftline.store.base import Connection, Row
 
 __all__ = ["SqliteDatabase"]
 
