@@ -4,10 +4,13 @@ still answered for ``http.drain_delay_s``, then the server stops, finishing what
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -31,10 +34,12 @@ def unlabelled(server: Server, name: str) -> float | None:
     return None
 
 
-def draining_server(tmp_path, iris_weights, delay_s: float, extra_args: list[str] | None = None) -> Server:
+def draining_server(
+    tmp_path, iris_weights, delay_s: float, extra_args: list[str] | None = None, tmp: Path | None = None
+) -> Server:
+    """A server draining for ``delay_s``; ``tmp``: its TMPDIR, where several workers make their metrics directory."""
     root = build_test_repository(tmp_path / "models", iris_weights)
-    (tmp_path / "tmp").mkdir()  # where a server of several workers makes its metrics directory
-    env = {"DRIFTLINE_HTTP__DRAIN_DELAY_S": str(delay_s), "TMPDIR": str(tmp_path / "tmp")}
+    env = {"DRIFTLINE_HTTP__DRAIN_DELAY_S": str(delay_s), "TMPDIR": str(tmp or tmp_path)}
     return start_server(root, tmp_path, env, extra_args=extra_args)
 
 
@@ -115,12 +120,13 @@ def test_sigterm_turns_unready_serves_through_the_delay_and_exits_0(tmp_path, ir
 
 
 def test_every_worker_turns_unready_and_a_second_sigterm_reaches_them(tmp_path, iris_weights):
-    server = draining_server(tmp_path, iris_weights, 30.0, ["--workers", "2"])
+    tmp = Path(tempfile.mkdtemp(prefix="drain-", dir="/tmp"))  # short: the workers' sockets fit in a unix path
+    server = draining_server(tmp_path, iris_weights, 30.0, ["--workers", "2"], tmp)
     try:
         # Ready means one worker answered: wait for both to listen on their metrics sockets too (a worker still
         # starting when SIGTERM comes stops once started, without draining: it never served).
         deadline = time.monotonic() + 60
-        while len(list((tmp_path / "tmp").glob("driftline-metrics-*/worker-*.sock"))) < 2:
+        while len(list(tmp.glob("driftline-metrics-*/worker-*.sock"))) < 2:
             assert time.monotonic() < deadline, server.log.read_text()[-3000:]
             time.sleep(0.2)
         signalled = time.monotonic()
@@ -138,6 +144,7 @@ def test_every_worker_turns_unready_and_a_second_sigterm_reaches_them(tmp_path, 
         took = time.monotonic() - cut
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     log = server.log.read_text()
     assert code == 0, log[-3000:]
     assert unready_after < 1.0, unready_after

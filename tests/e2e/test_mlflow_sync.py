@@ -193,6 +193,7 @@ def test_twenty_alias_moves_and_new_versions_under_load_fail_no_request(mlflow_s
                         f"{server.url}/v1/admin/audit?model={name}&action=load", headers=HEADERS, timeout=10
                     ).json()
                 ),
+                timeout=90,  # a download, a load and a warm-up under the load above, on 2 busy cores
             )
         for move in range(20):
             target = published[(move + 1) % len(published)]  # 2, 3, 1, 2, ...: every move changes the alias

@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     listener = preflight(settings, demo=args.demo)
     # Several workers sum their metrics through a fresh directory of this server's own (server/worker_metrics.py),
     # removed when it stops; one worker needs none.
-    metrics_dir = tempfile.mkdtemp(prefix="driftline-metrics-") if settings.http.workers > 1 else ""
+    metrics_dir = _metrics_dir() if settings.http.workers > 1 else ""
     settings = msgspec.structs.replace(settings, http=msgspec.structs.replace(settings.http, metrics_dir=metrics_dir))
     try:
         _export(settings, args.config)
@@ -158,3 +158,16 @@ def add_parser(sub: Any) -> None:
         help="listen on a non-loopback --host with no API key (auth.allow_unauthenticated)",
     )
     serve.set_defaults(func=_serve)
+
+
+# A unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS, with its NUL): the workers' sockets
+# are <dir>/worker-<N>.sock, so a long $TMPDIR (macOS's /var/folders/..., a test's tmp_path) falls back to /tmp.
+_SOCKET_PATH_MAX = 100
+
+
+def _metrics_dir() -> str:
+    made = tempfile.mkdtemp(prefix="driftline-metrics-")
+    if len(str(Path(made) / "worker-9999.sock")) <= _SOCKET_PATH_MAX:
+        return made
+    Path(made).rmdir()
+    return tempfile.mkdtemp(prefix="driftline-metrics-", dir="/tmp")

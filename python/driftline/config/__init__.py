@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from driftline.errors import ConfigError
 from driftline.config.http import HttpSettings
+from driftline.errors import ConfigError
 from driftline.logs.settings import LogSettings
 
 if TYPE_CHECKING:
