@@ -40,3 +40,14 @@ def mlflow_server(tmp_path_factory):
     server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server per test process (tests/postgres.py); ``postgres.new_database()`` returns the
+    ``postgresql://...`` URL of a fresh empty database. Skips when PostgreSQL is missing (fails under CI=true)."""
+    from tests.postgres import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.stop()
