@@ -111,7 +111,8 @@ class HAProxy:
         """Server name -> HAProxy's status of it: ``UP``, ``DOWN``, ``UP 1/2`` (rising), ``DOWN 1/2``, ``MAINT``;
         ``UP (unchecked)`` before its first check, since HAProxy starts every server up."""
         return {
-            name: row["status"] + (" (unchecked)" if row["check_status"] in ("", "INI") else "")
+            name: row["status"]
+            + (" (unchecked)" if row["status"] == "UP" and row["check_status"] in ("", "INI") else "")
             for name, row in self.stats().items()
             if name != "BACKEND"
         }

@@ -26,9 +26,9 @@ TICK_SLACK_S = 0.5
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> str:
+def database(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The one database every replica shares: a SQLite file (one host) until the store speaks PostgreSQL; then
-    this becomes ``return postgres.new_database()`` (with the ``postgres`` fixture as an argument)."""
+    the line below becomes ``return request.getfixturevalue("postgres").new_database()``."""
     return str(tmp_path / "shared.db")
 
 
