@@ -94,6 +94,9 @@ def test_rolling_restart_fails_no_request(tmp_path: Path, iris_weights: Any, dat
                 group.proxy.wait_for(f"r{i}", "UP")
             time.sleep(1.0)
             answers = load.stop()
+        totals = group.proxy.stats()["BACKEND"]
+        retried, moved = totals["wretr"], totals["wredis"]
+        print(f"rolling restart: {len(answers)} answers; haproxy retried {retried}, redispatched {moved}")
         assert len(answers) > 100
         assert not failures(answers), (failures(answers)[:5], group.logs())
     finally:
