@@ -161,6 +161,7 @@ def test_sync_leader_killed_while_a_version_arrives(tmp_path: Path, iris_weights
         # response but not a reset one, and on a reused client connection it closes that connection unanswered (the
         # client may retry it). So only requests in flight at the kill may fail, at most one per client.
         lost = failures(answers)
+        print(f"sync leader kill -9: {len(answers)} answers, {len(lost)} lost with the killed replica")
         assert len(lost) <= Load.THREADS, (lost, group.logs())
         assert all(a.status == 0 and a.start <= killed <= a.end + 0.05 for a in lost), (lost, killed)
         scrape = httpx.get(f"{group.server(new[0]).url}/metrics", timeout=5).text
