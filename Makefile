@@ -61,8 +61,10 @@ typecheck: ## mypy --strict over the package, and stubtest of the Rust extension
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m mypy.stubtest driftline._core
 
-tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /docs page, prometheus and promtool for /metrics), from Debian's packages when missing
+tools: ## system tools the tests drive (wrk for benchmarks, chromium for the /docs page, prometheus and promtool for /metrics, postgresql for the store, haproxy for the replica tests), from Debian's packages when missing
 	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then \

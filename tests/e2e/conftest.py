@@ -56,11 +56,15 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 90,
     extra_args: list[str] | None = None,
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
+    """``driftline serve repository`` in ``workdir`` on ``port`` (a free one by default), once it is ready.
+
+    The log is ``workdir/server-<port>.log``, appended to: a server started again on its port keeps one log."""
+    port = free_port() if port is None else port
     log = workdir / f"server-{port}.log"
     full_env = {**os.environ, "DRIFTLINE_DATABASE": str(workdir / "driftline.db"), **(env or {})}
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "driftline.cli", "serve", str(repository), "--port", str(port), *(extra_args or [])],
             cwd=workdir,
