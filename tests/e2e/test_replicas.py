@@ -1,6 +1,6 @@
-"""Three `driftline serve` replicas behind HAProxy, one repository and one PostgreSQL database: an alias moved through one
-replica reaches every one within the refresh interval, a rolling restart and the loss of the registry sync's leader
-fail no request, and a version published as the leader dies is placed once and loads everywhere."""
+"""Three `driftline serve` replicas behind HAProxy, one repository and one PostgreSQL database: an alias moved
+through one replica reaches every one within the refresh interval, a rolling restart and the loss of the registry
+sync's leader fail no request, and a version published as the leader dies is placed once and loads everywhere."""
 
 from __future__ import annotations
 
