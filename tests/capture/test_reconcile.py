@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from tests.capture.conftest import batch
 
 from driftline.capture import CaptureReader, CaptureWriter
-from driftline.store.captures import CaptureIndex, Reconciled, describe_segment
+from driftline.store.captures import FOREIGN_TEMP_S, CaptureIndex, Reconciled, describe_segment, temp_name
 from driftline.store.db import open_database
 
 
@@ -66,6 +66,26 @@ def test_reconcile_after_a_simulated_crash(root: Path, index: CaptureIndex):
     finally:
         sleeper.kill()
         sleeper.wait(timeout=30)
+
+
+def test_temp_files_of_replicas_on_other_hosts_are_kept_until_stale(root: Path, index: CaptureIndex):
+    """A capture directory shared by replicas on several hosts: another host's pid says nothing here, so its temp
+    file is deleted only once older than any write takes; this host's go by pid, old names and new."""
+    _write(root, index, "a")
+    (a,) = index.segments("iris")
+    folder = (root / a.path).parent
+    writing = folder / f".{'2' * 32}.1.replica-on-another-host.tmp"  # pid 1 there: alive or not, not ours to ask
+    writing.write_bytes(b"PAR1 half")
+    stale = folder / f".{'3' * 32}.1.replica-on-another-host.tmp"
+    stale.write_bytes(b"PAR1 half")
+    old = time.time() - FOREIGN_TEMP_S - 60
+    os.utime(stale, (old, old))
+    ours = folder / temp_name("4" * 32).replace(f".{os.getpid()}.", f".{_dead_pid()}.")  # this host, writer gone
+    ours.write_bytes(b"PAR1 half")
+    assert index.reconcile(root) == Reconciled(temp_deleted=2)
+    assert writing.exists()
+    assert not stale.exists()
+    assert not ours.exists()
 
 
 def test_a_rewrite_whose_index_update_was_lost_is_described_again(root: Path, index: CaptureIndex):

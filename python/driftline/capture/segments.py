@@ -1,24 +1,31 @@
-"""Writing one segment file so it is visible whole or not at all: temp name in the same folder, fsync, rename."""
+"""Writing one segment file so it is visible whole or not at all (temp name in the same folder, fsync, rename), and
+indexing it."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from driftline.errors import StoreUnavailable
 from driftline.store.captures import temp_name
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LINEAGE_KEY", "write_segment"]
+    from driftline.store.captures import CaptureIndex, Segment
+
+__all__ = ["LINEAGE_KEY", "index_segment", "write_segment"]
 
 # The Parquet key-value metadata entry that holds the lineage (JSON) of the version whose rows a segment holds.
 LINEAGE_KEY = b"driftline.lineage"
+_log = logging.getLogger("driftline.capture")
 
 
 def write_segment(root: Path, rel: str, table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> tuple[int, str]:
@@ -63,3 +70,24 @@ def write_segment(root: Path, rel: str, table: pa.Table, metadata: dict[bytes, b
     finally:
         os.close(fd)
     return len(data), hashlib.sha256(data).hexdigest()
+
+
+# Seconds between tries to index a written segment while the store is unreachable (7.5 s in all).
+_INDEX_RETRY_S: Final = (0.5, 1.0, 2.0, 4.0)
+
+
+def index_segment(index: CaptureIndex, segment: Segment) -> None:
+    """Index a written segment; a shared store that is unreachable for now (a PostgreSQL restart) is retried, then
+    left to the next start's reconciliation, which indexes finished files the index lacks: capture goes on (its
+    queue drops and counts what arrives meanwhile) rather than stopping for good."""
+    for delay in (*_INDEX_RETRY_S, None):
+        try:
+            index.add(segment)
+        except StoreUnavailable as exc:
+            if delay is None:
+                _log.error("capture: %s is written but not indexed (%s); the next start indexes it", segment.path, exc)
+                return
+            _log.warning("capture: indexing %s failed (%s); again in %.1f s", segment.path, exc, delay)
+            time.sleep(delay)
+        else:
+            return

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from driftline.capture.rows import day_of, entry_of, table_of
-from driftline.capture.segments import LINEAGE_KEY, write_segment
+from driftline.capture.segments import LINEAGE_KEY, index_segment, write_segment
 from driftline.repository.names import MODEL_NAME
 from driftline.store.captures import SEGMENT_SUFFIX, Segment, partition
 from driftline.store.db import STORE_ERRORS
@@ -325,7 +325,8 @@ class CaptureWriter:
         rel = f"{partition(model, version, day)}/{uuid.uuid4().hex}{SEGMENT_SUFFIX}"
         lineage = self._lineage.get((model, version))
         size, sha256 = write_segment(self._root, rel, table, None if lineage is None else {LINEAGE_KEY: lineage})
-        self._index.add(
+        index_segment(
+            self._index,
             Segment(
                 path=rel,
                 model=model,
@@ -336,7 +337,7 @@ class CaptureWriter:
                 first_ts=buffer.first_ts,
                 last_ts=buffer.last_ts,
                 sha256=sha256,
-            )
+            ),
         )
         with self._cond:
             self._captured += table.num_rows

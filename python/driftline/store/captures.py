@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Final
@@ -39,7 +41,12 @@ TEMP_SUFFIX: Final = ".tmp"
 # A finished file that is no Parquet (damaged outside driftline) is renamed aside with this suffix, never read.
 QUARANTINE_SUFFIX: Final = ".corrupt"
 _PARTITION: Final = re.compile(r"\Amodel=([^/]+)/version=([0-9]+)/day=([0-9]{4}-[0-9]{2}-[0-9]{2})\Z")
-_TEMP: Final = re.compile(r"\A\.[0-9a-f]{32}\.([0-9]+)\.tmp\Z")
+# .<stem>.<pid>.<host>.tmp (the host part is absent in files of earlier versions): see reconcile.
+_TEMP: Final = re.compile(r"\A\.[0-9a-f]{32}\.([0-9]+)(?:\.([A-Za-z0-9-]+))?\.tmp\Z")
+_HOST: Final = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+#: Replicas on other hosts share a capture directory: their pids mean nothing here, so their temp files are deleted
+#: only once no writer could still be writing them (a segment is written in seconds).
+FOREIGN_TEMP_S: Final = 3600.0
 _COLUMNS: Final = "path, model, version, day, rows, bytes, first_ts, last_ts, sha256"
 # A rewrite (after an erasure) keeps the path: every other column is replaced, as the row is new.
 _UPDATE: Final = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
@@ -77,8 +84,9 @@ def partition(model: str, version: int, day: str) -> str:
 
 
 def temp_name(stem: str) -> str:
-    """The name a segment is written under before its rename; it carries the writer's pid (see reconcile)."""
-    return f".{stem}.{os.getpid()}{TEMP_SUFFIX}"
+    """The name a segment is written under before its rename; it carries the writer's pid and host (see
+    reconcile)."""
+    return f".{stem}.{os.getpid()}.{_HOST}{TEMP_SUFFIX}"
 
 
 def describe_segment(root: Path, rel: str) -> Segment:
@@ -182,7 +190,7 @@ class CaptureIndex:
             rel = path.relative_to(root).as_posix()
             temp = _TEMP.match(path.name)
             if temp is not None:
-                if not _alive(int(temp[1])):
+                if _abandoned(path, int(temp[1]), temp[2]):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                     temp_deleted += 1
@@ -209,6 +217,17 @@ class CaptureIndex:
         for rel in gone:
             self.remove(rel)
         return Reconciled(added, len(gone), updated, temp_deleted, quarantined)
+
+
+def _abandoned(path: Path, pid: int, host: str | None) -> bool:
+    """Whether no writer is writing this temp file any more: its process is gone (this host's), or it is older than
+    any write takes (another host's: a replica sharing the directory, whose pid is not ours to check)."""
+    if host is None or host == _HOST:
+        return not _alive(pid)
+    try:
+        return time.time() - path.stat().st_mtime > FOREIGN_TEMP_S
+    except FileNotFoundError:  # renamed into place meanwhile
+        return False
 
 
 def _alive(pid: int) -> bool:
