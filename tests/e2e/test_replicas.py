@@ -1,6 +1,7 @@
 """Three `driftline serve` replicas behind HAProxy, one repository and one PostgreSQL database: an alias moved
-through one replica reaches every one within the refresh interval, a rolling restart and the loss of the registry
-sync's leader fail no request, and a version published as the leader dies is placed once and loads everywhere."""
+through one replica reaches every one within the refresh interval, a rolling restart fails no request, and a version
+published as the registry sync's leader is killed is placed once and loads everywhere (the kill itself loses at
+most the requests in flight on that replica)."""
 
 from __future__ import annotations
 
