@@ -46,7 +46,7 @@ defaults
     retries 3
     # 1: move to another server on every retry, not only the last (the default): a replica that is gone stays gone
     option redispatch 1
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure empty-response junk-response response-timeout
 
 frontend front
     bind 127.0.0.1:{port}
