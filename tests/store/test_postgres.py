@@ -10,6 +10,7 @@ from driftline.errors import ConfigError, StoreUnavailable
 from driftline.store.audit import AuditAction, AuditLog
 from driftline.store.db import open_database
 from driftline.store.deployments import DeploymentStore
+from driftline.store.keys import KeyStore
 from driftline.store.postgres import redacted
 from driftline.store.postgres_lock import AdvisoryLock
 from driftline.store.postgres_sql import statement
@@ -36,6 +37,24 @@ def test_a_change_by_another_replica_moves_the_data_version(postgres):
     DeploymentStore(theirs).move_alias("m", "champion", 2, 1)
     assert mine.data_version() != seen
     assert [(a.alias, a.version, a.previous) for a in DeploymentStore(mine).aliases("m")] == [("champion", 2, 1)]
+    mine.close()
+    theirs.close()
+
+
+def test_every_followed_change_moves_the_data_version(postgres):
+    """Keys, routes and pins made through one replica are what another's refresh takes in: each moves the counter."""
+    url = postgres.new_database()
+    mine, theirs = open_database(url), open_database(url)
+    changes = [
+        lambda: KeyStore(theirs).create_key("ops", "admin", actor="t"),
+        lambda: KeyStore(theirs).revoke_key("ops"),
+        lambda: DeploymentStore(theirs).set_routing("m", '{"canary": null}'),
+        lambda: DeploymentStore(theirs).pin("m", 3),
+    ]
+    for change in changes:
+        seen = mine.data_version()
+        change()
+        assert mine.data_version() != seen
     mine.close()
     theirs.close()
 
