@@ -61,40 +61,38 @@ def parse_latency(text: str, label: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(server: Server, model: str, concurrency: int, body_file: Path) -> dict[str, float]:
+def wrk(url: str, concurrency: int, body_file: Path) -> tuple[str, dict[str, float]]:
+    """wrk's closed loop posting ``body_file`` to ``url`` at ``concurrency`` for DURATION s: its output, and the
+    requests/s, p50 and p99 (ms) and request count it printed."""
     assert WRK is not None
     script = body_file.with_suffix(".lua")
     script.write_text(LUA)
-    threads = min(2, concurrency)
-    cpu_before = cpu_seconds(server.proc.pid)
     out = subprocess.run(
-        [
-            WRK,
-            f"-t{threads}",
-            f"-c{concurrency}",
-            f"-d{DURATION}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"{server.url}/v2/models/{model}/infer",
-        ],
+        [WRK, f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{DURATION}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         env={**os.environ, "WRK_BODY": str(body_file)},
         timeout=DURATION + 60,
         check=True,
     ).stdout
-    cpu = cpu_seconds(server.proc.pid) - cpu_before
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert errors is None, out
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    rps, requests = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    assert rps is not None, out
+    assert requests is not None, out
+    return out, {
+        "rps": float(rps.group(1)),
         "p50_ms": parse_latency(out, "50"),
         "p99_ms": parse_latency(out, "99"),
-        "server_cpu_ms_per_req": 1000 * cpu / max(requests, 1),
-        "requests": requests,
+        "requests": int(requests.group(1)),
     }
+
+
+def run_wrk(server: Server, model: str, concurrency: int, body_file: Path) -> dict[str, float]:
+    cpu_before = cpu_seconds(server.proc.pid)
+    out, figures = wrk(f"{server.url}/v2/models/{model}/infer", concurrency, body_file)
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert errors is None, out
+    return {**figures, "server_cpu_ms_per_req": 1000 * cpu / max(figures["requests"], 1)}
 
 
 def ort_direct_us(path: Path, rows: int) -> float:

@@ -10,11 +10,9 @@ host gains, not what replicas on their own hosts would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from benchmarks.conftest import FULL
-from benchmarks.test_bench_http import DURATION, LUA, WRK, cpu_seconds, parse_latency, report
+from benchmarks.test_bench_http import WRK, cpu_seconds, report, wrk
 from tests.e2e.replicas import Replicas, start_replicas
 from tests.e2e.test_registry_sync import SYNC_ENV
 from tests.haproxy import BACKEND
@@ -59,32 +57,17 @@ def serve_with(group: Replicas, count: int) -> None:
 
 def run_wrk_through(group: Replicas, concurrency: int, body: Path) -> dict[str, float]:
     """wrk against HAProxy; CPU is every replica's plus HAProxy's, per request."""
-    assert WRK is not None
     assert group.proxy is not None
-    script = body.with_suffix(".lua")
-    script.write_text(LUA)
     pids = [group.server(i).proc.pid for i in range(REPLICAS)] + [group.proxy.proc.pid]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
     served_before = served(group)
-    command = [WRK, f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{DURATION}s", "--latency", "-s", str(script)]
-    out = subprocess.run(
-        [*command, f"{group.url}/v2/models/small/infer"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WRK_BODY": str(body)},
-        timeout=DURATION + 60,
-        check=True,
-    ).stdout
+    out, figures = wrk(f"{group.url}/v2/models/small/infer", concurrency, body)
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     shares = [after - before for after, before in zip(served(group), served_before, strict=True)]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     assert re.search(r"Non-2xx or 3xx responses|Socket errors", out) is None, out
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": parse_latency(out, "50"),
-        "p99_ms": parse_latency(out, "99"),
-        "cpu_ms_per_req": 1000 * cpu / max(requests, 1),
-        "requests": requests,
+        **figures,
+        "cpu_ms_per_req": 1000 * cpu / max(figures["requests"], 1),
         "busiest_share": max(shares) / max(sum(shares), 1),
     }
 
