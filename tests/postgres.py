@@ -156,4 +156,24 @@ def start_postgres(timeout: float = 30) -> Postgres:
     raise RuntimeError(f"postgres not accepting connections after {timeout}s:\n{text}")
 
 
-__all__ = ["SKIP_MESSAGE", "SUPERUSER", "Postgres", "find_binaries", "require_binaries", "start_postgres"]
+def end_sessions(url: str, application: str = "driftline") -> int:
+    """End every server session of ``application`` on the database of ``url`` (what a restart does to them)."""
+    dbname = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND application_name = %s AND pid <> pg_backend_pid()",
+            (dbname, application),
+        ).fetchall()
+    return len(rows)
+
+
+__all__ = [
+    "SKIP_MESSAGE",
+    "SUPERUSER",
+    "Postgres",
+    "end_sessions",
+    "find_binaries",
+    "require_binaries",
+    "start_postgres",
+]

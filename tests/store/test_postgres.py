@@ -3,8 +3,8 @@ advisory lock that elects one registry syncer, and the SQL it is given translate
 
 from __future__ import annotations
 
-import psycopg
 import pytest
+from tests.postgres import end_sessions
 
 from driftline.errors import ConfigError, StoreUnavailable
 from driftline.store.audit import AuditAction, AuditLog
@@ -14,18 +14,6 @@ from driftline.store.keys import KeyStore
 from driftline.store.postgres import redacted
 from driftline.store.postgres_lock import AdvisoryLock
 from driftline.store.postgres_sql import statement
-
-
-def _terminate(url: str, application: str = "driftline") -> int:
-    """End every server session of ``application`` on the database of ``url`` (what a restart does to them)."""
-    dbname = url.rsplit("/", 1)[1]
-    with psycopg.connect(url, autocommit=True) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND application_name = %s AND pid <> pg_backend_pid()",
-            (dbname, application),
-        ).fetchall()
-    return len(rows)
 
 
 def test_a_change_by_another_replica_moves_the_data_version(postgres):
@@ -75,7 +63,7 @@ def test_a_lost_connection_is_a_503_then_the_next_statement_reconnects(postgres)
     url = postgres.new_database()
     db = open_database(url)
     assert DeploymentStore(db).aliases() == []
-    assert _terminate(url) >= 1
+    assert end_sessions(url) >= 1
     with pytest.raises(StoreUnavailable, match="database postgresql://"):
         DeploymentStore(db).aliases()
     DeploymentStore(db).move_alias("m", "champion", 1, None)  # connected again
@@ -105,7 +93,7 @@ def test_one_holder_of_the_advisory_lock_and_a_dead_holder_is_replaced(postgres)
     assert not second.held
     assert other.acquire()  # another name is another lock
     assert first.acquire()  # asked again while held: still held
-    _terminate(url)  # the holder's session ends, as at kill -9: the server lets the lock go
+    end_sessions(url)  # the holder's session ends, as at kill -9: the server lets the lock go
     assert second.acquire()
     assert not first.acquire()
     assert not first.held
